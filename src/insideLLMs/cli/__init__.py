@@ -1,0 +1,1 @@
+"""The ``insidellms`` command-line interface (one module per command group)."""

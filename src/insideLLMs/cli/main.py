@@ -1,0 +1,50 @@
+"""The ``insidellms`` command. Subcommands load lazily so ``insidellms --help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> ("module:attribute", one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("insideLLMs.cli.run:run", "Run one model × one probe from a config file."),
+    "harness": ("insideLLMs.cli.run:harness", "Run a grid of models × probes from a config file."),
+    "quicktest": ("insideLLMs.cli.run:quicktest", "Send one prompt to a model and print the answer."),
+    "init": ("insideLLMs.cli.project:init", "Write a starter config and prompt set."),
+    "list": ("insideLLMs.cli.project:list_", "List built-in models or probes."),
+    "validate": ("insideLLMs.cli.project:validate", "Check a config file without running it."),
+    "diff": ("insideLLMs.cli.diff:diff", "Compare two run directories; gate CI on changes or regressions."),
+    "report": ("insideLLMs.cli.diff:report", "Rebuild summary.json and report.html of a run directory."),
+    "tracking": ("insideLLMs.cli.tracking:tracking", "List, show, compare, sync and push tracked runs."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, _, attr = COMMANDS[cmd_name][0].partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="insidellms", prog_name="insidellms")
+def cli() -> None:
+    """insideLLMs: probe LLMs, record deterministic run directories, diff them in CI, track runs."""
+
+
+def main() -> None:
+    cli(prog_name="insidellms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

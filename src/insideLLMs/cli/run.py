@@ -1,0 +1,208 @@
+"""``insidellms run`` / ``harness`` (a config file) and ``quicktest`` (one prompt)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from insideLLMs.artifacts import REPORT, RunDirError
+from insideLLMs.cli.errors import (
+    EXIT_EXAMPLE_ERRORS,
+    EXIT_INTERRUPTED,
+    UserError,
+    user_errors,
+    warn,
+)
+from insideLLMs.config import ConfigError, LoadedConfig, load_config
+from insideLLMs.datasets import DatasetError
+from insideLLMs.tracking.config import TrackingConfig
+
+
+def _run_options(fn: Any) -> Any:
+    options = [
+        click.argument("config", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Where to write the run directory (default: runs/<run_id>)."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run in --run-dir."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing run in --run-dir."),
+        click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight at once (overrides runner.concurrency)."),
+        click.option("--max-examples", type=click.IntRange(min=1), help="Only the first N examples of each prompt set."),
+        click.option("--track", "track", metavar="BACKEND", help="Track to BACKEND (local, wandb, mlflow, tensorboard; comma-separated for several)."),
+        click.option("--no-track", is_flag=True, help="Do not track this run, whatever the config says."),
+        click.option("--fail-on-errors", is_flag=True, help=f"Exit {EXIT_EXAMPLE_ERRORS} if any example ended in an error."),
+        click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@_run_options
+def run(**options: Any) -> None:
+    """Run one model × one probe from CONFIG and write a run directory."""
+    _main(options, harness=False)
+
+
+@click.command()
+@_run_options
+def harness(**options: Any) -> None:
+    """Run every model × every probe in CONFIG into one run directory."""
+    _main(options, harness=True)
+
+
+def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) -> TrackingConfig | None:
+    cfg = loaded.config.tracking
+    if no_track:
+        return None
+    if track:
+        backends = [b.strip() for b in track.split(",") if b.strip()]
+        base = cfg.model_dump() if cfg else {}
+        try:
+            cfg = TrackingConfig.model_validate(base | {"enabled": True, "backend": backends[0] if len(backends) == 1 else backends})
+        except Exception:
+            raise UserError(f"--track {track}: backends are local, wandb, mlflow, tensorboard") from None
+    return cfg if cfg and cfg.enabled else None
+
+
+@user_errors(ConfigError, DatasetError, RunDirError)
+def _main(options: dict[str, Any], *, harness: bool) -> None:
+    from insideLLMs.assemble import build_harness
+    from insideLLMs.runner import RunAborted
+
+    loaded = load_config(options["config"])
+    cfg = loaded.config
+    if not harness and (cfg.models or cfg.probes):
+        raise UserError(f"{loaded.path}: has 'models'/'probes' lists; run it with: insidellms harness {loaded.path}")
+    tracking = _tracking_config(loaded, options["track"], options["no_track"])
+    grid = build_harness(
+        loaded,
+        max_examples=options["max_examples"],
+        concurrency=options["concurrency"],
+        resume=options["resume"],
+        overwrite=options["overwrite"],
+        progress=options["progress"],
+    )
+    settings = grid.settings
+    models = [c.model for c in grid.cells]
+    run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / grid.run_id)
+    settings.run_dir = run_dir
+    listener = _tracking_listener(tracking)
+    if listener is not None:
+        settings.listeners = [listener]
+    _say_model_loading(list({id(m): m for m in models}.values()))
+    try:
+        outcome = grid.run()
+    except RunAborted as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} --run-dir {run_dir} --resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if listener is not None:
+            _close_quietly(listener)
+    _print_results(outcome.summary, run_dir)
+    if options["fail_on_errors"] and outcome.summary["totals"]["error_count"]:
+        warn(f"{outcome.summary['totals']['error_count']} example(s) ended in an error (--fail-on-errors)")
+        sys.exit(EXIT_EXAMPLE_ERRORS)
+
+
+def _tracking_listener(tracking: TrackingConfig | None) -> Any:
+    if tracking is None:
+        return None
+    try:
+        from insideLLMs.tracking.listener import TrackingListener
+
+        return TrackingListener.from_config(tracking, echo=lambda line: click.echo(line, err=True))
+    except Exception as exc:  # tracking never stops an evaluation
+        warn(f"tracking is off for this run: {exc}")
+        return None
+
+
+def _close_quietly(listener: Any) -> None:
+    try:
+        listener.close()
+    except Exception as exc:
+        warn(f"tracking: {exc}")
+
+
+def _say_model_loading(models: list[Any]) -> None:
+    for model in models:
+        if model.provider == "llamacpp":
+            click.echo(f"loading local model {model.model_id} (llama.cpp, CPU)…", err=True)
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {summary['run_id']}", title_justify="left")
+    for column in ("model", "probe", "n", "success", "pass rate", "errors", "p50 ms"):
+        table.add_column(column, justify="left" if column in ("model", "probe") else "right")
+    latency = summary["volatile"]["latency_ms"]
+    for group in summary["groups"]:
+        p50 = latency.get(f"{group['model']}/{group['probe']}", {}).get("p50")
+        table.add_row(
+            group["model"], group["probe"], str(group["n"]), _fmt_rate(group["success_rate"]),
+            _fmt_rate(group["pass_rate"]), str(group["error_count"]), "-" if p50 is None else f"{p50:,.0f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {run_dir}")
+    if (run_dir / REPORT).exists():
+        console.print(f"report:        {run_dir / REPORT}")
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--model", "model_type", default="dummy", show_default=True, help="Model type: dummy, llamacpp, openai, anthropic, or pkg.module:Class.")
+@click.option("--arg", "args", multiple=True, metavar="KEY=VALUE", help="A model argument, e.g. --arg model_name=gpt-4o-mini (repeatable).")
+@click.option("--temperature", type=float, default=0.0, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--system", help="A system message to send first.")
+def quicktest(prompt: str, model_type: str, args: tuple[str, ...], temperature: float, max_tokens: int, system: str | None) -> None:
+    """Send PROMPT to a model and print its answer (no run directory)."""
+    from insideLLMs.models import ModelError, get_model
+    from insideLLMs.registry import UnknownTypeError
+
+    kwargs: dict[str, Any] = {}
+    for item in args:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--arg {item!r}: expected KEY=VALUE")
+        kwargs[key] = _coerce(value)
+    try:
+        model = get_model(model_type, **kwargs)
+    except UnknownTypeError as exc:
+        raise UserError(str(exc)) from None
+    except TypeError as exc:
+        raise UserError(f"--arg: bad argument for model {model_type!r}: {exc}") from None
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    if model.provider == "llamacpp":
+        click.echo(f"loading local model {model.model_id} (llama.cpp, CPU)…", err=True)
+    try:
+        completion = model.generate(messages, temperature=temperature, max_tokens=max_tokens)
+    except ModelError as exc:
+        raise UserError(f"{model_type}: {exc}") from None
+    click.echo(completion.text)
+    if completion.usage:
+        click.echo(
+            f"[{completion.served_model or model.model_id} · {completion.usage.prompt_tokens} prompt + "
+            f"{completion.usage.completion_tokens} completion tokens · finish: {completion.finish_reason}]",
+            err=True,
+        )
+
+
+def _coerce(value: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value

@@ -1,0 +1,248 @@
+"""The config file: YAML -> validated ``Config`` (pydantic), with ``${ENV}`` references and clear errors.
+
+Input paths (datasets) resolve relative to the config file; output paths (run_dir, tracking
+dirs) relative to the current directory. Every error names the file and the line of the key.
+Values that came from ``${ENV}`` are never written back: the resolved config keeps the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from insideLLMs.tracking.config import TrackingConfig
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file; ``str()`` is the one line to print."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    type: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetConfig(_Strict):
+    format: Literal["jsonl", "csv", "inline", "hf"] = "jsonl"
+    path: str | None = None  # jsonl, csv
+    items: list[Any] | None = None  # inline
+    name: str | None = None  # hf dataset name; display name for others
+    split: str = "test"  # hf
+    subset: str | None = None  # hf
+    revision: str | None = None  # hf
+    columns: dict[str, str] | None = None  # csv, hf: example field -> column
+    id_field: str = "id"
+    limit: int | None = None  # hf
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "DatasetConfig":
+        if self.format in ("jsonl", "csv") and not self.path:
+            raise ValueError(f"format {self.format} needs 'path'")
+        if self.format == "inline" and self.items is None:
+            raise ValueError("format inline needs 'items'")
+        if self.format == "hf" and not self.name:
+            raise ValueError("format hf needs 'name' (the dataset id)")
+        return self
+
+
+class ProbeConfig(_Strict):
+    type: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    dataset: DatasetConfig | None = None  # default: the config's dataset, else the probe's bundled set
+
+
+class GenerationConfig(_Strict):
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+    def as_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class RunnerConfig(_Strict):
+    concurrency: int = Field(16, ge=1)
+    max_retries: int = Field(4, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_examples: int | None = Field(None, ge=1)
+
+
+class Config(_Strict):
+    name: str | None = None
+    model: ModelConfig | None = None
+    probe: ProbeConfig | None = None
+    models: list[ModelConfig] | None = None
+    probes: list[ProbeConfig] | None = None
+    dataset: DatasetConfig | None = None
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    tracking: TrackingConfig | None = None
+    run_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> "Config":
+        if self.model and self.models:
+            raise ValueError("give either 'model' or 'models', not both")
+        if self.probe and self.probes:
+            raise ValueError("give either 'probe' or 'probes', not both")
+        if not (self.model or self.models):
+            raise ValueError("missing 'model' (or 'models' for a harness)")
+        if not (self.probe or self.probes):
+            raise ValueError("missing 'probe' (or 'probes' for a harness)")
+        return self
+
+    @property
+    def model_list(self) -> list[ModelConfig]:
+        return self.models or [self.model]  # type: ignore[list-item]
+
+    @property
+    def probe_list(self) -> list[ProbeConfig]:
+        return self.probes or [self.probe]  # type: ignore[list-item]
+
+
+class LoadedConfig(BaseModel):
+    """A validated config with where it came from and a redacted, resolved view for the run dir."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    config: Config
+    path: Path
+    resolved: dict[str, Any]  # as validated, ${ENV} values put back as references, secrets redacted
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_SECRET_KEY = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|authorization|auth)($|_)", re.I)
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = (), out: dict[tuple[Any, ...], int] | None = None) -> dict[tuple[Any, ...], int]:
+    """Map every key path in the YAML document to its 1-based line number."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*path, key_node.value)
+            out[child] = key_node.start_mark.line + 1
+            _line_index(value_node, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, (*path, i), out)
+    return out
+
+
+def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
+    path = tuple(loc)
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def _substitute_env(value: Any, where: str, env: dict[str, str]) -> tuple[Any, Any]:
+    """Return (value with ${VAR} substituted, value for the resolved file with references kept)."""
+    if isinstance(value, str):
+        if not _ENV_REF.search(value):
+            return value, value
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set (export it, or write ${{{name}:-default}})")
+
+        return _ENV_REF.sub(sub, value), value
+    if isinstance(value, dict):
+        pairs = {k: _substitute_env(v, where, env) for k, v in value.items()}
+        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+    if isinstance(value, list):
+        pairs_l = [_substitute_env(v, where, env) for v in value]
+        return [p[0] for p in pairs_l], [p[1] for p in pairs_l]
+    return value, value
+
+
+def redact_config(value: Any) -> Any:
+    """Blank out values under secret-looking keys (api_key, token, password, authorization, ...)."""
+    if isinstance(value, dict):
+        return {
+            k: ("[REDACTED]" if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") and not _is_env_ref(v) else redact_config(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_config(v) for v in value]
+    return value
+
+
+def _is_env_ref(value: Any) -> bool:
+    return isinstance(value, str) and bool(_ENV_REF.fullmatch(value))
+
+
+def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
+    """Validate config text; raise ``ConfigError`` with ``file:line: what is wrong``."""
+    env = dict(os.environ) if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}:1: the config file is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: expected a mapping of settings at the top level")
+    lines = _line_index(node) if node is not None else {}
+    substituted, with_refs = {}, {}
+    for key, value in raw.items():
+        substituted[key], with_refs[key] = _substitute_env(value, f"{path}:{_line_for(lines, (key,))}", env)
+    try:
+        config = Config.model_validate(substituted)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "config"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown setting '{loc[-1]}'"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{path}:{_line_for(lines, loc)}: {where}: {msg}{more}") from None
+    resolved = redact_config(with_refs)
+    return LoadedConfig(config=config, path=path, resolved=resolved)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return parse_config(text, path)
+
+
+def line_of(loaded: LoadedConfig, *keys: Any) -> int:
+    """The line of a key path in the loaded file (for errors found after validation)."""
+    node = yaml.compose(loaded.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    return _line_for(_line_index(node), keys) if node is not None else 1

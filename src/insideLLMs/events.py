@@ -1,0 +1,57 @@
+"""What the runner tells its listeners: a run started, an example finished, the run finished.
+
+This is the only coupling between evaluation and tracking: the runner calls a ``RunListener``
+and knows nothing of what listens. A listener must not raise; the runner shields itself anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from insideLLMs.records import Record, Timing
+
+RunStatus = Literal["finished", "failed", "interrupted"]
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    run_dir: Path | None
+    name: str | None
+    models: list[dict[str, Any]]
+    probes: list[dict[str, Any]]
+    datasets: list[dict[str, Any]]  # PromptSet.info per probe, in probe order
+    generation: dict[str, Any]
+    runner: dict[str, Any]  # concurrency, max_retries, timeout_s
+    total: int  # examples × models (records this run will hold)
+    library_version: str
+    config: dict[str, Any] | None = None  # the resolved, redacted config when run from a file
+    resumed: int = 0  # records already present from an interrupted run
+
+
+@dataclass(frozen=True)
+class ExampleFinished:
+    step: int  # 0-based position of the record in records.jsonl
+    record: Record
+    timing: Timing
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    run_dir: Path | None
+    status: RunStatus
+    summary: dict[str, Any]  # summary.json content (with its "volatile" section)
+    manifest: dict[str, Any] | None
+    artifacts: dict[str, Path] = field(default_factory=dict)  # file name -> path in the run dir
+    error: str | None = None
+
+
+class RunListener(Protocol):
+    def on_run_started(self, event: RunStarted) -> None: ...
+
+    def on_example_finished(self, event: ExampleFinished) -> None: ...
+
+    def on_run_finished(self, event: RunFinished) -> None: ...

@@ -1,0 +1,65 @@
+"""The probe contract: turn an example into prompt(s), and score the model's answer(s).
+
+Most probes send one conversation per example (``build``/``score``). A probe that compares
+several answers, like ``bias`` with its paired prompts, overrides ``build_all``/``score_all``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.resources import as_file, files
+from typing import Any, ClassVar
+
+from insideLLMs.datasets import Example, PromptSet
+from insideLLMs.models.base import Completion, Message
+
+ScoreValue = float | int | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Named scores (numbers or booleans) and whether the example passed (None: not applicable)."""
+
+    scores: dict[str, ScoreValue] = field(default_factory=dict)
+    passed: bool | None = None
+
+
+class Probe(ABC):
+    """Base of every probe. ``name`` is its type id; bump ``version`` when scoring changes."""
+
+    name: ClassVar[str] = "base"
+    version: ClassVar[str] = "1"
+    #: file name under ``insideLLMs/data`` of the bundled prompt set, if any
+    default_dataset: ClassVar[str | None] = None
+    #: True when ``score`` blocks (subprocesses, I/O): the runner then scores in a worker thread
+    blocking_score: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"id": self.name, "version": self.version, "params": self.params}
+
+    def build(self, example: Example) -> list[Message]:
+        """One conversation for this example. Default: the row's ``prompt`` as a user message."""
+        return [{"role": "user", "content": str(example.data["prompt"])}]
+
+    def build_all(self, example: Example) -> list[list[Message]]:
+        """Every conversation this example needs; one unless the probe compares answers."""
+        return [self.build(example)]
+
+    @abstractmethod
+    def score(self, example: Example, completion: Completion) -> Verdict:
+        """Score one answer."""
+
+    def score_all(self, example: Example, completions: list[Completion]) -> Verdict:
+        return self.score(example, completions[0])
+
+    def load_default_dataset(self) -> PromptSet:
+        if not self.default_dataset:
+            raise LookupError(f"probe {self.name!r} has no bundled prompt set; give a dataset in the config")
+        resource = files("insideLLMs") / "data" / self.default_dataset
+        with as_file(resource) as path:
+            return PromptSet.from_jsonl(path, name=f"{self.name}-bundled")

@@ -1,0 +1,76 @@
+"""The per-example records: the deterministic ``Record`` and its volatile ``Timing``.
+
+A ``Record`` holds no wall-clock value, so two runs with the same inputs and answers give the
+same bytes. Everything that varies run to run (latency, attempts, cache hits) is a ``Timing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from insideLLMs.models.base import Status
+
+RECORD_FIELDS = (
+    "run_id", "model", "probe", "example_id", "input", "messages", "output",
+    "scores", "passed", "status", "error", "usage",
+)
+
+
+@dataclass(slots=True)
+class Record:
+    run_id: str
+    model: dict[str, Any]
+    probe: dict[str, Any]
+    example_id: str
+    input: dict[str, Any]
+    messages: list[Any]
+    output: str | list[str] | None
+    scores: dict[str, Any]
+    passed: bool | None
+    status: Status
+    error: dict[str, str] | None = None
+    usage: dict[str, int] | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {name: getattr(self, name) for name in RECORD_FIELDS}
+        if self.served_model is not None:
+            d["served_model"] = self.served_model
+        if self.system_fingerprint is not None:
+            d["system_fingerprint"] = self.system_fingerprint
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Record":
+        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint")})
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(model id, probe id, example id): how records are matched across runs."""
+        return (self.model["id"], self.probe["id"], self.example_id)
+
+
+@dataclass(slots=True)
+class Timing:
+    model_id: str
+    probe_id: str
+    example_id: str
+    latency_ms: float
+    attempts: int
+    cache_hit: bool
+    started_at: float
+    finished_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_id,
+            "probe": self.probe_id,
+            "example_id": self.example_id,
+            "latency_ms": round(self.latency_ms, 3),
+            "attempts": self.attempts,
+            "cache_hit": self.cache_hit,
+            "started_at": round(self.started_at, 6),
+            "finished_at": round(self.finished_at, 6),
+        }

@@ -1,0 +1,72 @@
+"""One model call with a per-attempt timeout and retries (exponential backoff, jitter, Retry-After).
+
+The timeout really cancels the request (``asyncio.timeout`` cancels the awaiting task, which
+closes the HTTP request). Only errors marked ``retryable`` are retried; the last one is raised
+with ``attempts`` set, so the record and timings can say how hard we tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from insideLLMs.models.base import Completion, Message, Model, ModelError, ModelTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 4
+    timeout_s: float = 60.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.retryable
+
+
+def _wait(policy: RetryPolicy):  # type: ignore[no-untyped-def]
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        backoff = random.uniform(backoff / 2, backoff)  # jitter: spread a thundering herd
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return max(float(retry_after), 0.0) + random.uniform(0, 0.1)
+        return backoff
+
+    return wait
+
+
+async def _attempt(model: Model, messages: list[Message], generation: dict[str, Any], timeout_s: float) -> Completion:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await model.agenerate(messages, **generation)
+    except TimeoutError:
+        raise ModelTimeout(f"no answer within {timeout_s:g} s") from None
+
+
+async def call_model(
+    model: Model, messages: list[Message], generation: dict[str, Any], policy: RetryPolicy
+) -> tuple[Completion, int]:
+    """Return the completion and the number of attempts it took; raise the last ``ModelError``."""
+    attempts = 0
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.max_retries + 1),
+        wait=_wait(policy),
+        retry=retry_if_exception(_is_retryable),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                attempts += 1
+                return await _attempt(model, messages, generation, policy.timeout_s), attempts
+    except ModelError as exc:
+        exc.attempts = attempts  # type: ignore[attr-defined]
+        raise
+    raise AssertionError("unreachable")  # pragma: no cover

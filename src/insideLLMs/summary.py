@@ -1,0 +1,142 @@
+"""summary.json: per model×probe aggregates built in one streaming pass over records and timings.
+
+Everything outside the ``"volatile"`` section is a function of records.jsonl alone, so it is
+byte-identical for identical runs; latency and wall time live in ``"volatile"``, which diff ignores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from insideLLMs.canonical import SCHEMA_VERSION
+
+
+@dataclass
+class _Group:
+    n: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    passed: int = 0
+    scored: int = 0
+    score_sums: dict[str, float] = field(default_factory=dict)
+    score_counts: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.n += 1
+        status = record["status"]
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        if record.get("passed") is not None:
+            self.scored += 1
+            self.passed += bool(record["passed"])
+        for name, value in (record.get("scores") or {}).items():
+            if isinstance(value, (int, float)):
+                self.score_sums[name] = self.score_sums.get(name, 0.0) + float(value)
+                self.score_counts[name] = self.score_counts.get(name, 0) + 1
+        usage = record.get("usage")
+        if usage:
+            self.prompt_tokens += usage.get("prompt_tokens") or 0
+            self.completion_tokens += usage.get("completion_tokens") or 0
+
+    def merge(self, other: "_Group") -> None:
+        self.n += other.n
+        for k, v in other.status_counts.items():
+            self.status_counts[k] = self.status_counts.get(k, 0) + v
+        self.passed += other.passed
+        self.scored += other.scored
+        for k, v in other.score_sums.items():
+            self.score_sums[k] = self.score_sums.get(k, 0.0) + v
+            self.score_counts[k] = self.score_counts.get(k, 0) + other.score_counts[k]
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.latencies.extend(other.latencies)
+
+    def to_dict(self) -> dict[str, Any]:
+        success = self.status_counts.get("success", 0)
+        return {
+            "n": self.n,
+            "status_counts": dict(sorted(self.status_counts.items())),
+            "success_rate": _ratio(success, self.n),
+            "error_count": self.n - success,
+            "passed": self.passed,
+            "scored": self.scored,
+            "pass_rate": _ratio(self.passed, self.scored),
+            "scores": {k: round(self.score_sums[k] / self.score_counts[k], 6) for k in sorted(self.score_sums)},
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+        }
+
+    def latency(self) -> dict[str, float | None]:
+        xs = sorted(self.latencies)
+        return {
+            "p50": _percentile(xs, 0.50),
+            "p95": _percentile(xs, 0.95),
+            "mean": round(sum(xs) / len(xs), 3) if xs else None,
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 6) if b else None
+
+
+def _percentile(sorted_xs: list[float], q: float) -> float | None:
+    """Nearest-rank percentile: a value that was actually observed."""
+    if not sorted_xs:
+        return None
+    rank = max(1, min(len(sorted_xs), int(q * len(sorted_xs) + 0.999999)))
+    return round(sorted_xs[rank - 1], 3)
+
+
+class SummaryBuilder:
+    """Feed records (dicts, in record order) and timings; ``build()`` gives summary.json's content."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._groups: dict[tuple[str, str], _Group] = {}
+
+    def _group(self, model_id: str, probe_id: str) -> _Group:
+        key = (model_id, probe_id)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group()
+        return group
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        self._group(record["model"]["id"], record["probe"]["id"]).add(record)
+
+    def add_timing(self, timing: dict[str, Any]) -> None:
+        self._group(timing["model"], timing["probe"]).latencies.append(float(timing["latency_ms"]))
+
+    def build(self, wall_time_s: float | None = None) -> dict[str, Any]:
+        totals = _Group()
+        groups = []
+        for (model_id, probe_id), group in self._groups.items():
+            totals.merge(group)
+            groups.append({"model": model_id, "probe": probe_id, **group.to_dict()})
+        return {
+            "run_id": self.run_id,
+            "schema_version": SCHEMA_VERSION,
+            "groups": groups,
+            "totals": totals.to_dict(),
+            "volatile": {
+                "latency_ms": {f"{m}/{p}": g.latency() for (m, p), g in self._groups.items()}
+                | {"all": totals.latency()},
+                "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
+            },
+        }
+
+
+def summarize(
+    records: Iterable[dict[str, Any]], timings: Iterable[dict[str, Any]] = (), *, run_id: str | None = None
+) -> dict[str, Any]:
+    """summary.json content from record dicts (and optional timing dicts), streaming."""
+    builder: SummaryBuilder | None = SummaryBuilder(run_id) if run_id else None
+    for record in records:
+        if builder is None:
+            builder = SummaryBuilder(record["run_id"])
+        builder.add_record(record)
+    builder = builder or SummaryBuilder("")
+    for timing in timings:
+        builder.add_timing(timing)
+    return builder.build()
