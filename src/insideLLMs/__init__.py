@@ -8,13 +8,7 @@ Public API (imported lazily, so the CLI starts fast)::
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("insidellms")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0"
 
 _EXPORTS = {
     "ProbeRunner": "insideLLMs.runner",
@@ -46,7 +40,19 @@ if TYPE_CHECKING:
     from insideLLMs.runner import Harness, ProbeRunner, RunAborted, RunSettings
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("insidellms")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()["__version__"] = value = _version()
+        return value
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'insideLLMs' has no attribute {name!r}")

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from insideLLMs.models.base import Completion, Message, Model, ModelError, ModelTimeout
 
@@ -29,17 +29,14 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ModelError) and exc.retryable
 
 
-def _wait(policy: RetryPolicy):  # type: ignore[no-untyped-def]
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (state.attempt_number - 1))
-        backoff = random.uniform(backoff / 2, backoff)  # jitter: spread a thundering herd
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return max(float(retry_after), 0.0) + random.uniform(0, 0.1)
-        return backoff
-
-    return wait
+def backoff_delay(policy: RetryPolicy, failures: int, exc: BaseException | None) -> float:
+    """Seconds to wait after the ``failures``-th failed attempt: the server's Retry-After when it gave
+    one, else exponential backoff with jitter (so that many clients do not retry in lockstep)."""
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return max(float(retry_after), 0.0) + random.uniform(0, 0.1)
+    backoff = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (failures - 1))
+    return random.uniform(backoff / 2, backoff)
 
 
 async def _attempt(model: Model, messages: list[Message], generation: dict[str, Any], timeout_s: float) -> Completion:
@@ -54,10 +51,17 @@ async def call_model(
     model: Model, messages: list[Message], generation: dict[str, Any], policy: RetryPolicy
 ) -> tuple[Completion, int]:
     """Return the completion and the number of attempts it took; raise the last ``ModelError``."""
-    attempts = 0
+    try:  # the common case, without the retry machinery's per-call cost
+        return await _attempt(model, messages, generation, policy.timeout_s), 1
+    except ModelError as exc:
+        if not exc.retryable or policy.max_retries <= 0:
+            exc.attempts = 1  # type: ignore[attr-defined]
+            raise
+        await asyncio.sleep(backoff_delay(policy, 1, exc))
+    attempts = 1
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.max_retries + 1),
-        wait=_wait(policy),
+        stop=stop_after_attempt(policy.max_retries),
+        wait=lambda state: backoff_delay(policy, state.attempt_number + 1, state.outcome.exception() if state.outcome else None),
         retry=retry_if_exception(_is_retryable),
         reraise=True,
     )

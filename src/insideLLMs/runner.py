@@ -63,6 +63,10 @@ class RunSettings:
     config: dict[str, Any] | None = None  # the resolved, redacted config written to config.resolved.yaml
     report: bool = True
 
+    def __post_init__(self) -> None:
+        if self.run_dir is not None:
+            self.run_dir = Path(self.run_dir)
+
 
 @dataclass
 class RunOutcome:

@@ -1,0 +1,45 @@
+"""Hugging Face prompt sets: a local dataset folder loads; an unreachable hub is a clear error, never a hang."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from support.cli import run_cli
+
+datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")
+
+
+def test_local_hf_dataset_runs(tmp_path: Path) -> None:
+    ds = datasets.Dataset.from_list([{"qid": f"x{i}", "question": f"{i}+{i}?", "gold": str(2 * i)} for i in range(5)])
+    datasets.DatasetDict({"test": ds}).save_to_disk(str(tmp_path / "qa"))
+    (tmp_path / "eval.yaml").write_text(
+        "model: {type: dummy}\nprobe: {type: logic}\n"
+        "dataset: {format: hf, name: qa, split: test, id_field: qid, columns: {prompt: question, answer: gold}}\n",
+        encoding="utf-8",
+    )
+    result = run_cli("run", "eval.yaml", "--no-track", "--run-dir", "out", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out/records.jsonl").read_text().count("\n") == 5
+    from insideLLMs.datasets import PromptSet
+
+    ps = PromptSet.from_hf(str(tmp_path / "qa"), split="test", id_field="qid", columns={"prompt": "question", "answer": "gold"})
+    assert [e.id for e in ps] == [f"x{i}" for i in range(5)]
+    assert ps.examples[2].data == {"qid": "x2", "prompt": "2+2?", "answer": "4"}
+
+
+def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "eval.yaml").write_text(
+        "model: {type: dummy}\nprobe: {type: logic}\ndataset: {format: hf, name: nobody/not-cached-anywhere, split: test}\n",
+        encoding="utf-8",
+    )
+    started = time.monotonic()
+    result = run_cli("run", "eval.yaml", "--no-track", cwd=tmp_path,
+                     env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")})
+    assert time.monotonic() - started < 60
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert line.startswith("error: hf:nobody/not-cached-anywhere:test: cannot load: it is not in the local cache (HF_HUB_OFFLINE=1)")

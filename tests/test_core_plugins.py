@@ -1,0 +1,83 @@
+"""Custom probes and models: `pkg.module:Class` in YAML, and plugins found through entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from support.cli import run_cli
+
+PLUGIN = '''
+from insideLLMs.probes.base import Probe, Verdict
+from insideLLMs.models.base import Completion, Model
+
+
+class ShoutProbe(Probe):
+    """Passes when the answer is in capitals."""
+
+    name = "shout"
+
+    def build(self, example):
+        return [{"role": "user", "content": example.data["prompt"].upper()}]
+
+    def score(self, example, completion):
+        loud = completion.text.isupper()
+        return Verdict({"loud": loud, "length": len(completion.text)}, loud)
+
+
+class ReverseModel(Model):
+    """Answers with the prompt reversed."""
+
+    provider = "reverse"
+
+    def __init__(self, model_name: str = "reverse"):
+        super().__init__(model_name)
+
+    async def agenerate(self, messages, **generation):
+        return Completion(text=messages[-1]["content"][::-1])
+'''
+
+
+def _install_plugin(root: Path) -> dict[str, str]:
+    (root / "shout_plugin").mkdir(parents=True)
+    (root / "shout_plugin" / "__init__.py").write_text(PLUGIN, encoding="utf-8")
+    dist = root / "shout_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shout-plugin\nVersion: 0.1\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text(
+        "[insidellms.probes]\nshout = shout_plugin:ShoutProbe\n\n[insidellms.models]\nreverse = shout_plugin:ReverseModel\n",
+        encoding="utf-8",
+    )
+    return {"PYTHONPATH": str(root)}
+
+
+def test_entry_point_plugins_are_listed_and_run(tmp_path: Path) -> None:
+    env = _install_plugin(tmp_path / "site")
+    listed = run_cli("list", "probes", env=env)
+    assert listed.returncode == 0
+    assert any(line.startswith("shout ") and "Passes when the answer is in capitals." in line for line in listed.stdout.splitlines())
+    assert "reverse" in run_cli("list", "models", env=env).stdout
+    (tmp_path / "eval.yaml").write_text(
+        "model: {type: reverse}\nprobe: {type: shout}\ndataset: {format: inline, items: ['abc', 'Hi there']}\n", encoding="utf-8"
+    )
+    result = run_cli("run", "eval.yaml", "--run-dir", "out", "--no-track", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    records = [orjson.loads(line) for line in (tmp_path / "out/records.jsonl").read_bytes().splitlines()]
+    assert [(r["output"], r["passed"], r["scores"]["length"]) for r in records] == [("CBA", True, 3), ("EREHT IH", True, 8)]
+    assert records[0]["model"]["provider"] == "reverse" and records[0]["probe"]["id"] == "shout"
+
+
+def test_module_colon_class_in_yaml(tmp_path: Path) -> None:
+    env = _install_plugin(tmp_path / "site")
+    (tmp_path / "eval.yaml").write_text(
+        "model: {type: 'shout_plugin:ReverseModel', args: {model_name: rev}}\n"
+        "probe: {type: 'shout_plugin:ShoutProbe'}\ndataset: {format: inline, items: ['ok']}\n",
+        encoding="utf-8",
+    )
+    result = run_cli("run", "eval.yaml", "--run-dir", "out", "--no-track", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert b'"output":"KO"' in (tmp_path / "out/records.jsonl").read_bytes()
+    missing = run_cli("validate", "eval.yaml", cwd=tmp_path)  # without the plugin on the path
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: eval.yaml:1: cannot import model type 'shout_plugin:ReverseModel': No module named 'shout_plugin'"
