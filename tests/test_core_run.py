@@ -133,3 +133,15 @@ def test_python_api_matches_the_documented_names(tmp_path: Path) -> None:
     assert [r.example_id for r in results] == ["a", "b"]
     assert runner.success_rate == 1.0 and runner.error_count == 0
     assert (tmp_path / "run" / "records.jsonl").read_bytes().count(b"\n") == 2
+
+
+def test_response_cache_reuses_answers_across_runs(project: Path) -> None:
+    config = dummy_config(model={"type": "dummy", "args": {"latency_ms": 1}})
+    config["runner"]["cache_dir"] = "cache"
+    write_config(project / "cached.yaml", config)
+    assert run_cli("run", "cached.yaml", "--run-dir", "a", "--no-track", cwd=project).returncode == 0
+    assert run_cli("run", "cached.yaml", "--run-dir", "b", "--no-track", cwd=project).returncode == 0
+    assert (project / "cache/responses.sqlite").exists()
+    timings = [[orjson.loads(x)["cache_hit"] for x in (project / d / "timings.jsonl").read_bytes().splitlines()] for d in "ab"]
+    assert timings[0] == [False] * 40 and timings[1] == [True] * 40
+    assert (project / "a/records.jsonl").read_bytes() == (project / "b/records.jsonl").read_bytes()

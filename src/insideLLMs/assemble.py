@@ -110,6 +110,7 @@ def build_harness(
         generation=cfg.generation.as_params(),
         name=cfg.name,
         config=loaded.resolved,
+        cache_dir=Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else None,
         **settings,
     )
     return Harness(models, probes, settings=run_settings)

@@ -78,6 +78,7 @@ class RunnerConfig(_Strict):
     max_retries: int = Field(4, ge=0)
     timeout_s: float = Field(60.0, gt=0)
     max_examples: int | None = Field(None, ge=1)
+    cache_dir: str | None = None  # reuse answers to identical requests across runs (relative to the current dir)
 
 
 class Config(_Strict):

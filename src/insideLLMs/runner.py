@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from insideLLMs.artifacts import RUN_FILES, RunWriter
+from insideLLMs.cache import ResponseCache
 from insideLLMs.canonical import SCHEMA_VERSION, compute_run_id, dumps_bytes, hash_obj
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.events import ExampleFinished, RunFinished, RunListener, RunStarted, RunStatus
@@ -62,6 +63,7 @@ class RunSettings:
     name: str | None = None
     config: dict[str, Any] | None = None  # the resolved, redacted config written to config.resolved.yaml
     report: bool = True
+    cache_dir: Path | None = None  # reuse earlier answers to identical requests (opt-in)
 
     def __post_init__(self) -> None:
         if self.run_dir is not None:
@@ -132,6 +134,7 @@ class _Engine:
             (cell, example) for cell in self.cells for example in cell.prompt_set
         ]
         self.listeners = _Listeners(settings.listeners)
+        self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
 
     async def run(self) -> RunOutcome:
         settings = self.settings
@@ -166,6 +169,8 @@ class _Engine:
             raise
         finally:
             self.progress.close()
+            if self.cache is not None:
+                self.cache.close()
             await asyncio.gather(*(m.aclose() for m in _unique_models(self.cells)), return_exceptions=True)
             summary = self.summary.build(wall_time_s=time.monotonic() - started)
             manifest = None
@@ -234,6 +239,7 @@ class _Engine:
     async def _one(self, cell: Cell, example: Example) -> tuple[Record, Timing]:
         wall_start, t0 = time.time(), time.perf_counter()
         attempts = 0
+        cache_hits = 0
         base = dict(
             run_id=self.run_id, model=cell.model.spec, probe=cell.probe.spec,
             example_id=example.id, input=example.data,
@@ -248,9 +254,16 @@ class _Engine:
         completions: list[Completion] = []
         try:
             for conversation in conversations:
+                cached = self._cached(cell.model, conversation)
+                if cached is not None:
+                    completions.append(cached)
+                    cache_hits += 1
+                    continue
                 completion, n = await call_model(cell.model, conversation, self.generation, self.policy)
                 attempts += n
                 completions.append(completion)
+                if self.cache is not None:
+                    self.cache.put(self.cache.key(cell.model.spec, conversation, self.generation), completion)
         except ModelError as exc:
             attempts += getattr(exc, "attempts", 1)
             if exc.fatal:
@@ -286,13 +299,18 @@ class _Engine:
             error=None if verdict else score_error,
             usage=usage, served_model=first.served_model, system_fingerprint=first.system_fingerprint,
         )
-        return record, self._timing(cell, example, t0, wall_start, attempts)
+        return record, self._timing(cell, example, t0, wall_start, attempts, cache_hit=cache_hits == len(conversations))
+
+    def _cached(self, model: Model, conversation: list[Any]) -> Completion | None:
+        if self.cache is None:
+            return None
+        return self.cache.get(self.cache.key(model.spec, conversation, self.generation))
 
     @staticmethod
-    def _timing(cell: Cell, example: Example, t0: float, wall_start: float, attempts: int) -> Timing:
+    def _timing(cell: Cell, example: Example, t0: float, wall_start: float, attempts: int, cache_hit: bool = False) -> Timing:
         return Timing(
             model_id=cell.model.model_id, probe_id=cell.probe.name, example_id=example.id,
-            latency_ms=(time.perf_counter() - t0) * 1000.0, attempts=attempts, cache_hit=False,
+            latency_ms=(time.perf_counter() - t0) * 1000.0, attempts=attempts, cache_hit=cache_hit,
             started_at=wall_start, finished_at=time.time(),
         )
 
