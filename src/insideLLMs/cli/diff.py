@@ -1,0 +1,164 @@
+"""``insidellms diff`` (compare two runs, gate CI) and ``insidellms report`` (rebuild a run's report).
+
+Exit codes of ``diff``: 0 the gate passed, 2 the gate failed, 1 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class _Command(click.Command):
+    """A command whose usage errors exit 1, keeping exit code 2 for "the gate failed"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+
+def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
+    tolerances: dict[str, float] = {}
+    for value in values:
+        name, sep, number = value.rpartition("=")
+        name = name.strip() if sep else "*"
+        try:
+            tol = float(number)
+        except ValueError:
+            tol = -1.0
+        if tol < 0 or not name:
+            raise click.UsageError(f"--tolerance {value!r}: expected NAME=NUMBER (e.g. score=0.02) or NUMBER for every score")
+        tolerances[name] = tol
+    return tolerances
+
+
+@click.command(cls=_Command)
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--fail-on-changes", is_flag=True, help="Exit 2 if any example is not unchanged.")
+@click.option("--fail-on-regressions", is_flag=True, help="Exit 2 if any example got worse.")
+@click.option("--fail-on-significant-regression", is_flag=True,
+              help="Exit 2 if a model × probe's pass rate dropped significantly (exact McNemar test).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Significance level for --fail-on-significant-regression.")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=NUMBER",
+              help="Allowed change of a score before it counts (repeatable; a bare NUMBER applies to all scores).")
+@click.option("--lower-is-better", "lower_is_better", multiple=True, metavar="NAME",
+              help="Treat this score as lower-is-better (repeatable; names ending in _error, loss, "
+                   "latency, bias, toxicity, ... already are).")
+@click.option("--match-on", type=click.Choice(["key", "example"]), default="key", show_default=True,
+              help="key: match model/probe/example; example: ignore the model id (gate a model upgrade).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the text or JSON here instead of standard output.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained diff.html.")
+@click.option("--top", type=click.IntRange(0), default=10, show_default=True,
+              help="How many changes the text output shows.")
+@click.option("--limit", type=click.IntRange(0), default=1000, show_default=True,
+              help="How many changes JSON and HTML keep with their details (counts cover all).")
+@click.option("--accept", is_flag=True, help="Make the candidate the new baseline (copies its deterministic files).")
+def diff(
+    baseline: Path, candidate: Path, fail_on_changes: bool, fail_on_regressions: bool,
+    fail_on_significant_regression: bool, alpha: float, tolerances: tuple[str, ...],
+    lower_is_better: tuple[str, ...], match_on: str, fmt: str, output: Path | None,
+    html_path: Path | None, top: int, limit: int, accept: bool,
+) -> None:
+    """Compare the run directories BASELINE and CANDIDATE example by example.
+
+    Exit codes: 0 the gate passed, 2 the gate failed, 1 a usage or input error.
+    """
+    from insideLLMs.diff import DiffInputError, diff_runs, evaluate_gate
+    from insideLLMs.diff_render import render_json, render_text
+
+    tols = _parse_tolerances(tolerances)
+    if accept:
+        _accept(baseline, candidate)
+        return
+    try:
+        result = diff_runs(baseline, candidate, match_on=match_on, tolerances=tols,  # type: ignore[arg-type]
+                           lower_is_better=frozenset(lower_is_better), limit=max(limit, top))
+    except DiffInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    gate = evaluate_gate(
+        result, fail_on_changes=fail_on_changes, fail_on_regressions=fail_on_regressions,
+        fail_on_significant_regression=fail_on_significant_regression, alpha=alpha,
+    )
+    payload: bytes = render_json(result, gate) if fmt == "json" else render_text(result, gate, top).encode()
+    _write_or_print(payload, output)
+    if html_path is not None:
+        from insideLLMs.diff_report import write_diff_report
+
+        _write_checked(lambda: write_diff_report(result, html_path, gate))
+        click.echo(f"wrote {html_path}", err=True)
+    if output is not None:
+        status = "PASSED" if gate.passed else "FAILED: " + "; ".join(gate.reasons)
+        click.echo(f"wrote {output}; gate {status}", err=True)
+    sys.exit(0 if gate.passed else 2)
+
+
+def _write_checked(write: Any) -> Any:
+    try:
+        return write()
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename}: cannot write ({exc.strerror})") from None
+
+
+def _write_or_print(payload: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    else:
+        _write_checked(lambda: output.write_bytes(payload))
+
+
+def _accept(baseline: Path, candidate: Path) -> None:
+    from insideLLMs.diff import DiffInputError, diff_runs, run_records_path
+    from insideLLMs.diff_accept import accept_candidate
+
+    try:
+        run_records_path(candidate, "candidate")
+        if baseline.exists():
+            result = diff_runs(baseline, candidate)
+            counts = ", ".join(f"{n:,} {k}" for k, n in result.counts.items() if n)
+            click.echo(f"accepting {result.total_changes:,} change(s) ({counts})")
+        actions = accept_candidate(baseline, candidate)
+    except (DiffInputError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or baseline}: {exc.strerror}") from None
+    for line in actions:
+        click.echo(line)
+
+
+@click.command(cls=_Command)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Rebuild summary.json and report.html of RUN_DIR from its records.jsonl and timings.jsonl."""
+    from insideLLMs.artifacts import RunDirError
+    from insideLLMs.diff import DiffInputError, run_records_path
+    from insideLLMs.report import rebuild_summary, write_report
+
+    try:
+        run_records_path(run_dir, "run")
+        summary_path = rebuild_summary(run_dir)
+        if summary_path is not None:
+            click.echo(f"wrote {summary_path}")
+        click.echo(f"wrote {write_report(run_dir)}")
+    except (DiffInputError, RunDirError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or run_dir}: {exc.strerror}") from None

@@ -1,0 +1,55 @@
+"""Reasoning puzzles with one short right answer (a number, yes/no, a name or a word).
+
+Example fields: ``prompt``, ``answer`` and optional ``aliases`` (other accepted spellings).
+The prompt asks for a final ``Answer: ...`` line; scoring takes that line (or "the answer is
+X", or the reply's last line when nothing is marked) and compares it with the expected answer
+after normalisation. ``exact_match`` is the verdict; ``contains_answer`` says whether the right
+answer appears anywhere in the reply, which tells "reasoned wrongly" from "formatted badly".
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from insideLLMs.datasets import Example
+from insideLLMs.models.base import Completion, Message
+from insideLLMs.probes.base import Probe, Verdict
+from insideLLMs.probes.text_match import (
+    answer_matches,
+    contains_tokens,
+    expected_answers,
+    extract_final_answer,
+    last_line,
+    tokens,
+)
+
+ANSWER_INSTRUCTION = "Think it through briefly, then give your final answer on the last line as 'Answer: <answer>'."
+
+
+class LogicProbe(Probe):
+    name: ClassVar[str] = "logic"
+    version: ClassVar[str] = "1"
+    default_dataset: ClassVar[str | None] = "logic.jsonl"
+
+    def __init__(self, instruction: bool = True) -> None:
+        """``instruction=False`` sends the prompt as it is, without asking for an 'Answer:' line."""
+        super().__init__(instruction=instruction)
+
+    def build(self, example: Example) -> list[Message]:
+        prompt = str(example.data["prompt"])
+        if self.params["instruction"]:
+            prompt = f"{prompt}\n\n{ANSWER_INSTRUCTION}"
+        return [{"role": "user", "content": prompt}]
+
+    def score(self, example: Example, completion: Completion) -> Verdict:
+        expected = expected_answers(example)
+        text = completion.text
+        marked = extract_final_answer(text)
+        candidate = marked if marked is not None else last_line(text)
+        exact = any(answer_matches(candidate, e, explicit=marked is not None) for e in expected)
+        reply_tokens = tokens(text)
+        contains = any(contains_tokens(reply_tokens, tokens(e)) for e in expected)
+        return Verdict(
+            scores={"exact_match": exact, "contains_answer": contains, "answer_marked": marked is not None},
+            passed=exact,
+        )

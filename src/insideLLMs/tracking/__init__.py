@@ -1,0 +1,74 @@
+"""Experiment tracking: one API for local files, Weights & Biases, MLflow and TensorBoard.
+
+```python
+from insideLLMs.tracking import get_tracker
+
+tracker = get_tracker("mlflow", tracking_uri="http://127.0.0.1:5000", experiment_name="llm-eval")
+with tracker.start_run(name="bias-test", tags=["v1"]):
+    tracker.log_params({"model": "gpt-4o", "temperature": 0.7})
+    tracker.log_metrics({"latency_ms": 12.5}, step=3)
+    tracker.log_artifact("results", results)
+```
+
+Every call is redacted and appended to a local journal (``tracking_logs/run_<id>/``) first;
+remote backends are fed from it in the background, so they never block or fail the evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from pydantic import ValidationError
+
+from insideLLMs.tracking.config import TrackingConfig
+from insideLLMs.tracking.redact import REDACTED, redact
+from insideLLMs.tracking.tracker import Pending, Tracker, TrackingRun, _stderr
+from insideLLMs.tracking.worker import BACKENDS, BackendUnavailable, check_backend
+
+
+def get_tracker(
+    backend: str | Sequence[str] = "local",
+    *,
+    echo: Callable[[str], None] = _stderr,
+    **options: Any,
+) -> Tracker:
+    """A tracker for ``backend``: ``"local"``, ``"wandb"``, ``"mlflow"``, ``"tensorboard"``, or a list of them.
+
+    ``options`` are the fields of the ``tracking:`` config block: ``project``, ``entity``, ``tags``,
+    ``output_dir``, ``tracking_uri``, ``experiment_name``, ``log_dir``, ``run_name``, ``mode``,
+    ``flush_timeout_s``. Raises ``ValueError`` for an unknown backend and ``BackendUnavailable``
+    (an ``ImportError``) naming the extra to install when a backend's library is missing.
+    """
+    names = [backend] if isinstance(backend, str) else list(backend)
+    for name in names:
+        check_backend(name)
+    try:
+        config = TrackingConfig(backend=names[0] if isinstance(backend, str) else names, **options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        known = ", ".join(n for n in TrackingConfig.model_fields if n != "backend")
+        raise TypeError(f"get_tracker(): {problems} (options: {known})") from None
+    return Tracker(config, echo=echo)
+
+
+def tracker_from_config(config: TrackingConfig, *, echo: Callable[[str], None] = _stderr) -> Tracker:
+    """A tracker for a ``tracking:`` config block (backends checked as in ``get_tracker``)."""
+    for name in config.backends:
+        check_backend(name)
+    return Tracker(config, echo=echo)
+
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailable",
+    "Pending",
+    "REDACTED",
+    "Tracker",
+    "TrackingConfig",
+    "TrackingRun",
+    "get_tracker",
+    "redact",
+    "tracker_from_config",
+]

@@ -1,0 +1,128 @@
+"""Redaction: secrets never reach a backend or an artifact; ordinary names and text are left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from insideLLMs.tracking.redact import REDACTED, copy_redacted, is_secret_key, redact, redact_text
+
+OPENAI = "sk-proj-Ab3dEf6hIj9kLmN0pQrStUvWxYz123456"
+ANTHROPIC = "sk-ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Jh1Gf0Ed"
+HF = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+GITHUB = "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+AWS = "AKIAIOSFODNN7EXAMPLE"
+SLACK = "xoxb-123456789012-abcdefABCDEF"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["api_key", "apiKey", "API_KEY", "x-api-key", "apikey", "openai_api_key", "token", "access_token", "auth_token",
+     "hf_token", "HF_TOKEN", "refresh_token", "authToken", "secret", "client_secret", "password", "db_password",
+     "passwd", "Authorization", "cookie", "Set-Cookie", "credentials", "private_key", "aws_secret_access_key", "auth"],
+)
+def test_secret_key_names(key: str) -> None:
+    assert is_secret_key(key)
+    assert redact({key: "s3cr3t-value"}) == {key: REDACTED}
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["max_tokens", "prompt_tokens", "completion_tokens", "total_tokens", "use_cls_token", "pad_token", "eos_token",
+     "tokenizer", "tokenizer_name", "token_count", "max_new_tokens", "key", "example_key", "keyword", "monkey",
+     "passed", "model_name", "temperature", "top_p", "author", "secretary_count"],
+)
+def test_ordinary_key_names_are_kept(key: str) -> None:
+    assert not is_secret_key(key)
+    assert redact({key: "value"}) == {key: "value"}
+
+
+def test_numbers_and_flags_under_token_keys_are_kept() -> None:
+    data = {"use_cls_token": True, "token": None, "max_tokens": 256, "usage": {"prompt_tokens": 12}}
+    assert redact(data) == data
+    assert redact({"password": 1234}) == {"password": REDACTED}
+
+
+@pytest.mark.parametrize("secret", [OPENAI, ANTHROPIC, HF, GITHUB, AWS, SLACK, JWT])
+def test_provider_key_values_anywhere(secret: str) -> None:
+    data = {"notes": f"the key is {secret} ok", "deep": [{"x": secret}], "tuple": (secret,)}
+    out = redact(data)
+    text = orjson.dumps(out).decode()
+    assert secret not in text
+    assert out["notes"] == f"the key is {REDACTED} ok"
+    assert out["deep"] == [{"x": REDACTED}]
+
+
+def test_bearer_and_url_credentials() -> None:
+    assert redact_text("Authorization: Bearer abc.def-ghi_jkl") == f"Authorization: {REDACTED}"
+    assert redact_text("https://alice:hunter2@db.example.com:5432/x") == f"https://{REDACTED}@db.example.com:5432/x"
+    assert redact_text("see postgres://u:p@h/db and http://localhost:5000/x") == (
+        f"see postgres://{REDACTED}@h/db and http://localhost:5000/x"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["risk-free task-management for teams", "the sk- prefix", "hf_dataset_name", "https://example.com/a@b",
+     "git@github.com:org/repo.git", "alice@example.com", "Bearer", "max_tokens=256", "AKIA is a prefix",
+     "eyJ alone", "sk-learn-is-a-library-name-without-digits"],
+)
+def test_no_false_positive_values(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_copy_redacted_yaml_jsonl_html(tmp_path: Path) -> None:
+    yaml = tmp_path / "config.resolved.yaml"
+    yaml.write_text(
+        "model:\n  type: openai\n  args:\n    api_key: abc123notapattern\n    base_url: https://u:pw@api.example.com/v1\n"
+        "generation:\n  max_tokens: 256\n  use_cls_token: true\nheaders:\n  Authorization: 'Bearer zzzzzzzzzz'\n"
+    )
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_text(
+        orjson.dumps({"input": {"prompt": f"my key {OPENAI}"}, "usage": {"prompt_tokens": 3}}).decode() + "\n"
+        + orjson.dumps({"input": {"prompt": "hello"}, "meta": {"hf_token": "plain"}}).decode() + "\n"
+        + orjson.dumps({"input": {"prompt": "untouched"}}).decode() + "\n"
+    )
+    html = tmp_path / "report.html"
+    html.write_text(f"<html><body><pre>{GITHUB}</pre><p>max_tokens: 256</p></body></html>")
+    for src in (yaml, jsonl, html):
+        dst = tmp_path / ("out_" + src.name)
+        copy_redacted(src, dst)
+        text = dst.read_text()
+        for secret in ("abc123notapattern", "pw@", "zzzzzzzzzz", OPENAI, "plain", GITHUB):
+            assert secret not in text, (src.name, text)
+    out_yaml = (tmp_path / "out_config.resolved.yaml").read_text()
+    assert "max_tokens: 256" in out_yaml and "use_cls_token: true" in out_yaml
+    assert f"api_key: {REDACTED}" in out_yaml
+    lines = (tmp_path / "out_records.jsonl").read_text().splitlines()
+    assert lines[2] == orjson.dumps({"input": {"prompt": "untouched"}}).decode()  # untouched lines are byte-identical
+    assert orjson.loads(lines[0])["usage"] == {"prompt_tokens": 3}
+
+
+def test_binary_files_are_copied_as_is(tmp_path: Path) -> None:
+    src = tmp_path / "plot.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    copy_redacted(src, tmp_path / "copy.png")
+    assert (tmp_path / "copy.png").read_bytes() == src.read_bytes()
+
+
+def test_pem_private_key_block(tmp_path: Path) -> None:
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234abcd\nQWERTYzxcv5678\n-----END RSA PRIVATE KEY-----"
+    assert redact({"cert": f"before\n{pem}\nafter"}) == {"cert": f"before\n{REDACTED}\nafter"}
+    src = tmp_path / "notes.txt"
+    src.write_text(f"line one\n{pem}\nline two\n")
+    copy_redacted(src, tmp_path / "out.txt")
+    assert (tmp_path / "out.txt").read_text() == f"line one\n{REDACTED}\nline two\n"
+
+
+def test_large_clean_jsonl_is_copied_byte_for_byte(tmp_path: Path) -> None:
+    rows = [{"example_id": f"e{i}", "input": {"prompt": "What is the capital of France?"}, "output": "Paris",
+             "usage": {"prompt_tokens": 7, "completion_tokens": 1}, "author": "monkey@example.com" if i % 100 == 0 else None}
+            for i in range(20_000)]
+    src = tmp_path / "records.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    copy_redacted(src, tmp_path / "copy.jsonl")
+    assert (tmp_path / "copy.jsonl").read_bytes() == src.read_bytes()
