@@ -127,3 +127,27 @@ def test_secrets_from_env_never_reach_the_run_directory(tmp_path: Path) -> None:
     assert "${SECRET_PROJECT_TOKEN}" in resolved and "${BOT_SUFFIX}" in resolved
     for path in (tmp_path / "out").iterdir():
         assert b"sk-live-abcdef1234567890" not in path.read_bytes(), path
+
+
+def test_usage_errors_exit_1_not_2(tmp_path: Path) -> None:
+    result = run_cli("run", "--no-such-flag", "x.yaml", cwd=tmp_path)
+    assert result.returncode == 1 and "No such option" in result.stderr
+
+
+def test_literal_secrets_in_the_config_are_redacted_on_disk(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
+    write_jsonl(tmp_path / "data.jsonl", qa_rows(2))
+    key = "sk-proj-Zx81Hq0LmN3vT5rY7uW9aB2cD4eF6gH8"
+    (tmp_path / "eval.yaml").write_text(
+        "model:\n  type: openai\n  args:\n    model_name: fake\n"
+        f"    base_url: '{fake_llm_server.openai_base_url}'\n    api_key: '{key}'\n"
+        "    headers: {Authorization: 'Bearer abc.def.ghi-secret-token'}\n"
+        "probe: {type: factuality}\ndataset: {path: data.jsonl}\n",
+        encoding="utf-8",
+    )
+    result = run_cli("run", "eval.yaml", "--no-track", "--run-dir", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resolved = (tmp_path / "out/config.resolved.yaml").read_text()
+    assert "api_key: '[REDACTED]'" in resolved and "Authorization: '[REDACTED]'" in resolved
+    for path in (tmp_path / "out").iterdir():
+        data = path.read_bytes()
+        assert key.encode() not in data and b"abc.def.ghi-secret-token" not in data, path

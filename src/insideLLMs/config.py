@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from insideLLMs.tracking.config import TrackingConfig
+from insideLLMs.tracking.redact import REDACTED, is_secret_key, redact
 
 
 class ConfigError(ValueError):
@@ -129,7 +130,6 @@ class LoadedConfig(BaseModel):
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
-_SECRET_KEY = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|authorization|auth)($|_)", re.I)
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...] = (), out: dict[tuple[Any, ...], int] | None = None) -> dict[tuple[Any, ...], int]:
@@ -179,15 +179,17 @@ def _substitute_env(value: Any, where: str, env: dict[str, str]) -> tuple[Any, A
 
 
 def redact_config(value: Any) -> Any:
-    """Blank out values under secret-looking keys (api_key, token, password, authorization, ...)."""
+    """The config as it may be written to disk: secrets redacted, ``${ENV}`` references kept as written."""
+    if _is_env_ref(value):
+        return value
     if isinstance(value, dict):
         return {
-            k: ("[REDACTED]" if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") and not _is_env_ref(v) else redact_config(v))
+            k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") and not _is_env_ref(v) else redact_config(v))
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [redact_config(v) for v in value]
-    return value
+    return redact(value)
 
 
 def _is_env_ref(value: Any) -> bool:

@@ -8,13 +8,14 @@ hash covers ids and rows in order, and goes into the manifest and the run_id.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import orjson
 
-from insideLLMs.canonical import dumps_bytes, json_problem, sha256_hex
+from insideLLMs.canonical import dumps_bytes, json_problem
 
 
 class DatasetError(ValueError):
@@ -41,8 +42,7 @@ class PromptSet:
             dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
             raise DatasetError(f"{self.source or self.name}: duplicate example id {dup!r}")
         if not self.hash:
-            h = sha256_hex(b"\n".join(dumps_bytes([e.id, e.data]) for e in self.examples))
-            object.__setattr__(self, "hash", h)
+            object.__setattr__(self, "hash", _content_hash(self.examples))
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -142,6 +142,15 @@ class PromptSet:
         ]
         label = f"{dataset}{'/' + subset if subset else ''}:{split}"
         return cls(tuple(examples), name=dataset.rsplit("/", 1)[-1], source=f"hf:{label}")
+
+
+def _content_hash(examples: tuple[Example, ...]) -> str:
+    """sha256 over the examples' canonical JSON, one per line; streamed, never one big buffer."""
+    digest = hashlib.sha256()
+    for index, example in enumerate(examples):
+        digest.update(b"\n" if index else b"")
+        digest.update(dumps_bytes([example.id, example.data]))
+    return digest.hexdigest()
 
 
 def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None) -> Example:

@@ -12,24 +12,6 @@ from typing import Any
 import click
 
 
-class _Command(click.Command):
-    """A command whose usage errors exit 1, keeping exit code 2 for "the gate failed"."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            exc.exit_code = 1
-            raise
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            exc.exit_code = 1
-            raise
-
-
 def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
     tolerances: dict[str, float] = {}
     for value in values:
@@ -45,7 +27,7 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
     return tolerances
 
 
-@click.command(cls=_Command)
+@click.command()
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
 @click.option("--fail-on-changes", is_flag=True, help="Exit 2 if any example is not unchanged.")
@@ -144,7 +126,7 @@ def _accept(baseline: Path, candidate: Path) -> None:
         click.echo(line)
 
 
-@click.command(cls=_Command)
+@click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild summary.json and report.html of RUN_DIR from its records.jsonl and timings.jsonl."""

@@ -43,7 +43,18 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="insidellms")
+    """Entry point. Usage errors exit 1 (click's default 2 is ``diff``'s "gate failed")."""
+    from insideLLMs.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
+
+    try:
+        code = cli.main(prog_name="insidellms", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USER_ERROR if isinstance(exc, click.UsageError) else exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
