@@ -15,7 +15,8 @@ from typing import IO, Any, Iterator
 
 import orjson
 
-from insideLLMs.canonical import dumps_bytes, dumps_pretty, json_problem
+from insideLLMs.canonical import dumps_bytes, dumps_pretty
+from insideLLMs.jsonl import iter_objects
 
 RECORDS = "records.jsonl"
 TIMINGS = "timings.jsonl"
@@ -167,17 +168,8 @@ class RunWriter:
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Stream JSON objects from a file; a malformed line raises ``RunDirError`` naming file and line."""
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise RunDirError(f"{path}:{lineno}: malformed JSON: {json_problem(line)}") from None
-            if not isinstance(obj, dict):
-                raise RunDirError(f"{path}:{lineno}: expected a JSON object")
-            yield obj
+    for _, obj in iter_objects(path, RunDirError):
+        yield obj
 
 
 class RunReader:

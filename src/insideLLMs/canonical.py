@@ -36,15 +36,6 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
-def json_problem(line: bytes) -> str:
-    """What is wrong with one line of JSON, the column counted from the line's start (for error messages)."""
-    try:
-        orjson.loads(line.rstrip(b"\r\n"))
-    except orjson.JSONDecodeError as exc:
-        return f"{exc.msg} (column {exc.colno})"
-    return "not valid JSON"
-
-
 def sha256_hex(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8")

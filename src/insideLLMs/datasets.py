@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-import orjson
-
-from insideLLMs.canonical import dumps_bytes, json_problem
+from insideLLMs.canonical import dumps_bytes
+from insideLLMs.jsonl import iter_objects
 
 
 class DatasetError(ValueError):
@@ -77,20 +76,11 @@ class PromptSet:
     @classmethod
     def from_jsonl(cls, path: str | Path, *, id_field: str = "id", name: str | None = None) -> "PromptSet":
         path = Path(path)
-        examples = []
-        with _open(path, "rb") as fh:
-            index = 0
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{lineno}: malformed JSON: {json_problem(line)}") from None
-                if not isinstance(row, dict):
-                    raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
-                index += 1
+        _check_file(path)
+        examples = [
+            _example(row, index, id_field, where=f"{path}:{lineno}")
+            for index, (lineno, row) in enumerate(iter_objects(path, DatasetError))
+        ]
         return cls(tuple(examples), name=name or path.stem, source=str(path))
 
     @classmethod
@@ -106,7 +96,8 @@ class PromptSet:
         path = Path(path)
         rename = {header: fld for fld, header in (columns or {}).items()}
         examples = []
-        with _open(path, "r", newline="") as fh:
+        _check_file(path)
+        with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
             headers = reader.fieldnames or []
             missing = [h for h in rename if h not in headers]
@@ -162,11 +153,9 @@ def _example(row: dict[str, Any], index: int, id_field: str, where: str | None =
     return Example(id=str(raw_id), data=row)
 
 
-def _open(path: Path, mode: str, **kwargs: Any) -> Any:
-    try:
-        return open(path, mode, encoding=None if "b" in mode else "utf-8", **kwargs)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: prompt set file not found") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a directory, expected a prompt set file") from None
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DatasetError(f"{path}: prompt set file not found")
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, expected a prompt set file")
 
