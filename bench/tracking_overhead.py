@@ -1,0 +1,232 @@
+"""What tracking costs, measured side by side in one run (issues 3 and 5). Prints a table of ratios.
+
+1. One run logging 5,000 steps × 4 metrics, params and a 10 MB records artifact:
+   the local backend vs a plain buffered JSON-lines append (the floor).           target ≤ 2×
+2. The same run to a real ``mlflow server`` through our MLflow backend vs ``mlflow.log_metric``
+   once per point (per-point timed on a sample and scaled; said so in the output). target ≥ 50×
+3. A 2,000-example harness run with the dummy model: tracking off vs local vs MLflow (live) vs
+   MLflow with the server stopped.                                                 target ≤ 5 % extra
+4. ``tracking sync`` of 20,000 points to the live server vs per-point ``log_metric``. target ≥ 50×
+
+    .venv/bin/python bench/tracking_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the test suite's real-server fixture code
+
+from support.mlflow_server import MlflowServer, client_env, free_port  # noqa: E402
+
+INSIDELLMS = str(Path(sys.executable).parent / "insidellms")
+STEPS, METRICS_PER_STEP = 5_000, 4
+ARTIFACT_MB = 10
+SYNC_POINTS = 20_000
+PER_POINT_SAMPLE = 1_000
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def best_of(n: int, fn: Callable[[], Any]) -> float:
+    return min(timed(fn) for _ in range(n))
+
+
+def make_artifact(path: Path) -> Path:
+    line = json.dumps({"run_id": "bench", "example_id": "x" * 8, "input": {"prompt": "What is 2 plus 2?" * 8},
+                       "output": "4" * 200, "scores": {"correct": True}, "status": "success"}) + "\n"
+    with open(path, "w") as fh:
+        for _ in range(ARTIFACT_MB * 1024 * 1024 // len(line) + 1):
+            fh.write(line)
+    return path
+
+
+def step_metrics(step: int) -> dict[str, float]:
+    return {"latency_ms": 10.0 + step % 13, "success": 1.0, "passed": float(step % 3 != 0), "f1": (step % 7) / 7}
+
+
+PARAMS = {"model": "gpt-4o", "temperature": 0.7, "max_tokens": 1000, "probe_type": "logic", "dataset_size": STEPS}
+
+
+# -- 1. local backend vs the floor ------------------------------------------------------------------
+
+def floor_run(out: Path, artifact: Path) -> None:
+    out.mkdir(parents=True)
+    with open(out / "metrics.jsonl", "w", buffering=1 << 16) as fh:
+        fh.write(json.dumps({"params": PARAMS}) + "\n")
+        for step in range(STEPS):
+            fh.write(json.dumps({"step": step, "ts": time.time(), "metrics": step_metrics(step)}) + "\n")
+    with open(artifact, "rb") as src, open(out / "records.jsonl", "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+
+
+def tracked_run(backend: str, artifact: Path, **options: Any) -> Any:
+    from insideLLMs.tracking import get_tracker
+
+    tracker = get_tracker(backend, echo=lambda _m: None, **options)
+    with tracker.start_run(name="bench") as run:
+        tracker.log_params(PARAMS)
+        for step in range(STEPS):
+            tracker.log_metrics(step_metrics(step), step=step)
+        tracker.log_artifact("records", artifact)
+    return run
+
+
+# -- 2 and 4. per-point logging on the same server --------------------------------------------------
+
+def per_point_seconds(uri: str, points: int) -> float:
+    """Seconds for ``points`` calls of mlflow.log_metric (the fluent API, one HTTP call each)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("bench-per-point")
+    with mlflow.start_run():
+        start = time.perf_counter()
+        for i in range(points):
+            mlflow.log_metric(f"m{i % METRICS_PER_STEP}", float(i), step=i // METRICS_PER_STEP)
+        return time.perf_counter() - start
+
+
+# -- 3. harness overhead ---------------------------------------------------------------------------
+
+def harness_project(root: Path, n: int) -> Path:
+    import yaml
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "data.jsonl", "w") as fh:
+        for i in range(n // 2):
+            fh.write(json.dumps({"id": f"q{i:05d}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)}) + "\n")
+    config = {
+        "name": "bench",
+        "models": [{"type": "dummy", "args": {"model_name": "dummy"}}],
+        "probes": [{"type": "factuality", "dataset": {"format": "jsonl", "path": "data.jsonl"}},
+                   {"type": "factuality", "args": {"instruction": False}, "dataset": {"format": "jsonl", "path": "data.jsonl"}}],
+        "generation": {"temperature": 0, "max_tokens": 64},
+        "runner": {"concurrency": 16, "max_retries": 0},
+        "tracking": {"enabled": True, "backend": "local", "output_dir": "./tracking_logs"},
+    }
+    path = root / "harness.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def harness_seconds(cfg: Path, args: list[str], env: dict[str, str]) -> float:
+    out = cfg.parent / f"runs-{time.monotonic_ns()}"
+    start = time.perf_counter()
+    proc = subprocess.run([INSIDELLMS, "harness", str(cfg), "--run-dir", str(out), "--no-progress", *args],
+                          cwd=cfg.parent, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition each (noisier)")
+    parser.add_argument("--harness-examples", type=int, default=2000)
+    args = parser.parse_args()
+    reps = 1 if args.quick else 3
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    with tempfile.TemporaryDirectory(prefix="insidellms-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        env = {**os.environ, **client_env(tmp / "home"), "NO_COLOR": "1"}
+        os.environ.update(client_env(tmp / "home"))
+        (tmp / "home").mkdir()
+        artifact = make_artifact(tmp / "records.jsonl")
+
+        # 1
+        n = iter(range(1000))
+        floor = best_of(reps, lambda: floor_run(tmp / f"floor{next(n)}", artifact))
+        local = best_of(reps, lambda: tracked_run("local", artifact, output_dir=str(tmp / "tl-local")))
+        rows.append(("local backend vs buffered JSONL (floor)", f"{local:.2f}s", f"{floor:.2f}s",
+                     f"{local / floor:.2f}× the floor", "≤ 2×"))
+
+        server = MlflowServer(tmp / "mlflow", port=free_port())
+        print(f"starting mlflow server on {server.url} …", file=sys.stderr)
+        server.start()
+        try:
+            # 2
+            ours = best_of(reps, lambda: tracked_run("mlflow", artifact, output_dir=str(tmp / "tl-mlflow"),
+                                                     tracking_uri=server.url, experiment_name="bench-ours",
+                                                     flush_timeout_s=600))
+            points = STEPS * METRICS_PER_STEP
+            sample = per_point_seconds(server.url, PER_POINT_SAMPLE)
+            per_point = sample * points / PER_POINT_SAMPLE
+            rows.append((f"our MLflow backend vs log_metric per point ({points:,} points)", f"{ours:.2f}s",
+                         f"{per_point:.1f}s*", f"{per_point / ours:.0f}× faster", "≥ 50×"))
+
+            # 4
+            from insideLLMs.tracking import get_tracker
+            from insideLLMs.tracking.sync import sync
+
+            tracker = get_tracker("local", output_dir=str(tmp / "tl-sync"), echo=lambda _m: None)
+            with tracker.start_run(name="sync-bench") as run:
+                for step in range(SYNC_POINTS // METRICS_PER_STEP):
+                    tracker.log_metrics(step_metrics(step), step=step)
+            sync_s = timed(lambda: sync(run.dir, backends=["mlflow"],
+                                        options={"tracking_uri": server.url, "experiment_name": "bench-sync"}))
+            per_point_sync = sample * SYNC_POINTS / PER_POINT_SAMPLE
+            rows.append((f"`tracking sync` of {SYNC_POINTS:,} points vs log_metric per point", f"{sync_s:.2f}s",
+                         f"{per_point_sync:.1f}s*", f"{per_point_sync / sync_s:.0f}× faster", "≥ 50×"))
+
+            # 3
+            cfg = harness_project(tmp / "harness", args.harness_examples)
+            variants = {
+                "off": (cfg, ["--no-track"]),
+                "local": (cfg, []),
+                "mlflow (live)": (config_variant(cfg, "live", server.url), []),
+                "mlflow (server stopped)": (config_variant(cfg, "down", f"http://127.0.0.1:{free_port()}"), []),
+            }
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            harness_seconds(cfg, ["--no-track"], env)  # warm caches
+            for _ in range(reps):
+                for name, (path, extra) in variants.items():  # interleaved, so drift hits all alike
+                    times[name].append(harness_seconds(path, extra, env))
+            base = statistics.median(times["off"])
+            for name in ("local", "mlflow (live)", "mlflow (server stopped)"):
+                t = statistics.median(times[name])
+                rows.append((f"harness {args.harness_examples:,} examples, tracking {name} vs off", f"{t:.2f}s",
+                             f"{base:.2f}s", f"{(t / base - 1) * 100:+.1f}%", "≤ +5%"))
+        finally:
+            server.kill()
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measurement':<{width}}  {'ours':>9}  {'baseline':>9}  {'ratio':>16}  target")
+    for name, ours_s, base_s, ratio, target in rows:
+        print(f"{name:<{width}}  {ours_s:>9}  {base_s:>9}  {ratio:>16}  {target}")
+    print(f"\n* per-point time measured on {PER_POINT_SAMPLE:,} mlflow.log_metric calls against the same server "
+          "and scaled linearly.")
+    print(f"  times are the best of {reps} (sections 1, 2) or the median of {reps} interleaved runs (section 3); "
+          "the harness includes process start and report.html in both columns.")
+
+
+def config_variant(cfg: Path, label: str, uri: str) -> Path:
+    """The harness config, tracking to MLflow at ``uri`` (the default flush_timeout_s)."""
+    import yaml
+
+    data = yaml.safe_load(cfg.read_text())
+    data["tracking"].update(backend="mlflow", tracking_uri=uri, experiment_name=f"bench-harness-{label}")
+    path = cfg.with_name(f"harness-{label}.yaml")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+if __name__ == "__main__":
+    main()
