@@ -17,7 +17,7 @@ temporary working directory, sharing files and one Python namespace):
   ``insidellms[extra]`` must be a real extra, other names installed distributions. ``wandb …``,
   ``mlflow …`` and ``tensorboard …`` are checked to be real commands of those tools (``<tool>
   <subcommand> --help`` exits 0 and lists every ``--option`` used). Anything else fails the test.
-- ```text (and any other language) is not executed.
+- ```text (and any other language) is not executed, unless a ``file`` directive writes it out.
 - ``<!-- docs-test: file NAME -->`` on the line before a block writes the block to NAME instead
   of running it (for configs that later commands use); ``<!-- docs-test: skip REASON -->`` skips it.
 - ``http://localhost:5000`` (the MLflow default) is pointed at a real ``mlflow server`` started by
@@ -145,7 +145,9 @@ class Page:
         if block.directive and block.directive[0] == "skip":
             return
         if block.directive and block.directive[0] == "file":
-            (self.cwd / block.directive[1]).write_text(self.substitute(block.code), encoding="utf-8")
+            target = self.cwd / block.directive[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(self.substitute(block.code), encoding="utf-8")
             return
         if block.lang == "python":
             self.run_python(block)
@@ -315,7 +317,7 @@ def test_doc_page(path: Path, docs_env: Path, request: pytest.FixtureRequest) ->
     page = Page(path, docs_env, request)
     try:
         for block in parse_blocks(path):
-            if block.lang in RUN_LANGS:
+            if block.lang in RUN_LANGS or (block.directive and block.directive[0] == "file"):
                 page.run_block(block)
     except BaseException:
         page.close_runs()
