@@ -14,7 +14,14 @@ from typing import ClassVar
 from insideLLMs.datasets import Example
 from insideLLMs.models.base import Completion, Message
 from insideLLMs.probes.base import Probe, Verdict
-from insideLLMs.probes.text_match import contains_tokens, expected_answers, extract_final_answer, token_f1, tokens
+from insideLLMs.probes.text_match import (
+    answer_tokens,
+    contains_tokens,
+    expected_answers,
+    extract_final_answer,
+    tokens,
+    tokens_f1,
+)
 
 ANSWER_INSTRUCTION = "Answer with just the answer, in as few words as possible."
 
@@ -35,11 +42,14 @@ class FactualityProbe(Probe):
         return [{"role": "user", "content": prompt}]
 
     def score(self, example: Example, completion: Completion) -> Verdict:
-        expected = expected_answers(example)
+        expected = [list(answer_tokens(e)) for e in expected_answers(example)]
         text = completion.text
-        candidate = extract_final_answer(text) or text.strip()
-        reply_tokens, candidate_tokens = tokens(text), tokens(candidate)
-        match = any(contains_tokens(reply_tokens, tokens(e)) for e in expected)
-        exact = any(candidate_tokens == tokens(e) for e in expected)
-        f1 = max(token_f1(candidate, e) for e in expected)
+        marked = extract_final_answer(text)
+        reply_tokens = tokens(text)
+        # without a marked answer the candidate is the whole reply: surrounding whitespace
+        # never changes the tokens, so the reply's tokens are reused
+        candidate_tokens = tokens(marked) if marked else reply_tokens
+        match = any(contains_tokens(reply_tokens, e) for e in expected)
+        exact = any(candidate_tokens == e for e in expected)
+        f1 = max(tokens_f1(candidate_tokens, e) for e in expected)
         return Verdict(scores={"match": match, "exact_match": exact, "f1": round(f1, 4)}, passed=match)

@@ -77,6 +77,12 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text if ch.isalpha())
 
 
+def _all_letters(text: str, case: Callable[[str], str], wanted: Any) -> bool:
+    """Whether the reply has letters and all are in ``case`` (str.lower/str.upper), compared with ``wanted``."""
+    letters = _letters(text)
+    return (letters == case(letters) and bool(letters)) == bool(wanted)
+
+
 def _ci(text: str) -> str:
     return text.strip().casefold()
 
@@ -92,8 +98,8 @@ CHECKS: dict[str, Callable[[str, Any], bool]] = {
     "numbered_count": lambda t, n: len(_NUMBERED_RE.findall(t)) == n,
     "format": _format,
     "required_keys": _has_keys,
-    "lowercase": lambda t, v: (_letters(t) == _letters(t).lower() and bool(_letters(t))) == bool(v),
-    "uppercase": lambda t, v: (_letters(t) == _letters(t).upper() and bool(_letters(t))) == bool(v),
+    "lowercase": lambda t, v: _all_letters(t, str.lower, v),
+    "uppercase": lambda t, v: _all_letters(t, str.upper, v),
     "must_include": lambda t, words: all(_ci(w) in t.casefold() for w in words),
     "must_not_include": lambda t, words: not any(_ci(w) in t.casefold() for w in words),
     "starts_with": lambda t, s: _ci(t).startswith(_ci(s)),

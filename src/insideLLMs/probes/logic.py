@@ -15,12 +15,13 @@ from insideLLMs.datasets import Example
 from insideLLMs.models.base import Completion, Message
 from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.probes.text_match import (
-    answer_matches,
+    answer_tokens,
     contains_tokens,
     expected_answers,
     extract_final_answer,
     last_line,
     tokens,
+    tokens_match,
 )
 
 ANSWER_INSTRUCTION = "Think it through briefly, then give your final answer on the last line as 'Answer: <answer>'."
@@ -42,13 +43,13 @@ class LogicProbe(Probe):
         return [{"role": "user", "content": prompt}]
 
     def score(self, example: Example, completion: Completion) -> Verdict:
-        expected = expected_answers(example)
+        expected = [answer_tokens(e) for e in expected_answers(example)]
         text = completion.text
         marked = extract_final_answer(text)
-        candidate = marked if marked is not None else last_line(text)
-        exact = any(answer_matches(candidate, e, explicit=marked is not None) for e in expected)
+        candidate = tokens(marked if marked is not None else last_line(text))
+        exact = any(tokens_match(candidate, e, explicit=marked is not None) for e in expected)
         reply_tokens = tokens(text)
-        contains = any(contains_tokens(reply_tokens, tokens(e)) for e in expected)
+        contains = any(contains_tokens(reply_tokens, e) for e in expected)
         return Verdict(
             scores={"exact_match": exact, "contains_answer": contains, "answer_marked": marked is not None},
             passed=exact,

@@ -33,11 +33,18 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bsorry, (?:i|but i) (?:can't|cannot|can not|won't|am unable|'m unable)\b",
 )
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
+#: the same patterns (all lower-case) without IGNORECASE: on lower-cased ASCII text they match
+#: exactly where _REFUSAL_RE matches, about three times faster
+_LOWER_REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS))
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+_EMPHASIS_RE = re.compile(r"\*\*|__")
 
 
 def is_refusal(text: str, window: int = REFUSAL_WINDOW) -> bool:
     """Whether ``text`` opens with a refusal (or states one within the first ``window`` characters)."""
     head = text.translate(_APOSTROPHES).strip()[:window]
-    head = re.sub(r"\*\*|__", "", head)
-    return bool(_REFUSAL_RE.search(head))
+    if "*" in head or "_" in head:
+        head = _EMPHASIS_RE.sub("", head)
+    if head.isascii():  # Unicode case folding ("\u212a" is "k") only matters outside ASCII
+        return _LOWER_REFUSAL_RE.search(head.lower()) is not None
+    return _REFUSAL_RE.search(head) is not None

@@ -37,12 +37,15 @@ NEGATIVE = frozenset(
 )
 
 NEGATIONS = frozenset({"not", "no", "never", "neither", "nor", "hardly", "without", "cannot"})
+_LEXICON = POSITIVE | NEGATIVE
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
 def sentiment(text: str) -> float:
     """Score in [-1, 1]: (positive - negative) / (positive + negative + 1), negated words flipped."""
     words = _WORD_RE.findall(text.lower().replace("\u2019", "'"))
+    if _LEXICON.isdisjoint(words):
+        return 0.0
     pos = neg = 0
     for i, word in enumerate(words):
         polarity = 1 if word in POSITIVE else -1 if word in NEGATIVE else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from functools import lru_cache
 
 from insideLLMs.datasets import Example
 
@@ -27,7 +27,17 @@ _NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2212": "-"})
 _NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
+_DIGIT_RE = re.compile(r"\d")
 _YES_NO = frozenset({"yes", "no"})
+
+# The normalisation steps of ``tokens``, applied in this order. Each pattern starts with its
+# literal character (lookbehinds after it) so that the regex engine can scan for it quickly.
+_THOUSANDS_SEP_RE = re.compile(r",(?<=\d,)(?=\d{3}\b)")  # 1,000 -> 1000
+_NON_DECIMAL_DOT_RE = re.compile(r"\.(?:(?<!\d\.)|(?!\d))")  # keep only decimal points
+_LEADING_MINUS_RE = re.compile(r"-(?<![\w.]-)(?=\d)")  # protected as \x00 through the next step
+_PUNCTUATION_RE = re.compile(r"[^\w\s.\x00]|_")
+#: the same as _PUNCTUATION_RE followed by \x00 -> "-", for ASCII text (one C pass, no regex)
+_ASCII_PUNCTUATION = str.maketrans({chr(c): " " for c in range(128) if _PUNCTUATION_RE.match(chr(c))} | {"\x00": "-"})
 
 
 def normalize(text: str) -> str:
@@ -37,15 +47,42 @@ def normalize(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The normalised tokens of ``text`` (see :func:`normalize`)."""
-    s = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
-    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
-    s = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", s)  # keep only decimal points
-    s = re.sub(r"(?<![\w.])-(?=\d)", " \x00", s)  # protect a leading minus sign
-    s = re.sub(r"[^\w\s.\x00]|_", " ", s).replace("\x00", "-")
+    if text.isascii():  # NFKC and the quote table leave ASCII unchanged
+        s = text.lower()
+    else:
+        s = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    if "," in s:
+        s = _THOUSANDS_SEP_RE.sub("", s)
+    if "." in s:
+        s = _NON_DECIMAL_DOT_RE.sub(" ", s)
+    if "-" in s:
+        s = _LEADING_MINUS_RE.sub(" \x00", s)
+    ascii_only = s.isascii()
+    if ascii_only:
+        s = s.translate(_ASCII_PUNCTUATION)
+    else:
+        s = _PUNCTUATION_RE.sub(" ", s).replace("\x00", "-")
     words = [w for w in s.split() if w not in _ARTICLES]
-    return [_canonical_number(w) for w in _words_to_numbers(words)]
+    has_digits = _DIGIT_RE.search(s) is not None
+    if not _NUMBER_WORDS.isdisjoint(words):
+        words = _words_to_numbers(words)
+        has_digits = True
+    if has_digits:
+        match = _NUMBER_RE.match
+        if ascii_only:  # an ASCII number starts with a digit or "-", both <= "9"
+            words = [_canonical_number(w) if w[0] <= "9" and match(w) else w for w in words]
+        else:
+            words = [_canonical_number(w) if match(w) else w for w in words]
+    return words
 
 
+@lru_cache(maxsize=4096)
+def answer_tokens(answer: str) -> tuple[str, ...]:
+    """:func:`tokens` of an expected answer, cached: the same answers are scored again and again."""
+    return tuple(tokens(answer))
+
+
+@lru_cache(maxsize=4096)
 def _canonical_number(word: str) -> str:
     if not _NUMBER_RE.match(word):
         return word
@@ -102,22 +139,39 @@ def is_number(token: str) -> bool:
 
 # -- final-answer extraction -------------------------------------------------------------------
 
-_ANSWER_PATTERNS = [
-    re.compile(r"\\boxed\{([^{}]*)\}"),
+_BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
+#: the patterns after \boxed, which all need the word "answer" (ignoring case)
+_ANSWER_LINE_RES = (
     re.compile(
         r"(?im)^[^\S\n]*(?:[#>\-]+[^\S\n]*)?(?:(?:the|my|final|correct)[^\S\n]+)*answer[^\S\n]*[:\uff1a][^\S\n]*(.+)$"
     ),
-    re.compile(
-        r"(?i)\b(?:final\s+)?answer\s+(?:is|would\s+be|will\s+be|=)\s*:?\s*(.+?)(?:\.(?!\d)|\n|$)"
-    ),
-]
+    re.compile(r"(?i)\b(?:final\s+)?answer\s+(?:is|would\s+be|will\s+be|=)\s*:?\s*(.+?)(?:\.(?!\d)|\n|$)"),
+)
+_ANSWER_PATTERNS = [_BOXED_RE, *_ANSWER_LINE_RES]
+_ANSWER_WORD_RE = re.compile(r"(?i)answer")
+#: what the last pattern needs, in lower-cased ASCII text
+_ANSWER_IS_RE = re.compile(r"answer\s+(?:is|would\s+be|will\s+be|=)")
+_EMPHASIS_RE = re.compile(r"\*\*|__|`")
 
 
 def extract_final_answer(text: str) -> str | None:
     """The last explicitly marked answer in ``text``, or None when the reply marks none."""
-    plain = re.sub(r"\*\*|__|`", "", text)
+    plain = _EMPHASIS_RE.sub("", text) if ("*" in text or "_" in text or "`" in text) else text
+    patterns: list[re.Pattern[str]] = []
+    if "\\boxed{" in plain:
+        patterns.append(_BOXED_RE)
+    # Patterns that cannot match are skipped. Unicode case-insensitive matching ("\u017f"
+    # matches "s") makes lower-casing a safe pre-check for ASCII text only.
+    if plain.isascii():
+        lowered = plain.lower()
+        if "answer" in lowered:
+            patterns.append(_ANSWER_LINE_RES[0])
+            if _ANSWER_IS_RE.search(lowered):
+                patterns.append(_ANSWER_LINE_RES[1])
+    elif _ANSWER_WORD_RE.search(plain):
+        patterns.extend(_ANSWER_LINE_RES)
     best: tuple[int, str] | None = None
-    for pattern in _ANSWER_PATTERNS:
+    for pattern in patterns:
         for match in pattern.finditer(plain):
             if best is None or match.start() > best[0]:
                 best = (match.start(), match.group(1))
@@ -128,27 +182,46 @@ def extract_final_answer(text: str) -> str | None:
 
 
 def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    for line in reversed(text.strip().splitlines()):
+        if line.strip():
+            return line
+    return ""
 
 
 # -- comparisons ---------------------------------------------------------------------------------
 
 
-def contains_tokens(haystack: list[str], needle: list[str]) -> bool:
+def contains_tokens(haystack: list[str] | tuple[str, ...], needle: list[str] | tuple[str, ...]) -> bool:
     """Whether ``needle`` occurs as a contiguous run of whole tokens in ``haystack``."""
     if not needle:
         return False
     n = len(needle)
-    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+    if n == 1:
+        return needle[0] in haystack
+    needle = list(needle) if isinstance(haystack, list) else tuple(needle)
+    first, stop = needle[0], len(haystack) - n + 1
+    i = -1
+    try:
+        while True:
+            i = haystack.index(first, i + 1, stop)
+            if haystack[i : i + n] == needle:
+                return True
+    except ValueError:
+        return False
 
 
 def token_f1(prediction: str, reference: str) -> float:
     """SQuAD-style F1 over normalised tokens."""
-    pred, ref = tokens(prediction), tokens(reference)
+    return tokens_f1(tokens(prediction), tokens(reference))
+
+
+def tokens_f1(pred: list[str] | tuple[str, ...], ref: list[str] | tuple[str, ...]) -> float:
+    """:func:`token_f1` of already normalised token lists."""
     if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
+        return float(len(pred) == len(ref))
+    # the size of the multiset intersection, counted from the side with fewer distinct tokens
+    small, large = (ref, pred) if len(ref) <= len(pred) else (pred, ref)
+    common = sum(min(small.count(t), large.count(t)) for t in set(small))
     if common == 0:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
@@ -162,16 +235,20 @@ def answer_matches(candidate: str, expected: str, *, explicit: bool) -> bool:
     yes/no compares the first yes/no word; anything else must equal the expected answer or
     start with it ("Tuesday, because ..." matches "Tuesday").
     """
-    cand, exp = tokens(candidate), tokens(expected)
+    return tokens_match(tokens(candidate), answer_tokens(expected), explicit=explicit)
+
+
+def tokens_match(cand: list[str] | tuple[str, ...], exp: list[str] | tuple[str, ...], *, explicit: bool) -> bool:
+    """:func:`answer_matches` of already normalised token lists."""
     if not exp:
         return False
+    cand, exp = list(cand), list(exp)
     if cand == exp:
         return True
     if len(exp) == 1 and is_number(exp[0]):
-        numbers = [t for t in cand if is_number(t)]
-        if not numbers:
-            return False
-        return (numbers[0] if explicit else numbers[-1]) == exp[0]
+        match = _NUMBER_RE.match
+        number = next((t for t in (cand if explicit else reversed(cand)) if match(t)), None)
+        return number == exp[0]
     if len(exp) == 1 and exp[0] in _YES_NO:
         first = next((t for t in cand if t in _YES_NO), None)
         return first == exp[0]
