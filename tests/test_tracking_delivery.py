@@ -184,3 +184,28 @@ def test_status_cli(tmp_path: Path, sink_dir: Path) -> None:
     cells = [c.strip() for c in row.split("│")]
     assert "jsonl" in cells and "0" in cells and str(total) in cells and "failing" in cells
     assert "server unreachable" in result.output
+
+
+def test_unreachable_sink_costs_one_attempt_not_the_flush_timeout(tmp_path: Path, sink_dir: Path) -> None:
+    (sink_dir / "FAIL").touch()
+    started = time.monotonic()
+    run, messages = _tracked_run(tmp_path, sink_dir, steps=100, flush_timeout_s=60)
+    assert time.monotonic() - started < 15  # not 60: the sink failed again after the end, so no wait
+    assert "server unreachable" in messages[0] and "insidellms tracking sync" in messages[0]
+
+
+def test_delivery_runs_in_a_child_that_gets_secrets_on_stdin_and_exits(tmp_path: Path, sink_dir: Path) -> None:
+    secret = "sk-proj-Ab3dEf6hIj9kLmN0pQrStUvWxYz123456"
+    tracker = get_tracker(["local", BACKEND], output_dir=str(tmp_path / "logs"), log_dir=str(sink_dir),
+                          echo=lambda _m: None, tracking_uri=f"http://user:{secret}@127.0.0.1:9")
+    with tracker.start_run(name="child") as run:
+        proc = run._delivery.proc
+        assert proc is not None and proc.pid != os.getpid()
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"insideLLMs.tracking.delivery_process", str(run.dir).encode()]
+        assert secret.encode() not in b" ".join(cmdline)
+        tracker.log_metrics({"a": 1.0}, step=0)
+    assert proc.poll() is not None  # gone once the run has ended
+    assert delivered(sink_dir, run.dir) == _journal_view(run.dir)
+    for path in run.dir.rglob("*"):  # nothing in the run folder holds the secret
+        assert path.is_dir() or secret.encode() not in path.read_bytes(), path

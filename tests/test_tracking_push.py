@@ -46,7 +46,9 @@ def test_push_to_mlflow_twice_gives_one_run(tmp_path: Path, mlflow_server: Any) 
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "f1"))
     assert history == [(i, round((i % 5) / 4, 2)) for i in range(30)]
     passed = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "passed"))
-    assert [v for s, v in passed if s < 30][:4] == [0.0, 1.0, 1.0, 0.0]
+    assert [s for s, _ in passed] == list(range(30))  # the 0/1 series only: the final count is passed_count
+    assert [v for _, v in passed][:4] == [0.0, 1.0, 1.0, 0.0]
+    assert run.data.metrics["passed_count"] == 20
     assert run.data.metrics["pass_rate"] == pytest.approx(20 / 30)
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"records.jsonl", "summary.json", "manifest.json", "config.resolved.yaml", "tables"} <= names

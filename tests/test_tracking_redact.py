@@ -7,7 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from insideLLMs.tracking.redact import REDACTED, copy_redacted, is_secret_key, redact, redact_text
+from insideLLMs.tracking.redact import REDACTED, is_secret_key, redact, redact_text
+from insideLLMs.tracking.redact_files import copy_redacted
 
 OPENAI = "sk-proj-Ab3dEf6hIj9kLmN0pQrStUvWxYz123456"
 ANTHROPIC = "sk-ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Jh1Gf0Ed"
@@ -126,3 +127,43 @@ def test_large_clean_jsonl_is_copied_byte_for_byte(tmp_path: Path) -> None:
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     copy_redacted(src, tmp_path / "copy.jsonl")
     assert (tmp_path / "copy.jsonl").read_bytes() == src.read_bytes()
+
+
+def test_secrets_inside_a_huge_minified_line_are_found(tmp_path: Path) -> None:
+    """report.html inlines megabytes of JS on one line: it is redacted in windows around each hit."""
+    filler = "function(a){return a.key?a.token:null};var x={tokens:1,author:2};" * 40_000  # ~2.6 MB, one line
+    secrets = [OPENAI, HF, GITHUB, AWS, SLACK, JWT]
+    line = filler + "".join(f'var s{i}="{s}";' + filler[:5000] for i, s in enumerate(secrets))
+    line += 'cfg={"api_key": "plain-secret-value", url: "https://bob:pa55@db.example.com/x"};' + filler
+    src = tmp_path / "report.html"
+    src.write_text(f"<html><script>{line}</script></html>\n")
+    digest = copy_redacted(src, tmp_path / "out.html")
+    out = (tmp_path / "out.html").read_text()
+    for secret in (*secrets, "plain-secret-value", "pa55"):
+        assert secret not in out
+    assert f'"api_key": "{REDACTED}"' in out and f"https://{REDACTED}@db.example.com/x" in out
+    assert out.count(filler) == line.count(filler) + 0  # everything else is kept as it was
+    import hashlib
+
+    assert digest == hashlib.sha256((tmp_path / "out.html").read_bytes()).hexdigest()
+
+
+def test_clean_big_file_is_copied_as_is_with_its_hash(tmp_path: Path) -> None:
+    import hashlib
+
+    src = tmp_path / "records.jsonl"
+    src.write_bytes(b"".join(orjson.dumps({"example_id": f"e{i}", "passed": True, "usage": {"prompt_tokens": 3}})
+                             + b"\n" for i in range(100_000)))
+    digest = copy_redacted(src, tmp_path / "copy.jsonl")
+    assert (tmp_path / "copy.jsonl").read_bytes() == src.read_bytes()
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
+
+
+def test_dumps_redacted_walks_only_suspect_rows() -> None:
+    from insideLLMs.tracking.redact import dumps_redacted
+
+    clean = {"input.prompt": "What is 2+2?", "max_tokens": 5, "passed": True}
+    assert dumps_redacted(clean) == orjson.dumps(clean)
+    dirty = {"output": f"here: {OPENAI}", "meta.api_key": "abc", "max_tokens": 5}
+    assert orjson.loads(dumps_redacted(dirty)) == {"output": f"here: {REDACTED}", "meta.api_key": REDACTED,
+                                                   "max_tokens": 5}

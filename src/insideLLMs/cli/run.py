@@ -144,7 +144,10 @@ def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
 
     table = Table(title=f"run {summary['run_id']}", title_justify="left")
     for column in ("model", "probe", "n", "success", "pass rate", "errors", "p50 ms"):
-        table.add_column(column, justify="left" if column in ("model", "probe") else "right")
+        if column in ("model", "probe"):
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
     latency = summary["volatile"]["latency_ms"]
     for group in summary["groups"]:
         p50 = latency.get(f"{group['model']}/{group['probe']}", {}).get("p50")
@@ -153,6 +156,8 @@ def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
             _fmt_rate(group["pass_rate"]), str(group["error_count"]), "-" if p50 is None else f"{p50:,.0f}",
         )
     console = Console()
+    if not console.is_terminal:  # piped into a log: no terminal width to respect
+        console = Console(width=200)
     console.print(table)
     console.print(f"run directory: {run_dir}")
     if (run_dir / REPORT).exists():

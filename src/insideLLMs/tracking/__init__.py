@@ -16,14 +16,38 @@ remote backends are fed from it in the background, so they never block or fail t
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import importlib
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from insideLLMs.tracking.config import TrackingConfig
+    from insideLLMs.tracking.tracker import Tracker
 
-from insideLLMs.tracking.config import TrackingConfig
-from insideLLMs.tracking.redact import REDACTED, redact
-from insideLLMs.tracking.tracker import Pending, Tracker, TrackingRun, _stderr
-from insideLLMs.tracking.worker import BACKENDS, BackendUnavailable, check_backend
+# Re-exports, imported on first use: the delivery process imports this package and must start fast.
+_EXPORTS = {
+    "BACKENDS": "insideLLMs.tracking.worker",
+    "BackendUnavailable": "insideLLMs.tracking.worker",
+    "Pending": "insideLLMs.tracking.delivery_process",
+    "REDACTED": "insideLLMs.tracking.redact",
+    "redact": "insideLLMs.tracking.redact",
+    "Tracker": "insideLLMs.tracking.tracker",
+    "TrackingRun": "insideLLMs.tracking.run",
+    "TrackingConfig": "insideLLMs.tracking.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 def get_tracker(
@@ -39,6 +63,12 @@ def get_tracker(
     ``flush_timeout_s``. Raises ``ValueError`` for an unknown backend and ``BackendUnavailable``
     (an ``ImportError``) naming the extra to install when a backend's library is missing.
     """
+    from pydantic import ValidationError
+
+    from insideLLMs.tracking.config import TrackingConfig
+    from insideLLMs.tracking.tracker import Tracker
+    from insideLLMs.tracking.worker import check_backend
+
     names = [backend] if isinstance(backend, str) else list(backend)
     for name in names:
         check_backend(name)
@@ -55,6 +85,9 @@ def get_tracker(
 
 def tracker_from_config(config: TrackingConfig, *, echo: Callable[[str], None] = _stderr) -> Tracker:
     """A tracker for a ``tracking:`` config block (backends checked as in ``get_tracker``)."""
+    from insideLLMs.tracking.tracker import Tracker
+    from insideLLMs.tracking.worker import check_backend
+
     for name in config.backends:
         check_backend(name)
     return Tracker(config, echo=echo)

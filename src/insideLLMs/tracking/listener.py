@@ -76,7 +76,8 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
     out: dict[str, float] = {}
     for key in ("n", "success_rate", "error_count", "pass_rate", "passed"):
         if group.get(key) is not None:
-            out[f"{prefix}{key}"] = group[key]
+            # the count of passed examples; ``passed`` itself is the per-example 0/1 step series
+            out[f"{prefix}{'passed_count' if key == 'passed' else key}"] = group[key]
     for name, mean in (group.get("scores") or {}).items():
         out[f"{prefix}{name}_mean"] = mean
     tokens = group.get("tokens") or {}

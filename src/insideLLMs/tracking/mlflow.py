@@ -16,11 +16,14 @@ import logging
 import os
 import posixpath
 import re
+import socket
 import tempfile
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from insideLLMs.tracking.redact import redact_text
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 
 log = logging.getLogger(__name__)
@@ -99,8 +102,26 @@ class MlflowSink(Sink):
 
     name = "mlflow"
 
+    @classmethod
+    def preflight(cls, options: dict[str, Any]) -> None:
+        """Fail in milliseconds, before the slow ``import mlflow``, when nothing listens at an HTTP
+        ``tracking_uri`` (connection refused, unknown host)."""
+        uri = str(options.get("tracking_uri") or "")
+        if not uri.startswith(("http://", "https://")):
+            return
+        parts = urllib.parse.urlsplit(uri)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise SinkError(f"mlflow: bad tracking_uri {uri!r}", retryable=False) from None
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=3).close()
+        except OSError as exc:
+            raise SinkError(f"mlflow at {redact_text(uri)}: server unreachable ({exc.strerror or exc})") from None
+
     def __init__(self, ctx: SinkContext) -> None:
         super().__init__(ctx)
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # else mlflow writes ~/.config/mlflow/
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:

@@ -26,8 +26,9 @@ from insideLLMs.records import Record, Timing
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalWriter
 from insideLLMs.tracking.listener import default_run_name, environment_tags, example_row, final_metrics, run_params
 from insideLLMs.tracking.local import ARTIFACTS_DIR, RunState, process_info, write_views
-from insideLLMs.tracking.redact import copy_redacted, redact
-from insideLLMs.tracking.tracker import _sha256_file, flatten_params
+from insideLLMs.tracking.redact import dumps_redacted, redact
+from insideLLMs.tracking.redact_files import copy_redacted
+from insideLLMs.tracking.values import flatten_params, sha256_file
 from insideLLMs.tracking.worker import check_backend
 
 RUN_FILES = ("records.jsonl", "timings.jsonl", "manifest.json", "summary.json", "config.resolved.yaml", "report.html")
@@ -164,7 +165,7 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
                 end_ts = max(end_ts, ts)
                 add("metrics", {"metrics": metrics, "step": step}, ts)
                 row = example_row(ExampleFinished(step, record, timing))
-                table.write(orjson.dumps(redact(flatten_params(row)), option=orjson.OPT_SORT_KEYS) + b"\n")
+                table.write(dumps_redacted(flatten_params(row), orjson.OPT_SORT_KEYS) + b"\n")
         if summary is not None:
             finals = {k: float(v) for k, v in final_metrics(summary, latencies).items()
                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -174,11 +175,11 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
             if src.is_file():
                 dest = tmp / ARTIFACTS_DIR / name
                 copy_redacted(src, dest)
-                add("artifact", {"name": name, "path": f"{ARTIFACTS_DIR}/{name}", "sha256": _sha256_file(dest),
+                add("artifact", {"name": name, "path": f"{ARTIFACTS_DIR}/{name}", "sha256": sha256_file(dest),
                                  "size": dest.stat().st_size}, end_ts)
         table_path = tmp / ARTIFACTS_DIR / f"{TABLE_NAME}.jsonl"
         add("table", {"name": TABLE_NAME, "path": f"{ARTIFACTS_DIR}/{TABLE_NAME}.jsonl",
-                      "sha256": _sha256_file(table_path), "size": table_path.stat().st_size, "rows": total}, end_ts)
+                      "sha256": sha256_file(table_path), "size": table_path.stat().st_size, "rows": total}, end_ts)
         add("run_end", {"status": "finished"}, end_ts)
         journal.close()
         write_views(tmp, state, {"backends": [], "journal": JOURNAL_FILE, "pushed_from": str(run_dir.resolve()),

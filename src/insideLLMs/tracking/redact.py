@@ -10,9 +10,7 @@ appears, in any string, at any depth. Names such as ``max_tokens``, ``prompt_tok
 from __future__ import annotations
 
 import re
-import shutil
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -154,7 +152,7 @@ def redact_text_file_content(text: str) -> str:
                    for line in text.splitlines(keepends=True))
 
 
-def _redact_jsonl_line(line: bytes) -> bytes:
+def redact_jsonl_line(line: bytes) -> bytes:
     text = line.decode("utf-8", "replace")
     if not (_may_hold_secret_key(text) or _may_hold_secret_value(text)):
         return line
@@ -169,92 +167,20 @@ def _redact_jsonl_line(line: bytes) -> bytes:
     return orjson.dumps(cleaned, option=orjson.OPT_SORT_KEYS) + line[len(stripped):]
 
 
-
-
 _KEY_HINTS_B = tuple(h.encode() for h in _KEY_HINTS)
 _VALUE_HINTS_B = tuple(h.encode() for h in _VALUE_HINTS)
+_TOKEN_HINT_RE_B = re.compile(rb"token(?![si])")
 
 
-def _suspect_lines(buf: bytes) -> list[tuple[int, int]]:
-    """(start, end) of every line holding a hint of a secret, found with C-speed ``find`` over the whole buffer."""
-    starts: set[int] = set()
-    low = buf.lower()
-
-    def scan(haystack: bytes, needle: bytes, check: Any = None) -> None:
-        pos = haystack.find(needle)
-        while pos != -1:
-            if check is None or check(pos):
-                line_start = buf.rfind(b"\n", 0, pos) + 1
-                starts.add(line_start)
-                nxt = buf.find(b"\n", pos)
-                if nxt == -1:
-                    return
-                pos = haystack.find(needle, nxt)
-            else:
-                pos = haystack.find(needle, pos + 1)
-
-    for hint in _KEY_HINTS_B:
-        scan(low, hint)
-    scan(low, b"token", lambda pos: low[pos + 5:pos + 6] not in (b"s", b"i"))
-    for hint in _VALUE_HINTS_B:
-        scan(buf, hint)
-    spans = []
-    for line_start in sorted(starts):
-        end = buf.find(b"\n", line_start)
-        spans.append((line_start, len(buf) if end == -1 else end + 1))
-    return spans
+def may_hold_secret(data: bytes) -> bool:
+    """Cheap test on serialized data (JSON, a text line): False means ``redact`` would change nothing."""
+    if any(h in data for h in _VALUE_HINTS_B):
+        return True
+    low = data.lower()
+    return any(h in low for h in _KEY_HINTS_B) or (b"token" in low and _TOKEN_HINT_RE_B.search(low) is not None)
 
 
-def _redact_lines(buf: bytes, line_fn: Any) -> bytes:
-    """``buf`` with ``line_fn`` applied to the lines that may hold a secret; the rest is kept byte for byte."""
-    out: list[bytes] = []
-    prev = 0
-    for start, end in _suspect_lines(buf):
-        out.append(buf[prev:start])
-        out.append(line_fn(buf[start:end]))
-        prev = end
-    out.append(buf[prev:])
-    return b"".join(out)
-
-
-def _redact_text_line(line: bytes) -> bytes:
-    return redact_text_file_content(line.decode("utf-8")).encode("utf-8")
-
-
-_TEXT_SUFFIXES = frozenset(
-    {".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt", ".html", ".htm", ".csv", ".tsv", ".md",
-     ".log", ".toml", ".ini", ".cfg", ".env", ".py", ".xml", ".svg", ".js", ".css", ""}
-)
-
-
-def copy_redacted(src: Path, dst: Path) -> None:
-    """Copy a file, redacting text files (JSON/JSONL structurally, other text line by line).
-
-    Only lines that hold a hint of a secret are looked at closely, so a large clean file copies fast.
-    Files that are not UTF-8 text (images, model weights) are copied byte for byte.
-    """
-    suffix = src.suffix.lower()
-    if suffix not in _TEXT_SUFFIXES:
-        shutil.copyfile(src, dst)
-        return
-    raw = src.read_bytes()
-    if suffix in (".jsonl", ".ndjson"):
-        dst.write_bytes(_redact_lines(raw, _redact_jsonl_line))
-        return
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        dst.write_bytes(raw)
-        return
-    if b"PRIVATE KEY-----" in raw:  # a PEM block spans lines: redact it whole first
-        raw = redact_text(raw.decode("utf-8")).encode("utf-8")
-    if suffix == ".json" and _suspect_lines(raw):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            cleaned = redact(obj)
-            dst.write_bytes(raw if cleaned == obj else orjson.dumps(cleaned, option=orjson.OPT_INDENT_2) + b"\n")
-            return
-    dst.write_bytes(_redact_lines(raw, _redact_text_line))
+def dumps_redacted(obj: Any, option: int = 0) -> bytes:
+    """``orjson.dumps(redact(obj))``, but the object is walked only when its JSON holds a hint of a secret."""
+    data = orjson.dumps(obj, option=option)
+    return orjson.dumps(redact(obj), option=option) if may_hold_secret(data) else data

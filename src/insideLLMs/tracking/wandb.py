@@ -48,6 +48,7 @@ class WandbSink(Sink):
 
     def __init__(self, ctx: SinkContext) -> None:
         super().__init__(ctx)
+        _keep_out_of_home(ctx.run_dir)
         try:
             import wandb  # noqa: F401  (slow: imported on the delivery thread, not by the evaluation)
         except ImportError:
@@ -182,6 +183,16 @@ class WandbSink(Sink):
         if self._run is not None:
             run, self._run = self._run, None
             run.finish()
+
+
+def _keep_out_of_home(run_dir: Path) -> None:
+    """W&B keeps settings, a cache and staged artifact files under ~/.config, ~/.cache and ~/.local:
+    unless the user chose those folders, put them under the run folder's ``sinks/wandb/``."""
+    base = run_dir / "sinks" / "wandb"
+    for name, sub in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"),
+                      ("WANDB_ARTIFACT_DIR", "artifacts")):
+        if not os.environ.get(name):
+            os.environ[name] = str(base / sub)
 
 
 def _avoid_same_second(folder: Path, run_id: str) -> None:

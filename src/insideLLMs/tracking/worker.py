@@ -2,8 +2,8 @@
 
 One ``Delivery`` per (run, sink) reads the events after the sink's delivered mark, hands them to
 ``Sink.deliver`` in batches, and after each successful batch saves the new mark and the sink's
-state to ``run_<id>/sinks/<sink>.json``. ``DeliveryWorker`` runs it on a background thread during
-a run; ``insidellms tracking sync`` runs it in the foreground later. A sink that cannot be built,
+state to ``run_<id>/sinks/<sink>.json``. ``DeliveryWorker`` runs it on a thread of the run's
+delivery process (delivery_process.py); ``insidellms tracking sync`` runs it in the foreground later. A sink that cannot be built,
 fails or hangs never raises into the caller: its events stay pending in the journal.
 """
 
@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalTail
 from insideLLMs.tracking.local import SINKS_DIR, read_json, write_json_atomic
@@ -173,9 +173,13 @@ class Delivery:
         self.pending: list[Event] = []
         self.sink: Sink | None = None
         self.consecutive_failures = 0
+        self.ended = False  # run_end has been delivered
 
     def _open_sink(self) -> None:
         cls = sink_class(self.mark.backend)
+        preflight = getattr(cls, "preflight", None)
+        if callable(preflight):  # e.g. is the server listening at all: fail fast, before a slow import
+            preflight(self.mark.options)
         ctx = SinkContext(run_dir=self.run_dir, options=dict(self.mark.options), state=self.mark.state)
         self.sink = cls(ctx)
 
@@ -206,6 +210,7 @@ class Delivery:
             self._failed(exc, give_up=self.consecutive_failures >= 5)
             return False
         del self.pending[: len(batch)]
+        self.ended = self.ended or batch[-1].kind == "run_end"
         self.mark.delivered_seq = batch[-1].seq
         self.mark.state = self.sink.ctx.state
         self.mark.last_error = None
@@ -239,15 +244,17 @@ class Delivery:
 
 
 class DeliveryWorker(threading.Thread):
-    """Delivers a live run's journal to one sink in the background until told to finish."""
+    """Delivers a live run's journal to one sink (on a thread of the delivery process) until the run's
+    ``run_end`` is delivered, or ``finish`` was called and the sink is drained or failed once more."""
 
-    def __init__(self, run_dir: Path, mark: DeliveryMark, wakeup: threading.Event) -> None:
+    def __init__(self, run_dir: Path, mark: DeliveryMark, *, poll_s: float = 0.1) -> None:
         super().__init__(name=f"insidellms-tracking-{mark.sink}", daemon=True)
         self.run_dir = run_dir
         self.mark = mark
-        self.wakeup = wakeup
-        self._finishing = threading.Event()  # the journal is closed: drain and stop
-        self._abandon = threading.Event()  # the flush deadline passed: stop at the next chance
+        self.poll_s = poll_s
+        self.kick = threading.Event()  # cuts an idle or backoff wait short
+        self._finishing = threading.Event()  # the run has ended: drain, stop at the first failure
+        self._abandon = threading.Event()  # out of time: stop at the next chance, without closing the sink
         self._lock = SinkLock(run_dir, mark.sink)
         self.delivery = Delivery(run_dir, mark)
 
@@ -261,6 +268,7 @@ class DeliveryWorker(threading.Thread):
             self._loop()
         except Exception as exc:  # never let a sink take the thread down silently
             self.mark.last_error = redact(_describe(exc))
+            self.mark.save(self.run_dir)
         finally:
             if not self._abandon.is_set():
                 self.delivery.close()
@@ -272,42 +280,23 @@ class DeliveryWorker(threading.Thread):
             finishing = self._finishing.is_set()  # read before polling, so no event is missed
             d.read_new()
             if not d.pending:
-                if finishing:
+                if finishing or d.ended:
                     return
-                self.wakeup.wait(1.0)
-                self.wakeup.clear()
+                self.kick.wait(self.poll_s)
+                self.kick.clear()
                 continue
             if d.step():
                 continue
-            if self.mark.gave_up:
-                return
-            self._abandon.wait(d.backoff_s())
+            if self.mark.gave_up or self._finishing.is_set():
+                return  # after the run ended, one failed attempt is enough: the rest is for `tracking sync`
+            self.kick.wait(d.backoff_s())
+            self.kick.clear()
 
-    def finish(self, deadline: float) -> None:
-        """Drain what is left until ``deadline`` (time.monotonic), then abandon the rest."""
+    def finish(self) -> None:
+        """The run has ended: deliver what is left, but give up at the first failure."""
         self._finishing.set()
-        self.wakeup.set()
-        self.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self.is_alive():
-            self._abandon.set()
-            self.wakeup.set()
+        self.kick.set()
 
-    @property
-    def delivered_seq(self) -> int:
-        return self.mark.delivered_seq
-
-
-def start_workers(
-    run_dir: Path, backends: list[str], options: dict[str, dict[str, Any]], wakeup_factory: Callable[[], threading.Event]
-) -> list[DeliveryWorker]:
-    """Start one background worker per remote backend of a new run."""
-    workers = []
-    for backend in backends:
-        name = sink_name(backend)
-        mark = DeliveryMark(sink=name, backend=backend, options=options.get(backend, {}))
-        mark.save(run_dir)
-        worker = DeliveryWorker(run_dir, mark, wakeup_factory())
-        worker.start()
-        workers.append(worker)
-    return workers
-
+    def abandon(self) -> None:
+        self._abandon.set()
+        self.kick.set()
