@@ -167,3 +167,15 @@ def test_dumps_redacted_walks_only_suspect_rows() -> None:
     dirty = {"output": f"here: {OPENAI}", "meta.api_key": "abc", "max_tokens": 5}
     assert orjson.loads(dumps_redacted(dirty)) == {"output": f"here: {REDACTED}", "meta.api_key": REDACTED,
                                                    "max_tokens": 5}
+
+
+def test_the_fallback_scan_without_re2_redacts_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without google-re2 installed the scan uses substring hints; the files come out the same."""
+    from insideLLMs.tracking import redact_files
+
+    monkeypatch.setattr(redact_files, "_SCANNER", None)
+    for i, test in enumerate((test_copy_redacted_yaml_jsonl_html, test_pem_private_key_block,
+                              test_secrets_inside_a_huge_minified_line_are_found,
+                              test_large_clean_jsonl_is_copied_byte_for_byte)):
+        (tmp_path / str(i)).mkdir()
+        test(tmp_path / str(i))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -115,10 +116,9 @@ class Config(_Strict):
         return self.probes or [self.probe]  # type: ignore[list-item]
 
 
-class LoadedConfig(BaseModel):
+@dataclass(frozen=True)
+class LoadedConfig:
     """A validated config with where it came from and a redacted, resolved view for the run dir."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     config: Config
     path: Path

@@ -19,7 +19,6 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from insideLLMs.artifacts import RUN_FILES, RunWriter
-from insideLLMs.cache import ResponseCache
 from insideLLMs.canonical import SCHEMA_VERSION, compute_run_id, dumps_bytes, hash_obj
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.events import ExampleFinished, RunFinished, RunListener, RunStarted, RunStatus
@@ -134,7 +133,7 @@ class Engine:
             (cell, example) for cell in self.cells for example in cell.prompt_set
         ]
         self.listeners = _Listeners(settings.listeners)
-        self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
+        self.cache = _open_cache(settings.cache_dir) if settings.cache_dir else None
 
     async def run(self) -> RunOutcome:
         settings = self.settings
@@ -380,6 +379,12 @@ class _Fatal(Exception):
     def __init__(self, cause: ModelError) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def _open_cache(directory: Path) -> Any:
+    from insideLLMs.cache import ResponseCache  # sqlite3 only when the cache is on
+
+    return ResponseCache(directory)
 
 
 def _unique_models(cells: Sequence[Cell]) -> list[Model]:

@@ -12,8 +12,6 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
 from insideLLMs.models.base import Completion, Message, Model, ModelError, ModelTimeout
 
 
@@ -58,6 +56,8 @@ async def call_model(
             exc.attempts = 1  # type: ignore[attr-defined]
             raise
         await asyncio.sleep(backoff_delay(policy, 1, exc))
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt  # only on the retry path
+
     attempts = 1
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.max_retries),
