@@ -74,3 +74,23 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     result = run_cli("run", "other.yaml", "--run-dir", "crashed", "--resume", "--no-track", cwd=tmp_path)
     assert result.returncode == 1
     assert "this config gives run" in result.stderr and "--overwrite" in result.stderr
+
+
+def test_ctrl_c_exits_130_and_the_run_resumes(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    proc = subprocess.Popen([INSIDELLMS, "run", "eval.yaml", "--run-dir", "stopped", "--no-track"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = tmp_path / "stopped" / "records.jsonl"
+    deadline = time.monotonic() + 60
+    while not (records.exists() and records.read_bytes().count(b"\n") >= 50) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert "interrupted; continue with: insidellms run eval.yaml --run-dir stopped --resume" in err
+    assert (tmp_path / "stopped" / ".incomplete").exists()
+    resumed = run_cli("run", "eval.yaml", "--run-dir", "stopped", "--resume", "--no-track", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("factuality") == 1
+    assert records.read_bytes().count(b"\n") == N
