@@ -7,7 +7,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 
 from insideLLMs.models import get_model
 from insideLLMs.probes import get_probe

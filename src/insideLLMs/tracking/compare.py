@@ -82,7 +82,7 @@ def render_html(comparison: Comparison, title: str = "insideLLMs — tracked run
     charts = []
     for i, name in enumerate(comparison.series_names):
         fig = go.Figure()
-        for run, label in zip(runs, labels):
+        for run, label in zip(runs, labels, strict=False):
             points = sorted(run.state.series.get(name, []))
             if points:
                 fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=label))

@@ -1,0 +1,166 @@
+"""Remote delivery in a child process, so a backend never costs the evaluation CPU, GIL or time.
+
+A run with remote backends starts one child, ``python -m insideLLMs.tracking.delivery_process
+<run folder>``. The sink options (which may hold credentials) reach it on its stdin, never on the
+command line or on disk. It tails the run's journal from each sink's delivered mark with the same
+batching, retries and marks as ``insidellms tracking sync``, and exits once ``run_end`` is delivered.
+
+When the run ends the evaluation writes ``finish`` to the child's stdin: each sink drains what is
+left, but stops at its first failure (an unreachable server costs one failed attempt, not the whole
+flush timeout). The evaluation waits at most ``flush_timeout_s`` for the child, then stops it
+(SIGTERM, then SIGKILL); marks are saved after every batch, so stopping it loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from insideLLMs.tracking.worker import DeliveryMark, DeliveryWorker, sink_name
+
+FINISH = b"finish\n"
+STOP_GRACE_S = 3.0  # after SIGTERM, how long the child has before SIGKILL
+ORPHAN_LIMIT_S = 60.0  # a child whose evaluation died stops this long after it noticed
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Events a remote backend had not received when the run ended."""
+
+    sink: str
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    backend: str
+    sink: str
+    options: dict[str, Any]
+
+
+class DeliveryProcess:
+    """The evaluation's handle on its run's delivery child."""
+
+    def __init__(self, run_dir: Path, sinks: list[SinkSpec]) -> None:
+        self.run_dir = run_dir
+        self.sinks = sinks
+        self.error: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, run_dir: Path, options: dict[str, dict[str, Any]]) -> "DeliveryProcess":
+        """Save each sink's initial mark (options redacted) and start the child."""
+        sinks = []
+        for backend, opts in options.items():
+            spec = SinkSpec(backend, sink_name(backend), opts)
+            DeliveryMark(sink=spec.sink, backend=backend, options=opts).save(run_dir)
+            sinks.append(spec)
+        self = cls(run_dir, sinks)
+        config = {"sinks": [vars(s) for s in sinks], "sys_path": [p for p in sys.path if p]}
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(run_dir)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the terminal is for the evaluation; it stops us
+            )
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(config).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError) as exc:
+            self.error = f"cannot start the delivery process: {exc}"
+        return self
+
+    def finish(self, timeout_s: float) -> None:
+        """Tell the child the run has ended; wait for it at most ``timeout_s``, then stop it."""
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(FINISH)
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass  # it has exited already
+        try:
+            proc.wait(timeout=max(0.0, timeout_s))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def marks(self) -> list[DeliveryMark]:
+        """Each sink's mark as the child left it on disk."""
+        return [DeliveryMark.load(self.run_dir, s.sink) or DeliveryMark(sink=s.sink, backend=s.backend)
+                for s in self.sinks]
+
+
+# -- the child -------------------------------------------------------------------------------------
+
+def _watch_parent(workers: list[DeliveryWorker], finished: threading.Event) -> None:
+    """``finish`` on stdin, or stdin closed (the evaluation exited or died): the run is over."""
+    parent = os.getppid()
+    reader = threading.Thread(target=lambda: (sys.stdin.buffer.readline(), finished.set()), daemon=True)
+    reader.start()
+    while not finished.wait(0.5):
+        if os.getppid() != parent:  # orphaned without EOF (the pipe leaked into another process)
+            finished.set()
+    for worker in workers:
+        worker.finish()
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_dir = Path(argv[0])
+    config = json.loads(sys.stdin.buffer.readline() or b"{}")
+    sys.path[:0] = [p for p in config.get("sys_path", []) if p not in sys.path]  # custom sinks import alike
+
+    workers = []
+    for spec in config.get("sinks", []):
+        mark = DeliveryMark.load(run_dir, spec["sink"]) or DeliveryMark(sink=spec["sink"], backend=spec["backend"])
+        mark.options = spec["options"]  # in clear, from stdin; on disk they are redacted
+        workers.append(DeliveryWorker(run_dir, mark))
+
+    stopping = threading.Event()
+
+    def on_term(_signo: int, _frame: Any) -> None:
+        stopping.set()
+        for worker in workers:
+            worker.abandon()
+
+    signal.signal(signal.SIGTERM, on_term)
+    for worker in workers:
+        worker.start()
+    finished = threading.Event()
+    threading.Thread(target=_watch_parent, args=(workers, finished), daemon=True).start()
+    finished_at: float | None = None
+    while any(w.is_alive() for w in workers):
+        if stopping.is_set():
+            for worker in workers:
+                worker.join(timeout=0.5)
+            break
+        if finished.is_set():
+            finished_at = finished_at or time.monotonic()
+            if time.monotonic() - finished_at > ORPHAN_LIMIT_S:
+                break
+        for worker in workers:
+            worker.join(timeout=0.1)
+    sys.stdout.flush()
+    os._exit(0)  # a hung sink thread must not keep us alive
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
