@@ -199,6 +199,9 @@ def test_delivery_runs_in_a_child_that_gets_secrets_on_stdin_and_exits(tmp_path:
     tracker = get_tracker(["local", BACKEND], output_dir=str(tmp_path / "logs"), log_dir=str(sink_dir),
                           echo=lambda _m: None, tracking_uri=f"http://user:{secret}@127.0.0.1:9")
     with tracker.start_run(name="child") as run:
+        deadline = time.monotonic() + 20
+        while run._delivery.proc is None and time.monotonic() < deadline:  # started in the background
+            time.sleep(0.02)
         proc = run._delivery.proc
         assert proc is not None and proc.pid != os.getpid()
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
@@ -209,3 +212,30 @@ def test_delivery_runs_in_a_child_that_gets_secrets_on_stdin_and_exits(tmp_path:
     assert delivered(sink_dir, run.dir) == _journal_view(run.dir)
     for path in run.dir.rglob("*"):  # nothing in the run folder holds the secret
         assert path.is_dir() or secret.encode() not in path.read_bytes(), path
+
+
+def test_no_delivery_process_while_the_server_refuses_connections(tmp_path: Path) -> None:
+    """MLflow at a port nobody listens on: the evaluation notes why and never starts a child for it."""
+    messages: list[str] = []
+    port = _free_port()
+    tracker = get_tracker("mlflow", output_dir=str(tmp_path / "logs"), tracking_uri=f"http://127.0.0.1:{port}",
+                          echo=messages.append, flush_timeout_s=5)
+    started = time.monotonic()
+    with tracker.start_run(name="down") as run:
+        for step in range(50):
+            tracker.log_metrics({"a": float(step)}, step=step)
+    assert time.monotonic() - started < 5
+    assert run._delivery.proc is None
+    (pending,) = run.pending
+    assert pending.sink == "mlflow" and pending.count == read_journal(run.dir).last_seq
+    assert "server unreachable" in pending.reason and "insidellms tracking sync" in messages[-1]
+    mark = json.loads((run.dir / "sinks" / "mlflow.json").read_text())
+    assert mark["delivered_seq"] == 0 and mark["failures"] >= 2 and "server unreachable" in mark["last_error"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -15,6 +15,7 @@ from insideLLMs.tracking.config import TrackingConfig
 from insideLLMs.tracking.journal import read_journal
 from insideLLMs.tracking.listener import TrackingListener
 from insideLLMs.tracking.local import find_runs, load_run
+from insideLLMs.tracking.table import flat_rows
 from support.cli import run_cli, write_config, write_jsonl
 from support.tracking_sinks import BACKEND, delivered
 
@@ -63,14 +64,20 @@ def test_tracked_run_records_params_metrics_artifacts_tags(tmp_path: Path) -> No
     assert m["pass_rate"] == summary["totals"]["pass_rate"] > 0 and m["error_count"] == 0
     assert m["prompt_tokens"] == summary["totals"]["tokens"]["prompt"]
     assert {"latency_p50_ms", "latency_p95_ms"} <= set(m)
-    arts = {a["path"] for a in view.state.artifacts.values()}
-    assert {"artifacts/records.jsonl", "artifacts/summary.json", "artifacts/manifest.json",
-            "artifacts/config.resolved.yaml", "artifacts/examples.jsonl"} <= arts
+    arts = {a["path"] for a in view.state.artifacts.values() if a["kind"] == "artifact"}
+    assert {"artifacts/records.jsonl", "artifacts/timings.jsonl", "artifacts/summary.json", "artifacts/manifest.json",
+            "artifacts/config.resolved.yaml"} <= arts
     assert (run_dir / "artifacts/records.jsonl").read_bytes() == (tmp_path / "runs/a/records.jsonl").read_bytes()
-    rows = [json.loads(line) for line in (run_dir / "artifacts/examples.jsonl").read_text().splitlines()]
+    # the per-example table points at the records artifact; its rows are built only where shown
+    (table,) = [a for a in view.state.artifacts.values() if a["kind"] == "table"]
+    assert table["name"] == "examples" and table["path"] == "artifacts/records.jsonl" and table["format"] == "records"
+    assert not (run_dir / "sinks").exists()  # local tracking does no per-example table work
+    rows = list(flat_rows(run_dir / table["path"], run_dir / table["timings"]))
     assert [r["example_id"] for r in rows] == [f"q{i}" for i in range(12)]
     records = [json.loads(line) for line in (tmp_path / "runs/a/records.jsonl").read_text().splitlines()]
-    assert rows[0]["input.prompt"] == ROWS[0]["prompt"]
+    timings = [json.loads(line) for line in (tmp_path / "runs/a/timings.jsonl").read_text().splitlines()]
+    assert rows[0]["input.prompt"] == ROWS[0]["prompt"] and rows[0]["step"] == 0
+    assert [r["latency_ms"] for r in rows] == [round(t["latency_ms"], 3) for t in timings]
     assert [r["passed"] for r in rows] == [r["passed"] for r in records] and any(r["passed"] for r in rows)
     # and `tracking show` (no argument: the latest run) prints it
     shown = run_cli("tracking", "show", cwd=tmp_path)
@@ -201,3 +208,22 @@ def test_interrupted_or_unfinished_run_is_closed_by_close(tmp_path: Path) -> Non
     listener.close()
     (run_dir,) = find_runs(tmp_path / "logs")
     assert load_run(run_dir).status == "failed"
+
+
+def test_table_rows_are_built_at_delivery_even_without_a_run_directory(tmp_path: Path, sink_dir: Path) -> None:
+    listener = TrackingListener.from_config(
+        TrackingConfig(backend=["local", BACKEND], log_dir=str(sink_dir), output_dir=str(tmp_path / "logs")),
+        echo=lambda _m: None,
+    )
+    probe = get_probe("logic")
+    records = ProbeRunner(get_model("dummy"), probe, listeners=[listener]).run(probe.load_default_dataset().head(4))
+    assert listener.close() == []
+    (run_dir,) = find_runs(tmp_path / "logs")
+    # the records the runner kept in memory became the artifact the table points at
+    (table,) = [e for e in delivered(sink_dir, run_dir) if e["kind"] == "table"]
+    assert table["data"]["name"] == "examples" and "format" not in table["data"]  # sinks get flat rows, as always
+    rows = [json.loads(line) for line in (run_dir / table["data"]["path"]).read_text().splitlines()]
+    assert [r["example_id"] for r in rows] == [r.example_id for r in records]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3] and all(r["latency_ms"] is not None for r in rows)
+    assert [r["passed"] for r in rows] == [r.passed for r in records]
+    assert rows[0]["probe"] == "logic" and any(k.startswith("input") for k in rows[0])

@@ -19,15 +19,36 @@ SLACK = "xoxb-123456789012-abcdefABCDEF"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 
 
-@pytest.mark.parametrize(
-    "key",
-    ["api_key", "apiKey", "API_KEY", "x-api-key", "apikey", "openai_api_key", "token", "access_token", "auth_token",
-     "hf_token", "HF_TOKEN", "refresh_token", "authToken", "secret", "client_secret", "password", "db_password",
-     "passwd", "Authorization", "cookie", "Set-Cookie", "credentials", "private_key", "aws_secret_access_key", "auth"],
-)
+SECRET_KEY_NAMES = [
+    "api_key", "apiKey", "API_KEY", "x-api-key", "apikey", "openai_api_key", "token", "access_token", "auth_token",
+    "hf_token", "HF_TOKEN", "refresh_token", "authToken", "secret", "client_secret", "password", "db_password",
+    "passwd", "Authorization", "cookie", "Set-Cookie", "credentials", "private_key", "aws_secret_access_key", "auth",
+    "privateKey", "access.key", "secretkey",
+]
+
+
+@pytest.mark.parametrize("key", SECRET_KEY_NAMES)
 def test_secret_key_names(key: str) -> None:
     assert is_secret_key(key)
     assert redact({key: "s3cr3t-value"}) == {key: REDACTED}
+
+
+@pytest.mark.parametrize("key", SECRET_KEY_NAMES)
+def test_the_file_scan_finds_every_secret_key_name(key: str, tmp_path: Path) -> None:
+    src = tmp_path / "config.yaml"
+    src.write_text(f"model:\n  {key}: s3cr3t-value\n  other: {{\"{key}\": \"s3cr3t-value\", key: 1}}\n")
+    copy_redacted(src, tmp_path / "out.yaml")
+    out = (tmp_path / "out.yaml").read_text()
+    assert "s3cr3t-value" not in out and out.count(REDACTED) == 2 and "key: 1" in out
+
+
+def test_plain_key_fields_in_scripts_cost_no_redaction_work() -> None:
+    from insideLLMs.tracking.redact_files import _SCANNER, _hits
+
+    if _SCANNER is None:
+        pytest.skip("google-re2 is not installed: the fallback scan looks at every 'key'")
+    script = b"e.keys=function(z){return z},o={key:1,Keys:2,keyCode:3};a.key=b;" * 1000
+    assert _hits(script) == []
 
 
 @pytest.mark.parametrize(
@@ -179,3 +200,18 @@ def test_the_fallback_scan_without_re2_redacts_the_same(tmp_path: Path, monkeypa
                               test_large_clean_jsonl_is_copied_byte_for_byte)):
         (tmp_path / str(i)).mkdir()
         test(tmp_path / str(i))
+
+
+def test_a_real_report_page_survives_redaction_intact(tmp_path: Path) -> None:
+    """The inlined chart library is program text (`credentials:e.credentials`, `token:`), not secrets:
+    the tracked copy of report.html must stay a working page, while a key in model output is still caught."""
+    from insideLLMs import ProbeRunner, PromptSet, get_model, get_probe
+
+    runner = ProbeRunner(get_model("dummy"), get_probe("factuality"), run_dir=tmp_path / "run")
+    runner.run(PromptSet.from_list([{"id": "a", "prompt": "Capital of France?", "answer": "Paris"},
+                                    {"id": "b", "prompt": f"echo {OPENAI}", "answer": "x"}]))
+    report = tmp_path / "run" / "report.html"
+    copy_redacted(report, tmp_path / "copy.html")
+    original, copied = report.read_bytes(), (tmp_path / "copy.html").read_bytes()
+    assert OPENAI.encode() in original and OPENAI.encode() not in copied
+    assert copied == original.replace(OPENAI.encode(), REDACTED.encode())

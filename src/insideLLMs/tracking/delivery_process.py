@@ -5,6 +5,10 @@ A run with remote backends starts one child, ``python -m insideLLMs.tracking.del
 command line or on disk. It tails the run's journal from each sink's delivered mark with the same
 batching, retries and marks as ``insidellms tracking sync``, and exits once ``run_end`` is delivered.
 
+The child is started only when a backend may be reachable: if every configured server refuses
+connections, the evaluation notes why in the marks and looks again with backoff (and once more at
+the end), so a stopped server costs it no process start.
+
 When the run ends the evaluation writes ``finish`` to the child's stdin: each sink drains what is
 left, but stops at its first failure (an unreachable server costs one failed attempt, not the whole
 flush timeout). The evaluation waits at most ``flush_timeout_s`` for the child, then stops it
@@ -24,11 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from insideLLMs.tracking.worker import DeliveryMark, DeliveryWorker, sink_name
+from insideLLMs.tracking.redact import redact
+from insideLLMs.tracking.sink import SinkError
+from insideLLMs.tracking.worker import DeliveryMark, DeliveryWorker, preflight, sink_name
 
 FINISH = b"finish\n"
 STOP_GRACE_S = 3.0  # after SIGTERM, how long the child has before SIGKILL
 ORPHAN_LIMIT_S = 60.0  # a child whose evaluation died stops this long after it noticed
+PREFLIGHT_TIMEOUT_S = 0.5  # the evaluation's own "is anyone listening" check; slower means "maybe": start
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0  # while every server refuses, how often to look again
 
 
 @dataclass(frozen=True)
@@ -48,40 +56,93 @@ class SinkSpec:
 
 
 class DeliveryProcess:
-    """The evaluation's handle on its run's delivery child."""
+    """The evaluation's handle on its run's delivery child.
+
+    The child is started from a background thread, and only when it can do something: a backend
+    whose server refuses connections (``preflight``) costs the evaluation one refused connect, not
+    a process start; the thread tries again with backoff, and once more when the run ends.
+    """
 
     def __init__(self, run_dir: Path, sinks: list[SinkSpec]) -> None:
         self.run_dir = run_dir
         self.sinks = sinks
         self.error: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._finishing = threading.Event()
+        self._abandoned = False
+        self._starter: threading.Thread | None = None
 
     @classmethod
     def start(cls, run_dir: Path, options: dict[str, dict[str, Any]]) -> "DeliveryProcess":
-        """Save each sink's initial mark (options redacted) and start the child."""
+        """Save each sink's initial mark (options redacted) and start the child in the background."""
         sinks = []
         for backend, opts in options.items():
             spec = SinkSpec(backend, sink_name(backend), opts)
             DeliveryMark(sink=spec.sink, backend=backend, options=opts).save(run_dir)
             sinks.append(spec)
         self = cls(run_dir, sinks)
-        config = {"sinks": [vars(s) for s in sinks], "sys_path": [p for p in sys.path if p]}
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(run_dir)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in the terminal is for the evaluation; it stops us
-            )
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps(config).encode() + b"\n")
-            self.proc.stdin.flush()
-        except (OSError, ValueError) as exc:
-            self.error = f"cannot start the delivery process: {exc}"
+        self._starter = threading.Thread(target=self._start_when_reachable, name="insidellms-delivery-start",
+                                         daemon=True)
+        self._starter.start()
         return self
+
+    def _start_when_reachable(self) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            finishing = self._finishing.is_set()
+            if self._reachable():
+                self._spawn()
+                return
+            if finishing or self._finishing.wait(delay):
+                if not finishing:
+                    continue  # the run ended while waiting: one last try
+                return
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def _reachable(self) -> bool:
+        """False when every sink's server is known to refuse connections right now (noted in its mark)."""
+        refused = 0
+        for spec in self.sinks:
+            try:
+                preflight(spec.backend, spec.options, timeout_s=PREFLIGHT_TIMEOUT_S)
+            except SinkError as exc:
+                refused += 1
+                mark = DeliveryMark.load(self.run_dir, spec.sink) or DeliveryMark(sink=spec.sink, backend=spec.backend)
+                mark.options = spec.options
+                mark.failures += 1
+                mark.last_error = redact(str(exc))
+                mark.save(self.run_dir)
+            except Exception:
+                pass  # not sure: let the child find out
+        return refused < len(self.sinks)
+
+    def _spawn(self) -> None:
+        config = {"sinks": [vars(s) for s in self.sinks], "sys_path": [p for p in sys.path if p]}
+        with self._lock:
+            if self._abandoned:
+                return
+            try:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(self.run_dir)],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # Ctrl-C in the terminal is for the evaluation; it stops us
+                )
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps(config).encode() + b"\n")
+                self.proc.stdin.flush()
+            except (OSError, ValueError) as exc:
+                self.error = f"cannot start the delivery process: {exc}"
 
     def finish(self, timeout_s: float) -> None:
         """Tell the child the run has ended; wait for it at most ``timeout_s``, then stop it."""
-        proc = self.proc
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        self._finishing.set()
+        if self._starter is not None:
+            self._starter.join(timeout=max(0.0, timeout_s))
+        with self._lock:
+            self._abandoned = True  # a start still under way is not wanted any more
+            proc = self.proc
         if proc is None:
             return
         try:
@@ -91,7 +152,7 @@ class DeliveryProcess:
         except (OSError, ValueError):
             pass  # it has exited already
         try:
-            proc.wait(timeout=max(0.0, timeout_s))
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             return
         except subprocess.TimeoutExpired:
             pass

@@ -5,6 +5,9 @@ run_id, library version), a step series per example (latency_ms, success, passed
 final metrics from the summary (per model×probe too when there are several), the run directory's
 files as artifacts, the per-example records as a table, and tags (config tags, experiment,
 library version, environment). Tracking never raises into the run: failures are warned once.
+
+Per example the listener only logs a few numbers. The table is not built here: it points at the
+records.jsonl artifact and is flattened at delivery time, by the sinks that show tables (table.py).
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ import os
 import platform
 from typing import Any, Callable
 
+from insideLLMs.canonical import dumps_bytes
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.tracking.config import TrackingConfig
-from insideLLMs.tracking.tracker import Pending, TableWriter, Tracker, TrackingRun
+from insideLLMs.tracking.tracker import Pending, Tracker, TrackingRun
 from insideLLMs.tracking.worker import BackendUnavailable, check_backend
 
 _CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
 _END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "killed"}
+_NUMBERS = (float, int, bool)
+RECORDS, TIMINGS = "records.jsonl", "timings.jsonl"
+TABLE_NAME = "examples"
 
 
 def environment_tags() -> dict[str, str]:
@@ -120,30 +127,6 @@ def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, 
     return metrics
 
 
-def example_row(event: ExampleFinished) -> dict[str, Any]:
-    """One flat row of the per-example table."""
-    record, timing = event.record, event.timing
-    output = record.output
-    row: dict[str, Any] = {
-        "step": event.step,
-        "model": record.model.get("id"),
-        "probe": record.probe.get("id"),
-        "example_id": record.example_id,
-        "status": record.status,
-        "passed": record.passed,
-        "latency_ms": round(timing.latency_ms, 3),
-        "input": record.input,
-        "output": "\n---\n".join(output) if isinstance(output, list) else output,
-        "error": f"{record.error.get('type')}: {record.error.get('message')}" if record.error else None,
-    }
-    if record.usage:
-        row["prompt_tokens"] = record.usage.get("prompt_tokens")
-        row["completion_tokens"] = record.usage.get("completion_tokens")
-    for name, value in record.scores.items():
-        row[f"score.{name}"] = value
-    return row
-
-
 class TrackingListener:
     """A RunListener that tracks a run. Build it with ``from_config``; call ``close()`` after the run."""
 
@@ -152,7 +135,7 @@ class TrackingListener:
         self.config = config
         self._echo = echo
         self.run: TrackingRun | None = None
-        self._table: TableWriter | None = None
+        self._kept: list[ExampleFinished] | None = None  # only for a run without a run directory
         self._latencies: list[float] = []
         self._warned = False
         self._closed = False
@@ -192,7 +175,7 @@ class TrackingListener:
             if event.resumed:
                 tags["resumed_from"] = str(event.resumed)
             self.run = self.tracker.start_run(name=name, tags=tags, params=run_params(event))
-            self._table = self.run.open_table("examples")
+            self._kept = [] if event.run_dir is None else None
         except Exception as exc:
             self._warn(exc)
 
@@ -200,18 +183,19 @@ class TrackingListener:
         run = self.run
         if run is None:
             return
-        try:
-            record, timing = event.record, event.timing
-            metrics: dict[str, float] = {"latency_ms": timing.latency_ms, "success": record.status == "success"}
+        try:  # the hot path: a few numbers per example, nothing else
+            record = event.record
+            latency = event.timing.latency_ms
+            metrics = {"latency_ms": latency, "success": 1.0 if record.status == "success" else 0.0}
             if record.passed is not None:
-                metrics["passed"] = record.passed
+                metrics["passed"] = 1.0 if record.passed else 0.0
             for name, value in record.scores.items():
-                if isinstance(value, (int, float)):
-                    metrics[name] = value
-            self._latencies.append(timing.latency_ms)
-            run.log_metrics(metrics, step=event.step)
-            if self._table is not None:
-                self._table.write(example_row(event))
+                if type(value) in _NUMBERS and value - value == 0:  # finite numbers and bools
+                    metrics[name] = float(value)
+            self._latencies.append(latency)
+            run.log_step(metrics, event.step)
+            if self._kept is not None:
+                self._kept.append(event)
         except Exception as exc:
             self._warn(exc)
 
@@ -221,20 +205,33 @@ class TrackingListener:
             return
         try:
             run.log_metrics(final_metrics(event.summary, self._latencies))
-            for name, path in event.artifacts.items():
+            logged: dict[str, str] = {}
+            files = dict(event.artifacts)
+            if not files and event.run_dir is not None:  # a failed or interrupted run: what it wrote
+                files = {n: event.run_dir / n for n in (RECORDS, TIMINGS) if (event.run_dir / n).is_file()}
+            for name, path in files.items():
                 try:
-                    run.log_artifact(name, path)
+                    logged[name] = run.log_artifact(name, path).relative_to(run.dir).as_posix()
                 except FileNotFoundError:
                     continue
+            if self._kept is not None:  # no run directory: write the records the table points at
+                logged.update(self._write_kept(run))
             if not event.artifacts:
                 run.log_artifact("summary", event.summary)
-            if self._table is not None:
-                self._table.close()
+            if RECORDS in logged:
+                run.log_records_table(TABLE_NAME, logged[RECORDS], logged.get(TIMINGS))
             if event.error:
                 run.set_tags({"error": event.error[:250]})
         except Exception as exc:
             self._warn(exc)
         self._end(_END_STATUS.get(event.status, "failed"))
+
+    def _write_kept(self, run: TrackingRun) -> dict[str, str]:
+        """records.jsonl and timings.jsonl for a run that had no run directory (redacted like any artifact)."""
+        kept, self._kept = self._kept or [], []
+        records = b"".join(dumps_bytes(e.record.to_dict()) + b"\n" for e in kept)
+        timings = b"".join(dumps_bytes(e.timing.to_dict()) + b"\n" for e in kept)
+        return {RECORDS: run.log_artifact_bytes(RECORDS, records), TIMINGS: run.log_artifact_bytes(TIMINGS, timings)}
 
     # -- end ---------------------------------------------------------------------------------
 

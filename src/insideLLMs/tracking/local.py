@@ -74,7 +74,7 @@ class RunState:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> artifact/table event data
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> artifact/table event data
     started_at: float | None = None
     ended_at: float | None = None
     last_seq: int = 0
@@ -93,8 +93,11 @@ class RunState:
             self.params.update(data["params"])
         elif kind == "tags":
             self.tags.update(data["tags"])
-        elif kind in ("artifact", "table"):
+        elif kind == "artifact":
             self.artifacts[data["path"]] = {"kind": kind, **data}
+        elif kind == "table":  # a table over an artifact's file (format "records") is listed beside it
+            key = data["path"] if data.get("format") is None else f"{data['path']}#{data.get('name')}"
+            self.artifacts[key] = {"kind": kind, **data}
         elif kind == "run_start":
             self.key = data.get("run_key", self.key)
             self.name = data.get("name", "")

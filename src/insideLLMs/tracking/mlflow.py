@@ -115,7 +115,11 @@ class MlflowSink(Sink):
         except ValueError:
             raise SinkError(f"mlflow: bad tracking_uri {uri!r}", retryable=False) from None
         try:
-            socket.create_connection((parts.hostname or "", port), timeout=3).close()
+            socket.create_connection((parts.hostname or "", port), timeout=options.get("preflight_timeout_s") or 3).close()
+        except TimeoutError:
+            if options.get("preflight_timeout_s"):
+                return  # slow to answer is not "down": let the delivery find out
+            raise SinkError(f"mlflow at {redact_text(uri)}: server unreachable (timed out)") from None
         except OSError as exc:
             raise SinkError(f"mlflow at {redact_text(uri)}: server unreachable ({exc.strerror or exc})") from None
 

@@ -21,18 +21,18 @@ from typing import Any, Callable
 import orjson
 import yaml
 
-from insideLLMs.events import ExampleFinished, RunStarted
+from insideLLMs.events import RunStarted
 from insideLLMs.records import Record, Timing
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalWriter
-from insideLLMs.tracking.listener import default_run_name, environment_tags, example_row, final_metrics, run_params
+from insideLLMs.tracking.listener import TABLE_NAME, default_run_name, environment_tags, final_metrics, run_params
 from insideLLMs.tracking.local import ARTIFACTS_DIR, RunState, process_info, write_views
-from insideLLMs.tracking.redact import dumps_redacted, redact
+from insideLLMs.tracking.redact import redact
 from insideLLMs.tracking.redact_files import copy_redacted
+from insideLLMs.tracking.table import RECORDS_FORMAT
 from insideLLMs.tracking.values import flatten_params, sha256_file
 from insideLLMs.tracking.worker import check_backend
 
 RUN_FILES = ("records.jsonl", "timings.jsonl", "manifest.json", "summary.json", "config.resolved.yaml", "report.html")
-TABLE_NAME = "examples"
 DEFAULT_OUTPUT_DIR = "./tracking_logs"
 
 
@@ -146,26 +146,23 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
         (tmp / ARTIFACTS_DIR).mkdir()
         latencies: list[float] = []
         end_ts = start_ts
-        with open(tmp / ARTIFACTS_DIR / f"{TABLE_NAME}.jsonl", "wb") as table:
-            for step, rec in enumerate(_jsonl(run_dir / "records.jsonl")):
-                record = Record.from_dict(rec)
-                t = timings.get((record.model.get("id"), record.probe.get("id"), record.example_id))
-                timing = _timing(t or {"model": record.model.get("id"), "probe": record.probe.get("id"),
-                                       "example_id": record.example_id})
-                metrics: dict[str, float] = {"success": float(record.status == "success")}
-                if t is not None:
-                    metrics["latency_ms"] = timing.latency_ms
-                    latencies.append(timing.latency_ms)
-                if record.passed is not None:
-                    metrics["passed"] = float(record.passed)
-                for name, value in (record.scores or {}).items():
-                    if isinstance(value, (int, float)):
-                        metrics[name] = float(value)
-                ts = timing.finished_at or start_ts
-                end_ts = max(end_ts, ts)
-                add("metrics", {"metrics": metrics, "step": step}, ts)
-                row = example_row(ExampleFinished(step, record, timing))
-                table.write(dumps_redacted(flatten_params(row), orjson.OPT_SORT_KEYS) + b"\n")
+        for step, rec in enumerate(_jsonl(run_dir / "records.jsonl")):
+            record = Record.from_dict(rec)
+            t = timings.get((record.model.get("id"), record.probe.get("id"), record.example_id))
+            timing = _timing(t or {"model": record.model.get("id"), "probe": record.probe.get("id"),
+                                   "example_id": record.example_id})
+            metrics: dict[str, float] = {"success": float(record.status == "success")}
+            if t is not None:
+                metrics["latency_ms"] = timing.latency_ms
+                latencies.append(timing.latency_ms)
+            if record.passed is not None:
+                metrics["passed"] = float(record.passed)
+            for name, value in (record.scores or {}).items():
+                if isinstance(value, (int, float)):
+                    metrics[name] = float(value)
+            ts = timing.finished_at or start_ts
+            end_ts = max(end_ts, ts)
+            add("metrics", {"metrics": metrics, "step": step}, ts)
         if summary is not None:
             finals = {k: float(v) for k, v in final_metrics(summary, latencies).items()
                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -177,9 +174,12 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
                 copy_redacted(src, dest)
                 add("artifact", {"name": name, "path": f"{ARTIFACTS_DIR}/{name}", "sha256": sha256_file(dest),
                                  "size": dest.stat().st_size}, end_ts)
-        table_path = tmp / ARTIFACTS_DIR / f"{TABLE_NAME}.jsonl"
-        add("table", {"name": TABLE_NAME, "path": f"{ARTIFACTS_DIR}/{TABLE_NAME}.jsonl",
-                      "sha256": sha256_file(table_path), "size": table_path.stat().st_size, "rows": total}, end_ts)
+        records = tmp / ARTIFACTS_DIR / "records.jsonl"
+        table = {"name": TABLE_NAME, "path": f"{ARTIFACTS_DIR}/records.jsonl", "format": RECORDS_FORMAT,
+                 "sha256": sha256_file(records), "size": records.stat().st_size, "rows": total}
+        if (tmp / ARTIFACTS_DIR / "timings.jsonl").is_file():
+            table["timings"] = f"{ARTIFACTS_DIR}/timings.jsonl"
+        add("table", table, end_ts)
         add("run_end", {"status": "finished"}, end_ts)
         journal.close()
         write_views(tmp, state, {"backends": [], "journal": JOURNAL_FILE, "pushed_from": str(run_dir.resolve()),

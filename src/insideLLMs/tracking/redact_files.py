@@ -36,12 +36,15 @@ except ImportError:  # pragma: no cover - the substring scan below is the fallba
     _re2 = None
 
 # Every value pattern of redact.py without its look-arounds (RE2 has none), plus any name holding a
-# credential word followed by `:` or `=`. "token" followed by s/i (tokens, tokenizer) is not a hint.
+# credential word followed by `:` or `=`. "token" followed by s/i (tokens, tokenizer) is not a hint;
+# "key" is one only as api/private/access/secret key (a bare `key:` is everywhere in HTML and JS,
+# and is_secret_key says no to it).
 _TRIGGER = (
     rb"Bearer|bearer|sk-[A-Za-z0-9_-]{20}|hf_[A-Za-z0-9]{30}|gh[pousr]_[A-Za-z0-9]{30}|github_pat_"
     rb"|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|xox[abprs]-|AIza[0-9A-Za-z_-]{35}|eyJ[A-Za-z0-9_-]{8,}\.eyJ"
     rb"|PRIVATE KEY-----|://[^/\s:@\"'<>]+:[^/\s@\"'<>]+@"
-    rb"|(?i:key|secret|passw|passphrase|pwd|auth|cookie|credential)[A-Za-z0-9_.-]*[\"']?\s*[:=]"
+    rb"|(?i:(?:api|private|access|secret)[_.-]*key|secret|passw|passphrase|pwd|auth|cookie|credential)"
+    rb"[A-Za-z0-9_.-]*[\"']?\s*[:=]"
     rb"|(?i:token)(?:[a-hj-rt-zA-HJ-RT-Z0-9_.-][A-Za-z0-9_.-]*)?[\"']?\s*[:=]"
 )
 _SCANNER: Any = None
@@ -54,6 +57,9 @@ _TEXT_SUFFIXES = frozenset(
     {".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt", ".html", ".htm", ".csv", ".tsv", ".md",
      ".log", ".toml", ".ini", ".cfg", ".env", ".py", ".xml", ".svg", ".js", ".css", ""}
 )
+
+
+_CODE_SUFFIXES = frozenset({".html", ".htm", ".js"})  # value patterns only: see _secret_at
 
 
 def _hits(buf: bytes) -> list[tuple[int, int]]:
@@ -108,9 +114,12 @@ _KEPT_VALUES = (b"null", b"none", b"~", b"true", b"false", b'""', b"''")
 _R = REDACTED.encode()
 
 
-def _secret_at(buf: bytes, start: int) -> tuple[int, int, bytes] | None:
+def _secret_at(buf: bytes, start: int, strict: bool = False) -> tuple[int, int, bytes] | None:
     """The secret a hit at ``start`` points to, as (start, end, replacement), found with the precise
-    patterns of redact.py anchored there (so each costs the length of one match, not of the file)."""
+    patterns of redact.py anchored there (so each costs the length of one match, not of the file).
+    ``strict`` (for code: a page's inlined JavaScript) applies the ``secret_name: value`` rule only to a
+    quoted name with a quoted value (``"api_key": "..."``): unquoted, it matches program text such as
+    ``credentials:e.credentials``, not secrets."""
     if buf.startswith(b"PRIVATE KEY-----", start):  # a PEM block: from its BEGIN line to its END line
         begin = buf.rfind(b"-----BEGIN ", max(0, start - 200), start)
         m = _VALUE_RE_B.match(buf, begin) if begin != -1 else None
@@ -135,14 +144,18 @@ def _secret_at(buf: bytes, start: int) -> tuple[int, int, bytes] | None:
     if not m or not is_secret_key(m["name"].decode("utf-8", "replace")):
         return None
     value = m["value"]
+    if strict and not (buf[m.start():m.start() + 1] in (b'"', b"'") and value[:1] in (b'"', b"'")):
+        return None
     if _R[:-1] in value or value.lower() in _KEPT_VALUES or value.isdigit():
         return None
     quote = value[:1] if value[:1] in (b'"', b"'") else b""
     return m.start("value"), m.end("value"), quote + _R + quote
 
 
-def _redact_text_hits(buf: bytes, hits: list[tuple[int, int]]) -> bytes:
-    found = sorted(filter(None, (_secret_at(buf, start) for start, _ in hits)))
+def _redact_text_hits(buf: bytes, hits: list[tuple[int, int]], strict: bool = False) -> bytes:
+    found = sorted(filter(None, (_secret_at(buf, start, strict) for start, _ in hits)))
+    if not found:
+        return buf
     out: list[bytes] = []
     prev = 0
     for start, end, replacement in found:
@@ -165,9 +178,7 @@ def redacted_bytes(raw: bytes, suffix: str) -> bytes:
         return raw
     if suffix in (".jsonl", ".ndjson"):
         return _rewrite(raw, _lines(raw, hits), redact_jsonl_line)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
+    if b"\x00" in raw:  # not text, whatever its name says
         return raw
     if suffix == ".json":
         try:
@@ -177,8 +188,7 @@ def redacted_bytes(raw: bytes, suffix: str) -> bytes:
         else:
             cleaned = redact(obj)
             return raw if cleaned == obj else orjson.dumps(cleaned, option=orjson.OPT_INDENT_2) + b"\n"
-    result = _redact_text_hits(raw, hits)
-    return raw if result == raw else result
+    return _redact_text_hits(raw, hits, strict=suffix in _CODE_SUFFIXES)
 
 
 def copy_redacted(src: Path, dst: Path) -> str:

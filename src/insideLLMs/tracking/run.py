@@ -36,7 +36,8 @@ from insideLLMs.tracking.local import (
     write_views,
 )
 from insideLLMs.tracking.redact import dumps_redacted, redact
-from insideLLMs.tracking.redact_files import copy_redacted
+from insideLLMs.tracking.redact_files import copy_redacted, redacted_bytes
+from insideLLMs.tracking.table import RECORDS_FORMAT
 from insideLLMs.tracking.values import Tags, flatten_params, normalize_tags, safe_artifact_name, sha256_file, to_jsonable
 from insideLLMs.tracking.worker import SINK_OPTIONS
 
@@ -164,6 +165,16 @@ class TrackingRun:
             self.state.last_seq = self.journal.append_raw("metrics", {"metrics": clean, "step": step}, time.time())
             self.state.metrics.update(clean)
 
+    def log_step(self, metrics: dict[str, float], step: int) -> None:
+        """``log_metrics`` for values already known to be finite floats at an int ``step``, without the
+        checks: the evaluation's per-example series (a few microseconds per example). The dict is kept
+        as given: do not change it afterwards."""
+        with self._lock:
+            if self._ended:
+                raise RuntimeError(f"tracking run {self.key} has ended; start a new run to log more")
+            self.state.last_seq = self.journal.append_raw("metrics", {"metrics": metrics, "step": step}, time.time())
+            self.state.metrics.update(metrics)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters; nested dicts become dotted keys, secrets become ``[REDACTED]``."""
         if params:
@@ -204,6 +215,28 @@ class TrackingRun:
             digest = hashlib.sha256(payload).hexdigest()
         self._log_file("artifact", name, rel, sha256=digest)
         return self.dir / rel
+
+    def log_artifact_bytes(self, name: str, payload: bytes) -> str:
+        """Save ``payload`` (redacted by the rules for its file type) as ``artifacts/<name>``; returns
+        its path in the run folder."""
+        name = safe_artifact_name(name)
+        rel = f"{ARTIFACTS_DIR}/{name}"
+        suffix = Path(name).suffix.lower()
+        digest = self._write_file(rel, lambda tmp: _write_redacted(tmp, payload, suffix))
+        self._log_file("artifact", name, rel, sha256=digest)
+        return rel
+
+    def log_records_table(self, name: str, records: str, timings: str | None = None) -> None:
+        """Log the per-example table as a pointer to a run-directory ``records.jsonl`` artifact (path in
+        the run folder) and its ``timings.jsonl``; the rows are flattened only where a backend shows
+        them, at delivery time (table.py)."""
+        logged = self.state.artifacts.get(records) or {}
+        data: dict[str, Any] = {"name": safe_artifact_name(name), "path": records, "format": RECORDS_FORMAT}
+        if timings:
+            data["timings"] = timings
+        if "sha256" in logged:
+            data.update(sha256=logged["sha256"], size=logged.get("size"))
+        self._append("table", data)
 
     def log_table(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
         """Save rows (flat dicts) as ``artifacts/<name>.jsonl`` and log them as a table."""
@@ -348,6 +381,12 @@ class TrackingRun:
 
     def __repr__(self) -> str:
         return f"TrackingRun(key={self.key!r}, name={self.name!r}, status={self.status!r})"
+
+
+def _write_redacted(path: Path, payload: bytes, suffix: str) -> str:
+    out = redacted_bytes(payload, suffix)
+    path.write_bytes(out)
+    return hashlib.sha256(out).hexdigest()
 
 
 def _display_path(path: Path) -> str:

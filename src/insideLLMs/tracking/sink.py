@@ -15,7 +15,11 @@ Event ``data`` by ``kind``:
 - ``tags``:      ``{"tags": {str: str}}``
 - ``artifact``:  ``{"name": str, "path": str, "sha256": str, "size": int}``; ``path`` is relative to
   the local run folder (``artifacts/results.json``), the file is already redacted
-- ``table``:     ``{"name": str, "path": str}``: a JSONL file of flat rows (the per-example records)
+- ``table``:     ``{"name": str, "path": str}``: a JSONL file of flat rows (the per-example records).
+  In the journal a tracked evaluation's table instead says ``"format": "records"``: ``path`` is the
+  run directory's ``records.jsonl`` artifact (and ``timings`` its ``timings.jsonl``), flattened
+  only when delivered; the delivery turns it into the flat-rows form above first, so a sink is
+  always given flat rows (table.py)
 - ``run_end``:   ``{"status": "finished"|"failed"|"killed"}``
 """
 

@@ -23,6 +23,7 @@ from insideLLMs.tracking.journal import JOURNAL_FILE, JournalTail
 from insideLLMs.tracking.local import SINKS_DIR, read_json, write_json_atomic
 from insideLLMs.tracking.redact import redact
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
+from insideLLMs.tracking.table import rows_event
 
 # backend name -> (sink class path, the library it needs, the pip extra)
 REMOTE_BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -76,6 +77,16 @@ def sink_class(backend: str) -> type[Sink]:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise BackendUnavailable(f"tracking backend {backend!r} is not available: {exc}") from None
+
+
+def preflight(backend: str, options: dict[str, Any], *, timeout_s: float | None = None) -> None:
+    """Raise ``SinkError`` at once when a built-in backend's server refuses connections (no library
+    import; custom sinks are not checked here)."""
+    if backend not in REMOTE_BACKENDS:
+        return
+    check = getattr(sink_class(backend), "preflight", None)
+    if callable(check):
+        check(options if timeout_s is None else {**options, "preflight_timeout_s": timeout_s})
 
 
 def sink_name(backend: str) -> str:
@@ -197,7 +208,7 @@ class Delivery:
         try:
             if self.sink is None:
                 self._open_sink()
-            batch = self.pending[: self.batch_size]
+            batch = [rows_event(self.run_dir, e) if e.kind == "table" else e for e in self.pending[: self.batch_size]]
             assert self.sink is not None
             self.sink.deliver(batch)
         except SinkError as exc:
