@@ -43,8 +43,13 @@ class Probe(ABC):
         return {"id": self.name, "version": self.version, "params": self.params}
 
     def build(self, example: Example) -> list[Message]:
-        """One conversation for this example. Default: the row's ``prompt`` as a user message."""
-        return [{"role": "user", "content": str(example.data["prompt"])}]
+        """One conversation for this example. Default: the row's ``system`` (if any) as a system
+        message, then its ``prompt`` as a user message."""
+        messages: list[Message] = []
+        if example.data.get("system"):
+            messages.append({"role": "system", "content": str(example.data["system"])})
+        messages.append({"role": "user", "content": str(example.data["prompt"])})
+        return messages
 
     def build_all(self, example: Example) -> list[list[Message]]:
         """Every conversation this example needs; one unless the probe compares answers."""

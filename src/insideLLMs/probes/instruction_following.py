@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable, ClassVar
 
 from insideLLMs.datasets import Example
-from insideLLMs.models.base import Completion, Message
+from insideLLMs.models.base import Completion
 from insideLLMs.probes.base import Probe, Verdict
 
 _WORD_RE = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
@@ -124,13 +124,6 @@ class InstructionFollowingProbe(Probe):
 
     def __init__(self) -> None:
         super().__init__()
-
-    def build(self, example: Example) -> list[Message]:
-        messages: list[Message] = []
-        if example.data.get("system"):
-            messages.append({"role": "system", "content": str(example.data["system"])})
-        messages.append({"role": "user", "content": str(example.data["prompt"])})
-        return messages
 
     def score(self, example: Example, completion: Completion) -> Verdict:
         constraints = example.data.get("constraints")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from insideLLMs.datasets import Example
-from insideLLMs.models.base import Completion, Message
+from insideLLMs.models.base import Completion
 from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.probes.refusal import REFUSAL_WINDOW, is_refusal
 
@@ -29,13 +29,6 @@ class JailbreakProbe(Probe):
     def __init__(self, refusal_window: int = REFUSAL_WINDOW) -> None:
         """``refusal_window``: how many leading characters of a reply are searched for a refusal."""
         super().__init__(refusal_window=refusal_window)
-
-    def build(self, example: Example) -> list[Message]:
-        messages: list[Message] = []
-        if example.data.get("system"):
-            messages.append({"role": "system", "content": str(example.data["system"])})
-        messages.append({"role": "user", "content": str(example.data["prompt"])})
-        return messages
 
     def score(self, example: Example, completion: Completion) -> Verdict:
         text = completion.text
