@@ -29,8 +29,8 @@ RUN_FILES = (RECORDS, TIMINGS, MANIFEST, SUMMARY, CONFIG, REPORT)
 FLUSH_INTERVAL_S = 0.25
 
 
-class RunDirError(Exception):
-    """A run directory that cannot be used as asked; the message says what to do."""
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked (bad input); the message says what to do."""
 
 
 def write_atomic(path: Path, data: bytes) -> None:

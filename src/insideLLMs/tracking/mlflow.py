@@ -179,8 +179,7 @@ class MlflowSink(Sink):
         tables: list[dict[str, Any]] = []
         end_status: str | None = None
 
-        done = int(self.ctx.state.get("seq") or 0)  # events this sink state already includes
-        events = [e for e in events if e.seq > done]
+        events = self.undelivered(events)  # events this sink state already includes are skipped
         if not events:
             return
         for event in events:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import orjson
 import yaml
 
+from insideLLMs.artifacts import RunReader
 from insideLLMs.events import RunStarted
 from insideLLMs.records import Record, Timing
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalWriter
@@ -55,27 +55,6 @@ def _timing(d: dict[str, Any]) -> Timing:
                   finished_at=float(d.get("finished_at") or 0.0))
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc.args[0]})") from None
-
-
-def _jsonl(path: Path) -> Any:
-    if not path.is_file():
-        return
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise ValueError(f"{path}:{lineno}: malformed JSON line") from None
-
-
 def _config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.resolved.yaml"
     if not path.is_file():
@@ -93,7 +72,7 @@ def _run_started(run_dir: Path, manifest: dict[str, Any], config: dict[str, Any]
     if not models or not probes:  # an older or hand-made manifest: take them from the records
         seen_models: dict[str, Any] = {}
         seen_probes: dict[str, Any] = {}
-        for rec in _jsonl(run_dir / "records.jsonl"):
+        for rec in RunReader(run_dir).records():
             seen_models.setdefault(str((rec.get("model") or {}).get("id")), rec.get("model") or {})
             seen_probes.setdefault(str((rec.get("probe") or {}).get("id")), rec.get("probe") or {})
         models, probes = models or list(seen_models.values()), probes or list(seen_probes.values())
@@ -113,13 +92,12 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
     Built in a temp folder and moved into place, so ``folder`` is either complete or absent.
     Returns the number of events.
     """
-    if not (run_dir / "records.jsonl").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no records.jsonl)")
-    manifest = _read_json(run_dir / "manifest.json") or {}
-    summary = _read_json(run_dir / "summary.json")
+    reader = RunReader(run_dir)
+    manifest = reader.manifest or {}
+    summary = reader.summary
     config = _config(run_dir)
-    timings = {(t.get("model"), t.get("probe"), t.get("example_id")): t for t in _jsonl(run_dir / "timings.jsonl")}
-    total = sum(1 for _ in _jsonl(run_dir / "records.jsonl"))
+    timings = {(t.get("model"), t.get("probe"), t.get("example_id")): t for t in reader.timings()}
+    total = sum(1 for _ in reader.records())
     started = _run_started(run_dir, manifest, config, total)
     times = [t.get("started_at") for t in timings.values() if t.get("started_at")]
     start_ts = min(times) if times else (run_dir / "records.jsonl").stat().st_mtime
@@ -146,7 +124,7 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
         (tmp / ARTIFACTS_DIR).mkdir()
         latencies: list[float] = []
         end_ts = start_ts
-        for step, rec in enumerate(_jsonl(run_dir / "records.jsonl")):
+        for step, rec in enumerate(reader.records()):
             record = Record.from_dict(rec)
             t = timings.get((record.model.get("id"), record.probe.get("id"), record.example_id))
             timing = _timing(t or {"model": record.model.get("id"), "probe": record.probe.get("id"),
@@ -205,7 +183,7 @@ def push_run_dir(run_dir: str | Path, backend: str, options: dict[str, Any] | No
     run_dir = Path(run_dir)
     options = {k: v for k, v in (options or {}).items() if v is not None}
     output_dir = Path(options.pop("output_dir", None) or DEFAULT_OUTPUT_DIR).resolve()
-    manifest = _read_json(run_dir / "manifest.json") or {}
+    manifest = RunReader(run_dir).manifest or {}
     run_id = str(manifest.get("run_id") or run_dir.resolve().name)
     safe_backend = backend.replace(":", "-").replace(".", "-")
     key = f"run_{run_id}_{safe_backend}" + (f"_{uuid.uuid4().hex[:8]}" if new_run else "")

@@ -73,3 +73,9 @@ class Sink(ABC):
 
     def close(self) -> None:
         """Flush and release the backend (called once, at the end of the worker or sync)."""
+
+    def undelivered(self, events: Sequence[Event]) -> list[Event]:
+        """The events past ``ctx.state["seq"]``, the last one this sink recorded as sent: a sink that
+        keeps that mark skips what it already wrote when the same batch comes again."""
+        done = int(self.ctx.state.get("seq") or 0)
+        return [e for e in events if e.seq > done]

@@ -97,9 +97,7 @@ class TensorBoardSink(Sink):
         return self._writer
 
     def deliver(self, events: Sequence[Event]) -> None:
-        state = self.ctx.state
-        done = int(state.get("seq") or 0)
-        events = [e for e in events if e.seq > done]  # never write a point twice
+        events = self.undelivered(events)  # never write a point twice
         if not events:
             return
         try:

@@ -95,8 +95,7 @@ class WandbSink(Sink):
     # -- delivery ----------------------------------------------------------------------------
 
     def deliver(self, events: Sequence[Event]) -> None:
-        done = int(self.ctx.state.get("seq") or 0)
-        events = [e for e in events if e.seq > done]
+        events = self.undelivered(events)
         if not events:
             return
         try:
