@@ -11,7 +11,9 @@ process) through each client, which is how the openai model's client was chosen.
 ``--probe echo`` swaps the logic probe for one that scores nothing, to tell the harness's
 own cost from the probe's.
 
-    python bench/harness_overhead.py [--n 2000] [--concurrency 64 256] [--repeat 1] [--transports] [--probe echo]
+    python bench/harness_overhead.py [--n 2000] [--concurrency 64 256] [--repeat 3] [--transports] [--probe echo]
+
+Processes run with a bytecode cache, as an installed package does (``--no-bytecode-cache``: without).
 """
 
 from __future__ import annotations
@@ -141,6 +143,16 @@ def insidellms_argv(config: Path, run_dir: Path) -> list[str]:
     return [*command, "run", str(config), "--run-dir", str(run_dir), "--overwrite", "--no-progress", "--no-track"]
 
 
+def warm_up(tmpdir: Path, base_url: str, probe: str, env: dict[str, str]) -> None:
+    """One small run of each process first, so both start with warm file and bytecode caches."""
+    prompts = tmpdir / "warm-up.jsonl"
+    write_prompts(prompts, 8)
+    config = tmpdir / "warm-up.yaml"
+    write_config(config, {"type": "openai", "args": {"model_name": "fake", "base_url": base_url}}, prompts, 4, probe)
+    run_process([PYTHON, str(ROOT / "bench" / "floor_client.py"), base_url, str(prompts), str(tmpdir / "warm-up-floor.jsonl")], env)
+    run_process(insidellms_argv(config, tmpdir / "warm-up-run"), env)
+
+
 def count_lines(path: Path) -> int:
     with path.open("rb") as f:
         return sum(1 for _ in f)
@@ -157,11 +169,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="examples per openai run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--repeat", type=int, default=1, help="best of R (alternating floor and run)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of R (alternating floor and run)")
     parser.add_argument("--dummy-n", type=int, default=20000)
     parser.add_argument("--transports", action="store_true", help="also time the model class alone per client")
     parser.add_argument("--skip-cli", action="store_true", help="floor (and --transports) only")
     parser.add_argument("--probe", default="logic", help="probe type for `insidellms run`; 'echo' scores nothing")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="compile every module on every start (PYTHONDONTWRITEBYTECODE, as in some sandboxes)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="insidellms-bench-") as tmp:
@@ -170,6 +184,9 @@ def main() -> None:
         write_prompts(prompts, args.n)
         pythonpath = os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "HOME": str(tmpdir), "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": pythonpath}
+        if not args.no_bytecode_cache:  # as an installed package: compiled once, not on every start
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmpdir / "pycache")
         server = Server(args.latency_ms)
         failures: list[str] = []
         try:
@@ -177,6 +194,7 @@ def main() -> None:
             print(f"fake server {server.url}, latency {args.latency_ms:.0f} ms, N={args.n}, "
                   f"probe {args.probe}, best of {args.repeat}, load average {os.getloadavg()[0]:.1f}")
             print(f"  {'':<22} {'wall':>8} {'/floor':>7} {'/ideal':>7}  {'in flight pk/mean':>14}  {'cpu':>7} {'RSS MB':>7}")
+            warm_up(tmpdir, base_url, args.probe, env)
             for concurrency in args.concurrency:
                 ideal = args.n * args.latency_ms / 1000 / concurrency
                 config = tmpdir / f"openai-{concurrency}.yaml"

@@ -61,7 +61,27 @@ CASES = {
     "wrong-type": (
         "model: {type: dummy}\nprobe: {type: logic}\nrunner: {concurrency: lots}\n",
         None,
-        "error: eval.yaml:3: runner.concurrency: Input should be a valid integer, unable to parse string as an integer",
+        "error: eval.yaml:3: runner.concurrency: expected an integer, got a string ('lots')",
+    ),
+    "out-of-range": (
+        "model: {type: dummy}\nprobe: {type: logic}\nrunner:\n  max_retries: 2\n  concurrency: 0\n",
+        None,
+        "error: eval.yaml:5: runner.concurrency: expected an integer >= 1, got 0",
+    ),
+    "bad-choice": (
+        "model: {type: dummy}\nprobe: {type: logic}\ndataset:\n  format: parquet\n  path: data.parquet\n",
+        None,
+        "error: eval.yaml:4: dataset.format: invalid value 'parquet'",
+    ),
+    "missing-type-in-list": (
+        "models:\n  - {type: dummy}\n  - args: {canned_response: hi}\nprobe: {type: logic}\n",
+        None,
+        "error: eval.yaml:3: models.1.type: missing (required)",
+    ),
+    "bad-tracking-backend": (
+        "model: {type: dummy}\nprobe: {type: logic}\ntracking:\n  backend: [local, neptune]\n",
+        None,
+        "error: eval.yaml:4: tracking.backend: unknown tracking backend 'neptune'; choose from: local, wandb, mlflow, tensorboard",
     ),
 }
 

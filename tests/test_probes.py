@@ -242,6 +242,21 @@ def test_normalisation_tokens(text: str, expected: list[str]) -> None:
     assert tokens(f"  \n{text}\u00a0\n ") == expected  # surrounding whitespace never matters
 
 
+def test_ascii_fast_paths_agree_with_the_general_normalisation() -> None:
+    """ASCII text takes shortcuts (byte tables, no-digit and plain-integer paths); appending one
+    non-ASCII word forces the general Unicode path, which must give the same tokens before it."""
+    import random
+
+    from insideLLMs.probes.text_match import tokens
+
+    rng = random.Random(1234)
+    pieces = ["7", "007", "1,000", "3.50", "-2", "x-5", ".5", "5.", "twenty", "one", "hundred", "and",
+              "the", "An", "yes", "No", "answer:", "a_b", "(", ")", "'", '"', "!", "?", ",", ".", "-", "\x00", "\t", "\n", "e.g."]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) + rng.choice(["", " ", " ", "\n"]) for _ in range(rng.randint(0, 12)))
+        assert tokens(text) == tokens(text + " \u00e9")[:-1], repr(text)
+
+
 @pytest.mark.parametrize(
     ("reply", "answer"),
     [

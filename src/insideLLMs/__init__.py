@@ -30,6 +30,9 @@ _EXPORTS = {
 
 __all__ = [*_EXPORTS, "__version__"]
 
+#: The one place the version is written; pyproject.toml reads it (no importlib.metadata at start-up).
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:
     from insideLLMs.artifacts import RunReader
     from insideLLMs.config import load_config
@@ -40,19 +43,7 @@ if TYPE_CHECKING:
     from insideLLMs.runner import Harness, ProbeRunner, RunAborted, RunSettings
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("insidellms")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0.0.0"
-
-
 def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        globals()["__version__"] = value = _version()
-        return value
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'insideLLMs' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The config file: YAML -> validated ``Config`` (pydantic), with ``${ENV}`` references and clear errors.
+"""The config file: YAML -> validated ``Config`` (typed ``Settings`` records), with ``${ENV}`` references and clear errors.
 
 Input paths (datasets) resolve relative to the config file; output paths (run_dir, tracking
 dirs) relative to the current directory. Every error names the file and the line of the key.
@@ -11,11 +11,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from insideLLMs.schema import SchemaError, Settings, field_error, validate
 from insideLLMs.tracking.config import TrackingConfig
 from insideLLMs.tracking.redact import REDACTED, is_secret_key, redact
 
@@ -24,16 +25,12 @@ class ConfigError(ValueError):
     """A user mistake in a config file; ``str()`` is the one line to print."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Settings):
     type: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class DatasetConfig(_Strict):
+class DatasetConfig(Settings):
     format: Literal["jsonl", "csv", "inline", "hf"] = "jsonl"
     path: str | None = None  # jsonl, csv
     items: list[Any] | None = None  # inline
@@ -45,24 +42,22 @@ class DatasetConfig(_Strict):
     id_field: str = "id"
     limit: int | None = None  # hf
 
-    @model_validator(mode="after")
-    def _check_source(self) -> "DatasetConfig":
+    def __post_init__(self) -> None:
         if self.format in ("jsonl", "csv") and not self.path:
-            raise ValueError(f"format {self.format} needs 'path'")
+            raise field_error("format", f"format {self.format} needs 'path'")
         if self.format == "inline" and self.items is None:
-            raise ValueError("format inline needs 'items'")
+            raise field_error("format", "format inline needs 'items'")
         if self.format == "hf" and not self.name:
-            raise ValueError("format hf needs 'name' (the dataset id)")
-        return self
+            raise field_error("format", "format hf needs 'name' (the dataset id)")
 
 
-class ProbeConfig(_Strict):
+class ProbeConfig(Settings):
     type: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
     dataset: DatasetConfig | None = None  # default: the config's dataset, else the probe's bundled set
 
 
-class GenerationConfig(_Strict):
+class GenerationConfig(Settings):
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -72,31 +67,30 @@ class GenerationConfig(_Strict):
     frequency_penalty: float | None = None
 
     def as_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
 
 
-class RunnerConfig(_Strict):
-    concurrency: int = Field(16, ge=1)
-    max_retries: int = Field(4, ge=0)
-    timeout_s: float = Field(60.0, gt=0)
-    max_examples: int | None = Field(None, ge=1)
+class RunnerConfig(Settings):
+    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
+    max_retries: Annotated[int, msgspec.Meta(ge=0)] = 4
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    max_examples: Annotated[int, msgspec.Meta(ge=1)] | None = None
     cache_dir: str | None = None  # reuse answers to identical requests across runs (relative to the current dir)
 
 
-class Config(_Strict):
+class Config(Settings):
     name: str | None = None
     model: ModelConfig | None = None
     probe: ProbeConfig | None = None
     models: list[ModelConfig] | None = None
     probes: list[ProbeConfig] | None = None
     dataset: DatasetConfig | None = None
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    generation: GenerationConfig = msgspec.field(default_factory=GenerationConfig)
+    runner: RunnerConfig = msgspec.field(default_factory=RunnerConfig)
     tracking: TrackingConfig | None = None
     run_dir: str | None = None
 
-    @model_validator(mode="after")
-    def _one_shape(self) -> "Config":
+    def __post_init__(self) -> None:
         if self.model and self.models:
             raise ValueError("give either 'model' or 'models', not both")
         if self.probe and self.probes:
@@ -105,7 +99,6 @@ class Config(_Strict):
             raise ValueError("missing 'model' (or 'models' for a harness)")
         if not (self.probe or self.probes):
             raise ValueError("missing 'probe' (or 'probes' for a harness)")
-        return self
 
     @property
     def model_list(self) -> list[ModelConfig]:
@@ -216,18 +209,10 @@ def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> Lo
     for key, value in raw.items():
         substituted[key], with_refs[key] = _substitute_env(value, f"{path}:{_line_for(lines, (key,))}", env)
     try:
-        config = Config.model_validate(substituted)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "config"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown setting '{loc[-1]}'"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{path}:{_line_for(lines, loc)}: {where}: {msg}{more}") from None
+        config = validate(substituted, Config)
+    except SchemaError as exc:
+        where = ".".join(str(p) for p in exc.loc) or "config"
+        raise ConfigError(f"{path}:{_line_for(lines, exc.loc)}: {where}: {exc.message}") from None
     resolved = redact_config(with_refs)
     return LoadedConfig(config=config, path=path, resolved=resolved)
 

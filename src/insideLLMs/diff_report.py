@@ -35,11 +35,11 @@ __all__ = ["render_diff_report", "write_diff_report"]
 def write_diff_report(result: DiffResult, path: Path, gate: GateResult | None = None) -> Path:
     """Write diff.html for ``result`` to ``path``."""
     path = Path(path)
-    write_atomic(path, render_diff_report(result, gate).encode("utf-8"))
+    write_atomic(path, render_diff_report(result, gate))
     return path
 
 
-def render_diff_report(result: DiffResult, gate: GateResult | None = None) -> str:
+def render_diff_report(result: DiffResult, gate: GateResult | None = None) -> bytes:
     base_id = result.baseline_run_id or result.baseline.name
     cand_id = result.candidate_run_id or result.candidate.name
     body = [

@@ -61,7 +61,7 @@ def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.html`` and return its path."""
     run_dir = Path(run_dir)
     path = run_dir / REPORT
-    write_atomic(path, render_report(run_dir).encode("utf-8"))
+    write_atomic(path, render_report(run_dir))
     return path
 
 
@@ -69,8 +69,8 @@ def _is_failure(rec: dict[str, Any]) -> bool:
     return rec.get("status") != "success" or rec.get("passed") is False
 
 
-def render_report(run_dir: Path) -> str:
-    """The report.html text for a run directory."""
+def render_report(run_dir: Path) -> bytes:
+    """The report.html bytes (UTF-8) for a run directory."""
     reader = RunReader(run_dir)
     failures: list[dict[str, Any]] = []
     n_failures = 0

@@ -59,10 +59,10 @@ def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) ->
         return None
     if track:
         backends = [b.strip() for b in track.split(",") if b.strip()]
-        base = cfg.model_dump() if cfg else {}
+        base = cfg.as_dict() if cfg else {}
         try:
-            cfg = TrackingConfig.model_validate(base | {"enabled": True, "backend": backends[0] if len(backends) == 1 else backends})
-        except Exception:
+            cfg = TrackingConfig.from_options(base | {"enabled": True, "backend": backends[0] if len(backends) == 1 else backends})
+        except ValueError:
             raise UserError(f"--track {track}: backends are local, wandb, mlflow, tensorboard") from None
     return cfg if cfg and cfg.enabled else None
 

@@ -63,8 +63,7 @@ def get_tracker(
     ``flush_timeout_s``. Raises ``ValueError`` for an unknown backend and ``BackendUnavailable``
     (an ``ImportError``) naming the extra to install when a backend's library is missing.
     """
-    from pydantic import ValidationError
-
+    from insideLLMs.schema import SchemaError
     from insideLLMs.tracking.config import TrackingConfig
     from insideLLMs.tracking.tracker import Tracker
     from insideLLMs.tracking.worker import check_backend
@@ -73,13 +72,10 @@ def get_tracker(
     for name in names:
         check_backend(name)
     try:
-        config = TrackingConfig(backend=names[0] if isinstance(backend, str) else names, **options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        known = ", ".join(n for n in TrackingConfig.model_fields if n != "backend")
-        raise TypeError(f"get_tracker(): {problems} (options: {known})") from None
+        config = TrackingConfig.from_options({"backend": names[0] if isinstance(backend, str) else names, **options})
+    except SchemaError as exc:
+        known = ", ".join(n for n in TrackingConfig.option_names() if n != "backend")
+        raise TypeError(f"get_tracker(): {exc} (options: {known})") from None
     return Tracker(config, echo=echo)
 
 

@@ -2,45 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import msgspec
+
+from insideLLMs.schema import Settings, field_error, validate
 
 BackendName = Literal["local", "wandb", "mlflow", "tensorboard"]
 KNOWN_BACKENDS = ("local", "wandb", "mlflow", "tensorboard")
 
 
-class TrackingConfig(BaseModel):
+class TrackingConfig(Settings):
     """Where a run is tracked. ``backend`` is one name or a list (fan-out); the journal is always kept
     under ``output_dir``, whatever the backends."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     backend: str | list[str] = "local"  # local | wandb | mlflow | tensorboard | "package.module:SinkClass"
     project: str | None = None  # wandb
     entity: str | None = None  # wandb
     mode: Literal["online", "offline"] | None = None  # wandb; default: WANDB_MODE or online
-    tags: list[str] | dict[str, str] = Field(default_factory=list)
+    tags: list[str] | dict[str, str] = msgspec.field(default_factory=list)
     run_name: str | None = None
     output_dir: str = "./tracking_logs"  # local backend, and the journal of every backend
     tracking_uri: str | None = None  # mlflow
     experiment_name: str | None = None  # mlflow
     log_dir: str = "./tb_logs"  # tensorboard
-    flush_timeout_s: float = Field(default=5.0, ge=0)  # the longest the end of a run waits for remote backends
+    flush_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # the longest the end of a run waits for remote backends
 
-    @field_validator("backend")
-    @classmethod
-    def _known_backends(cls, value: str | list[str]) -> str | list[str]:
-        names = [value] if isinstance(value, str) else value
+    def __post_init__(self) -> None:
+        names = [self.backend] if isinstance(self.backend, str) else self.backend
         if not names:
-            raise ValueError("give at least one backend")
+            raise field_error("backend", "give at least one backend")
         for name in names:
             if name not in KNOWN_BACKENDS and ":" not in name:
-                raise ValueError(
-                    f"unknown tracking backend {name!r}; choose from: {', '.join(KNOWN_BACKENDS)}"
-                )
-        return value
+                raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(KNOWN_BACKENDS)}")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> "TrackingConfig":
+        """Validated from plain data (a YAML block, keyword arguments); raises ``SchemaError``."""
+        return validate(options, cls)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return cls.__struct_fields__
+
+    def as_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrackingConfig":
+        """A copy with ``changes`` applied (validated like the original)."""
+        return validate(self.as_dict() | changes, type(self))
 
     @property
     def backends(self) -> list[str]:

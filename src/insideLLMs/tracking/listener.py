@@ -156,7 +156,7 @@ class TrackingListener:
                 echo(f"! tracking: {exc}; this run is tracked to the local journal only")
         if not usable:
             usable = ["local"]
-        cfg = cfg.model_copy(update={"backend": usable if len(usable) > 1 else usable[0]})
+        cfg = cfg.replace(backend=usable if len(usable) > 1 else usable[0])
         return cls(Tracker(cfg, echo=echo), cfg, echo=echo)
 
     # -- RunListener -------------------------------------------------------------------------
