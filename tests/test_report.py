@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from insideLLMs.report import write_report
+from insideLLMs.report import render_report, write_report
 from support.cli import run_cli
 from support.run_dirs import record
 
@@ -113,3 +113,21 @@ def test_report_renders_in_a_real_browser(grid_run: Path, open_html: Any, tmp_pa
     page.fill(".filter-box", "")
     assert page.locator("#failures .example:visible").count() == total
     assert shot.stat().st_size > 10_000
+
+
+def test_report_gathered_during_a_run_equals_one_rebuilt_from_its_files(tmp_path: Path) -> None:
+    """The runner feeds the report as it writes records (no second read); `insidellms report`
+    reads the files. Both must give the same page."""
+    rows = "".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)}) + "\n" for i in range(40))
+    (tmp_path / "data.jsonl").write_text(rows)
+    (tmp_path / "eval.yaml").write_text(
+        "model: {type: dummy, args: {responses: {'What is 3 plus 3?': 'Answer: 6', 'What is 5 plus 5?': 'Answer: 10'},"
+        " fail_every: 7}}\nprobe: {type: logic, args: {instruction: false}}\ndataset: {path: data.jsonl}\n"
+        "runner: {max_retries: 0}\n"
+    )
+    result = run_cli("run", "eval.yaml", "--run-dir", "out", "--no-track", "--max-examples", "25", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    during = (tmp_path / "out" / "report.html").read_bytes()
+    assert b"25 records" in during and b"Plotly.newPlot" in during
+    assert b"scripted failure" in during and b'<span class="badge b-failed">' in during  # errors and wrong answers
+    assert during == render_report(tmp_path / "out")

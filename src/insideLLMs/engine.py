@@ -141,14 +141,19 @@ class Engine:
         done = writer.prepare() if writer else 0
         self._check_resumable(writer, done)
         self.summary = SummaryBuilder(self.run_id)
+        self.report_data = _report_data() if writer and settings.report else None
         self.records: list[Record] | None = [] if self.collect else None
         if writer and done:
             for rec in writer.existing_records():
                 self.summary.add_record(rec)
+                if self.report_data is not None:
+                    self.report_data.add_record(rec)
                 if self.records is not None:
                     self.records.append(Record.from_dict(rec))
             for timing in writer.existing_timings():
                 self.summary.add_timing(timing)
+                if self.report_data is not None:
+                    self.report_data.add_timing(timing)
         self.writer = writer
         self.next_write = done
         self.pending: dict[int, tuple[Record, Timing]] = {}
@@ -177,8 +182,8 @@ class Engine:
                 if status == "finished":
                     manifest = self._manifest(summary)
                     writer.finalize(manifest, summary, self._config_yaml())
-                    if settings.report:
-                        _write_report(writer.run_dir)
+                    if self.report_data is not None:
+                        _write_report(writer.run_dir, self.report_data)
                 else:
                     writer.close()
             self.listeners.emit("on_run_finished", self._finished_event(status, summary, manifest, error))
@@ -323,6 +328,9 @@ class Engine:
                 self.writer.write(dumps_bytes(record_dict) + b"\n", dumps_bytes(timing_dict) + b"\n")
             self.summary.add_record(record_dict)
             self.summary.add_timing(timing_dict)
+            if self.report_data is not None:
+                self.report_data.add_record(record_dict)
+                self.report_data.add_timing(timing_dict)
             if self.records is not None:
                 self.records.append(record)
             self.progress.advance(record.status != "success")
@@ -395,12 +403,19 @@ def _unique_models(cells: Sequence[Cell]) -> list[Model]:
     return models
 
 
-def _write_report(run_dir: Path) -> None:
+def _report_data() -> Any:
+    """Gathers what report.html shows while records are written (None without the report module)."""
     try:
-        from insideLLMs.report import write_report
+        from insideLLMs.report import ReportData
     except ImportError:
-        return
+        return None
+    return ReportData()
+
+
+def _write_report(run_dir: Path, data: Any) -> None:
+    from insideLLMs.report import write_report
+
     try:
-        write_report(run_dir)
+        write_report(run_dir, data)
     except Exception as exc:  # the report is a view; the records are what matter
         warnings.warn(f"could not write report.html: {exc}", RuntimeWarning, stacklevel=2)

@@ -1,14 +1,16 @@
 """report.html: what a run did, in one self-contained page (summary table, charts, failures).
 
-Built in one streaming pass over records.jsonl and timings.jsonl, so a large run costs time in
-proportion to its size and memory only for its latencies and the first failing examples. The
-runner calls :func:`write_report` at the end of every run; ``insidellms report`` rebuilds
-summary.json and report.html from the records.
+What the page shows beyond summary.json (latencies, the first failing examples) is gathered by a
+``ReportData`` in one pass over the records and timings, so a large run costs time in proportion to
+its size and memory only for its latencies and the first failing examples. The runner feeds one as
+it writes (no second read of the files) and calls :func:`write_report` at the end of every run;
+``insidellms report`` rebuilds summary.json and report.html from the files.
 """
 
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from insideLLMs.report_page import (
 )
 from insideLLMs.summary import summarize
 
-__all__ = ["rebuild_summary", "render_report", "write_report"]
+__all__ = ["ReportData", "rebuild_summary", "render_report", "write_report"]
 
 
 def _records(run_dir: Path) -> Iterator[dict[str, Any]]:
@@ -57,33 +59,54 @@ def rebuild_summary(run_dir: Path) -> Path:
     return path
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` and return its path."""
+@dataclass
+class ReportData:
+    """The per-example part of the page: counts, the first failing records, latencies per group."""
+
+    records: int = 0
+    n_failures: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    latencies: dict[str, array] = field(default_factory=dict)
+
+    def add_record(self, rec: dict[str, Any]) -> None:
+        self.records += 1
+        if rec.get("status") != "success" or rec.get("passed") is False:
+            self.n_failures += 1
+            if len(self.failures) < MAX_EXAMPLES:
+                self.failures.append(rec)
+
+    def add_timing(self, timing: dict[str, Any]) -> None:
+        key = f"{timing['model']} / {timing['probe']}"
+        series = self.latencies.get(key)
+        if series is None:
+            series = self.latencies[key] = array("d")
+        series.append(float(timing["latency_ms"]))
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "ReportData":
+        data = cls()
+        for rec in _records(run_dir):
+            data.add_record(rec)
+        for timing in RunReader(run_dir).timings():
+            data.add_timing(timing)
+        return data
+
+
+def write_report(run_dir: Path, data: ReportData | None = None) -> Path:
+    """Write ``run_dir/report.html`` and return its path. ``data``: already gathered while the
+    records were written (else read from the files)."""
     run_dir = Path(run_dir)
     path = run_dir / REPORT
-    write_atomic(path, render_report(run_dir))
+    write_atomic(path, render_report(run_dir, data))
     return path
 
 
-def _is_failure(rec: dict[str, Any]) -> bool:
-    return rec.get("status") != "success" or rec.get("passed") is False
-
-
-def render_report(run_dir: Path) -> bytes:
+def render_report(run_dir: Path, data: ReportData | None = None) -> bytes:
     """The report.html bytes (UTF-8) for a run directory."""
+    run_dir = Path(run_dir)
     reader = RunReader(run_dir)
-    failures: list[dict[str, Any]] = []
-    n_failures = 0
-    records = 0
-    for rec in _records(run_dir):
-        records += 1
-        if _is_failure(rec):
-            n_failures += 1
-            if len(failures) < MAX_EXAMPLES:
-                failures.append(rec)
-    latencies: dict[str, array] = {}
-    for t in reader.timings():
-        latencies.setdefault(f"{t['model']} / {t['probe']}", array("d")).append(float(t["latency_ms"]))
+    if data is None:
+        data = ReportData.read(run_dir)
     summary = reader.summary
     if summary is None:  # an interrupted run: summarize what is there
         summary = summarize(_records(run_dir), reader.timings())
@@ -91,11 +114,11 @@ def render_report(run_dir: Path) -> bytes:
     run_id = manifest.get("run_id") or summary.get("run_id") or "?"
     body = [
         f"<h1>insideLLMs run {esc(run_id)}</h1>",
-        f'<p class="meta">{esc(run_dir.name)} · {records:,} records · {n_failures:,} failing'
+        f'<p class="meta">{esc(run_dir.name)} · {data.records:,} records · {data.n_failures:,} failing'
         + ("" if reader.complete else " · <b>incomplete run</b>") + "</p>",
         _summary_section(summary),
-        _charts_section(summary, latencies),
-        _failures_section(failures, n_failures),
+        _charts_section(summary, data.latencies),
+        _failures_section(data.failures, data.n_failures),
     ]
     return page(f"insideLLMs run {run_id}", "\n".join(body))
 

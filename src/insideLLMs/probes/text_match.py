@@ -57,7 +57,7 @@ def tokens(text: str) -> list[str]:
         if _DIGIT_RE.search(s) is None:  # no number: no separator, decimal point or sign to keep
             plain = s.encode("ascii").translate(_ASCII_PUNCTUATION_NO_DIGITS).decode("ascii")
             words = [w for w in plain.split() if w not in _ARTICLES]
-            return words if _NUMBER_WORDS.isdisjoint(words) else _canonical_numbers(_words_to_numbers(words))
+            return words if _NUMBER_WORDS.isdisjoint(words) else _canonical_numbers(_words_to_numbers(words), True)
     else:
         s = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
     if "," in s:
@@ -66,25 +66,27 @@ def tokens(text: str) -> list[str]:
         s = _NON_DECIMAL_DOT_RE.sub(" ", s)
     if "-" in s:
         s = _LEADING_MINUS_RE.sub(" \x00", s)
-    if s.isascii():
+    ascii_only = s.isascii()
+    if ascii_only:
         s = s.encode("ascii").translate(_ASCII_PUNCTUATION).decode("ascii")
     else:
         s = _PUNCTUATION_RE.sub(" ", s).replace("\x00", "-")
     words = [w for w in s.split() if w not in _ARTICLES]
     if not _NUMBER_WORDS.isdisjoint(words):
         words = _words_to_numbers(words)
-    return _canonical_numbers(words)
+    return _canonical_numbers(words, ascii_only)
 
 
-def _canonical_numbers(words: list[str]) -> list[str]:
+def _canonical_numbers(words: list[str], ascii_only: bool) -> list[str]:
     """Every number token in canonical form ("007" -> "7", "2.50" -> "2.5"); a plain integer as it is."""
     match = _NUMBER_RE.match
-    return [
-        w if w[0] > "9" and w.isascii()  # an ASCII word (not a number) starts above "9"
-        else w if w.isdigit() and w.isascii() and (w[0] != "0" or len(w) == 1)
-        else _canonical_number(w) if match(w) else w
-        for w in words
-    ]
+    if ascii_only:  # an ASCII word that is not a number starts above "9"
+        return [
+            w if w[0] > "9" or (w.isdigit() and (w[0] != "0" or len(w) == 1))
+            else _canonical_number(w) if match(w) else w
+            for w in words
+        ]
+    return [_canonical_number(w) if match(w) else w for w in words]
 
 
 @lru_cache(maxsize=4096)
