@@ -81,3 +81,49 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
         delays = [backoff_delay(policy, failures, None) for _ in range(50)]
         assert all(low <= d <= high for d in delays)
         assert len(set(delays)) > 1
+
+
+def test_time_limits_of_concurrent_calls_are_kept_apart() -> None:
+    """One watchdog per loop serves every call in flight: each call times out on its own limit,
+    within an eighth of it, and the others finish untouched."""
+    from insideLLMs.deadlines import time_limit
+
+    async def call(limit_s: float, takes_s: float) -> tuple[str, float]:
+        started = time.perf_counter()
+        try:
+            async with time_limit(limit_s):
+                await asyncio.sleep(takes_s)
+            return "ok", time.perf_counter() - started
+        except TimeoutError:
+            return "timeout", time.perf_counter() - started
+
+    async def main() -> list[tuple[str, float]]:
+        return await asyncio.gather(call(0.4, 2), call(2, 0.1), call(0.8, 0.5), call(0.2, 2), call(5, 0.3))
+
+    outcomes = asyncio.run(main())
+    assert [kind for kind, _ in outcomes] == ["timeout", "ok", "ok", "timeout", "ok"]
+    for (kind, took), limit in zip(outcomes, (0.4, 2, 0.8, 0.2, 5)):
+        if kind == "timeout":
+            assert limit <= took < limit * 1.125 + 0.5, (limit, took)
+
+
+def test_a_cancel_from_outside_is_not_turned_into_a_timeout() -> None:
+    from insideLLMs.deadlines import time_limit
+
+    async def main() -> tuple[bool, int]:
+        async def body() -> None:
+            async with time_limit(10):
+                await asyncio.sleep(5)
+
+        task = asyncio.create_task(body())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        current = asyncio.current_task()
+        assert current is not None
+        return task.cancelled(), current.cancelling()
+
+    assert asyncio.run(main()) == (True, 0)

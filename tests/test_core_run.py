@@ -145,3 +145,40 @@ def test_response_cache_reuses_answers_across_runs(project: Path) -> None:
     timings = [[orjson.loads(x)["cache_hit"] for x in (project / d / "timings.jsonl").read_bytes().splitlines()] for d in "ab"]
     assert timings[0] == [False] * 40 and timings[1] == [True] * 40
     assert (project / "a/records.jsonl").read_bytes() == (project / "b/records.jsonl").read_bytes()
+
+
+def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -> None:
+    """Results are written in example order, so one slow answer keeps later ones in memory; the
+    runner stops starting new examples a window (4 x concurrency, at least 256) ahead of it."""
+    import asyncio
+
+    from insideLLMs import ProbeRunner, PromptSet, get_probe
+    from insideLLMs.models.base import Completion, Model
+
+    class SlowFirst(Model):
+        provider = "test"
+
+        def __init__(self) -> None:
+            super().__init__("slow-first")
+            self.slow_running = False
+            self.started_while_slow = 0
+
+        async def agenerate(self, messages: list, **generation: object) -> Completion:
+            prompt = messages[-1]["content"]
+            if prompt.startswith("What is 0 plus"):
+                self.slow_running = True
+                await asyncio.sleep(0.5)
+                self.slow_running = False
+            elif self.slow_running:
+                self.started_while_slow += 1
+            return Completion(text=f"Answer: {prompt.split()[2]}")
+
+    model = SlowFirst()
+    prompts = PromptSet.from_list([{"id": f"q{i:04d}", "prompt": f"What is {i} plus 0?", "answer": str(i)} for i in range(700)])
+    runner = ProbeRunner(model, get_probe("logic"), concurrency=8, run_dir=tmp_path / "run")
+    records = runner.run(prompts)
+    assert [r.example_id for r in records] == [f"q{i:04d}" for i in range(700)]
+    assert runner.success_rate == 1.0 and all(r.passed for r in records)
+    assert 256 - 8 <= model.started_while_slow <= 256  # held at the window, then released
+    lines = (tmp_path / "run" / "records.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(700)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -111,6 +112,9 @@ class _Listeners:
         self._listeners = list(listeners)
         self._warned: set[int] = set()
 
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
     def emit(self, method: str, event: Any) -> None:
         for listener in self._listeners:
             try:
@@ -132,6 +136,8 @@ class Engine:
         self.items: list[tuple[Cell, Example]] = [
             (cell, example) for cell in self.cells for example in cell.prompt_set
         ]
+        # model and probe specs, built once per cell rather than once per record
+        self._specs = {id(cell): (cell.model.spec, cell.probe.spec) for cell in self.cells}
         self.listeners = _Listeners(settings.listeners)
         self.cache = _open_cache(settings.cache_dir) if settings.cache_dir else None
 
@@ -210,7 +216,8 @@ class Engine:
             return
         self.next_index = start
         self.window = max(4 * self.settings.concurrency, 256)
-        self.room = asyncio.Condition()
+        # Workers whose example is a full window ahead of the next one to write wait here, in index order.
+        self.blocked: deque[tuple[int, asyncio.Future[None]]] = deque()
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.settings.concurrency, len(self.items) - start)):
@@ -231,23 +238,27 @@ class Engine:
             index = self.next_index
             self.next_index += 1
             if index - self.next_write >= self.window:
-                async with self.room:
-                    await self.room.wait_for(lambda index=index: index - self.next_write < self.window)
+                room = asyncio.get_running_loop().create_future()
+                self.blocked.append((index, room))
+                await room
             cell, example = self.items[index]
             record, timing = await self._one(cell, example)
             self.pending[index] = (record, timing)
             self._drain()
-            async with self.room:
-                self.room.notify_all()
+
+    def _wake_blocked(self) -> None:
+        """Let waiting workers go on once their example is within the window again."""
+        while self.blocked and self.blocked[0][0] - self.next_write < self.window:
+            _, room = self.blocked.popleft()
+            if not room.done():
+                room.set_result(None)
 
     async def _one(self, cell: Cell, example: Example) -> tuple[Record, Timing]:
         wall_start, t0 = time.time(), time.perf_counter()
         attempts = 0
         cache_hits = 0
-        base = dict(
-            run_id=self.run_id, model=cell.model.spec, probe=cell.probe.spec,
-            example_id=example.id, input=example.data,
-        )
+        model_spec, probe_spec = self._specs[id(cell)]
+        base = dict(run_id=self.run_id, model=model_spec, probe=probe_spec, example_id=example.id, input=example.data)
         try:
             conversations = cell.probe.build_all(example)
         except Exception as exc:
@@ -258,8 +269,7 @@ class Engine:
         completions: list[Completion] = []
         try:
             for conversation in conversations:
-                cached = self._cached(cell.model, conversation)
-                if cached is not None:
+                if self.cache is not None and (cached := self._cached(cell.model, conversation)) is not None:
                     completions.append(cached)
                     cache_hits += 1
                     continue
@@ -289,7 +299,10 @@ class Engine:
             score_error = {"type": "ProbeError", "message": f"{type(exc).__name__}: {exc}"}
         first = completions[0]
         usage = None
-        if all(c.usage for c in completions):
+        if len(completions) == 1:
+            if first.usage:
+                usage = {"prompt_tokens": first.usage.prompt_tokens, "completion_tokens": first.usage.completion_tokens}
+        elif all(c.usage for c in completions):
             usage = {
                 "prompt_tokens": sum(c.usage.prompt_tokens for c in completions),  # type: ignore[union-attr]
                 "completion_tokens": sum(c.usage.completion_tokens for c in completions),  # type: ignore[union-attr]
@@ -334,8 +347,11 @@ class Engine:
             if self.records is not None:
                 self.records.append(record)
             self.progress.advance(record.status != "success")
-            self.listeners.emit("on_example_finished", ExampleFinished(self.next_write, record, timing))
+            if self.listeners:
+                self.listeners.emit("on_example_finished", ExampleFinished(self.next_write, record, timing))
             self.next_write += 1
+        if self.blocked:
+            self._wake_blocked()
 
     # -- events and end-of-run files ------------------------------------------------------------
 

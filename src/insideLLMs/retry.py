@@ -1,7 +1,7 @@
 """One model call with a per-attempt timeout and retries (exponential backoff, jitter, Retry-After).
 
-The timeout really cancels the request (``asyncio.timeout`` cancels the awaiting task, which
-closes the HTTP request). Only errors marked ``retryable`` are retried; the last one is raised
+The timeout really cancels the request (``deadlines.time_limit``, a cheaper ``asyncio.timeout``,
+cancels the awaiting task, which closes the HTTP request). Only errors marked ``retryable`` are retried; the last one is raised
 with ``attempts`` set, so the record and timings can say how hard we tried.
 """
 
@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from insideLLMs.deadlines import time_limit
 from insideLLMs.models.base import Completion, Message, Model, ModelError, ModelTimeout
 
 
@@ -39,7 +40,7 @@ def backoff_delay(policy: RetryPolicy, failures: int, exc: BaseException | None)
 
 async def _attempt(model: Model, messages: list[Message], generation: dict[str, Any], timeout_s: float) -> Completion:
     try:
-        async with asyncio.timeout(timeout_s):
+        async with time_limit(timeout_s):
             return await model.agenerate(messages, **generation)
     except TimeoutError:
         raise ModelTimeout(f"no answer within {timeout_s:g} s") from None
