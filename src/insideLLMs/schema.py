@@ -69,7 +69,7 @@ def _schema_error(text: str, data: Any) -> SchemaError:
     if message.startswith("Expected `"):
         message = _readable_types(message)
         value = _value_at(data, loc)
-        if value is not _ABSENT and not isinstance(value, (dict, list)):
+        if value is not _ABSENT and value is not None and not isinstance(value, (dict, list)):
             message += f" ({value!r})" if ", got " in message else f", got {value!r}"
     elif message.startswith("Invalid enum value "):
         message = f"invalid value {message[len('Invalid enum value '):]}"
