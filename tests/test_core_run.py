@@ -182,3 +182,11 @@ def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -
     assert 256 - 8 <= model.started_while_slow <= 256  # held at the window, then released
     lines = (tmp_path / "run" / "records.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(700)]
+
+
+def test_record_dict_has_exactly_the_record_fields() -> None:
+    from insideLLMs.records import RECORD_FIELDS, Record
+
+    rec = Record("r", {"id": "m"}, {"id": "p"}, "e1", {"prompt": "x"}, [], "out", {"s": 1}, True, "success")
+    assert tuple(rec.to_dict()) == RECORD_FIELDS
+    assert Record.from_dict(rec.to_dict()) == rec

@@ -35,7 +35,11 @@ class Record:
     system_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in RECORD_FIELDS}
+        d = {  # RECORD_FIELDS, spelled out: this runs once per example
+            "run_id": self.run_id, "model": self.model, "probe": self.probe, "example_id": self.example_id,
+            "input": self.input, "messages": self.messages, "output": self.output, "scores": self.scores,
+            "passed": self.passed, "status": self.status, "error": self.error, "usage": self.usage,
+        }
         if self.served_model is not None:
             d["served_model"] = self.served_model
         if self.system_fingerprint is not None:
