@@ -259,8 +259,8 @@ def tokens_match(cand: list[str] | tuple[str, ...], exp: list[str] | tuple[str, 
     if cand == exp:
         return True
     if len(exp) == 1 and is_number(exp[0]):
-        match = _NUMBER_RE.match
-        number = next((t for t in (cand if explicit else reversed(cand)) if match(t)), None)
+        match = _NUMBER_RE.match  # normalised numbers start with a digit or "-", both <= "9"; words do not
+        number = next((t for t in (cand if explicit else reversed(cand)) if t[0] <= "9" and match(t)), None)
         return number == exp[0]
     if len(exp) == 1 and exp[0] in _YES_NO:
         first = next((t for t in cand if t in _YES_NO), None)
