@@ -6,6 +6,7 @@ byte-identical for identical runs; latency and wall time live in ``"volatile"``,
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -22,7 +23,7 @@ class _Group:
     score_counts: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    latencies: list[float] = field(default_factory=list)
+    latencies: array = field(default_factory=lambda: array("d"))  # 8 bytes per example, not a float object
 
     def add(self, record: dict[str, Any]) -> None:
         self.n += 1
