@@ -100,6 +100,18 @@ def test_buffered_writes_flush_on_time(tmp_path: Path) -> None:
     writer.close()
 
 
+def test_sync_works_on_an_open_journal_and_is_a_no_op_once_closed(tmp_path: Path) -> None:
+    """The run's ticker calls ``sync`` (fsync) every few seconds; a call racing the end of the run is harmless."""
+    writer = JournalWriter(tmp_path / JOURNAL_FILE, "run_x")
+    writer.append("metrics", {"metrics": {"a": 1.0}, "step": 0})
+    writer.flush()
+    writer.sync()
+    writer.append("metrics", {"metrics": {"a": 2.0}, "step": 1})
+    writer.close()
+    writer.sync()
+    assert [e.data["metrics"]["a"] for e in read_journal(tmp_path).events] == [1.0, 2.0]
+
+
 def test_idle_run_is_flushed_by_the_background_ticker(tmp_path: Path) -> None:
     tracker = get_tracker("local", output_dir=str(tmp_path))
     run = tracker.start_run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,126 @@ def test_server_killed_midway_and_restarted(tmp_path: Path, mlflow_server: Any) 
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_a_tracking_server_is_spoken_to_without_importing_mlflow(tmp_path: Path, mlflow_server: Any,
+                                                                  mlflow_env: dict[str, str]) -> None:
+    """``import mlflow`` takes seconds: a delivery to an http(s) server uses the REST API directly."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run_rest01"
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from support.tracking_events import sample_run\n"
+        "from insideLLMs.tracking.mlflow import MlflowSink\n"
+        "from insideLLMs.tracking.sink import SinkContext\n"
+        f"log = sample_run(Path({str(run_dir)!r}), steps=30)\n"
+        f"sink = MlflowSink(SinkContext(run_dir=log.run_dir, options={{'tracking_uri': {mlflow_server.url!r}, "
+        "'experiment_name': 'no-import'}))\n"
+        "sink.deliver(log.events)\n"
+        "sink.close()\n"
+        "print(sink.ctx.state['run_id'], 'mlflow' in sys.modules)\n"
+    )
+    tests_dir = Path(__file__).parent
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, **mlflow_env, "PYTHONPATH": str(tests_dir)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    run_id, imported = proc.stdout.split()
+    assert imported == "False"
+    client = MlflowClient(mlflow_server.url)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    want = expected_history(sample_run(tmp_path / "again", steps=30))
+    assert history(client, run_id, "latency_ms") == want["latency_ms"]
+
+
+def test_a_store_that_is_not_a_server_goes_through_the_library(tmp_path: Path, mlflow_env: dict[str, str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from insideLLMs.tracking.mlflow_library import LibraryClient
+
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps its artifacts under ./mlruns
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    run_dir = tmp_path / "run_lib111"
+    log = sample_run(run_dir, steps=50)
+    sink = make_sink(run_dir, uri, "via-library")
+    assert isinstance(sink.client, LibraryClient)
+    deliver_in_batches(sink, log.events, size=40)
+    sink.close()
+
+    client = MlflowClient(uri)
+    run = client.get_run(sink.ctx.state["run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "bias-test"
+    assert run.data.params["model"] == "gpt-4o" and run.data.tags["insidellms.run_key"] == "run_lib111"
+    for key, points in expected_history(log).items():
+        assert history(client, run.info.run_id, key) == points, key
+    assert all_artifacts(client, run.info.run_id) == ["params/prompt_template.txt", "results.json",
+                                                      "tables/records.json"]
+
+
+def test_artifacts_the_server_does_not_proxy_are_written_by_the_library(tmp_path: Path, mlflow_server: Any) -> None:
+    """An experiment whose artifacts live on a shared disk (or S3): the REST API cannot upload there,
+    so the library writes them, and only them."""
+    shared = tmp_path / "shared-artifacts"
+    MlflowClient(mlflow_server.url).create_experiment("not-proxied", artifact_location=shared.as_uri())
+    run_dir = tmp_path / "run_np0001"
+    log = sample_run(run_dir, steps=5)
+    sink = make_sink(run_dir, mlflow_server.url, "not-proxied")
+    deliver_in_batches(sink, log.events)
+    sink.close()
+    stored = shared / sink.ctx.state["run_id"] / "artifacts"
+    assert sorted(p.relative_to(stored).as_posix() for p in stored.rglob("*") if p.is_file()) == [
+        "params/prompt_template.txt", "results.json", "tables/records.json"]
+    assert (stored / "results.json").read_text() == (run_dir / "artifacts" / "results.json").read_text()
+
+
+def test_a_dropped_kept_alive_connection_is_reopened(tmp_path: Path, mlflow_server: Any) -> None:
+    """Between two batches the server closed the connection the sink keeps open (here it restarted):
+    the next batch goes through on a new one, with no failure to retry."""
+    run_dir = tmp_path / "run_ka0001"
+    log = sample_run(run_dir, steps=100)
+    sink = make_sink(run_dir, mlflow_server.url, "kept-alive")
+    sink.deliver(log.events[:60])
+    mlflow_server.restart()
+    sink.deliver(log.events[60:])
+    sink.close()
+    client = MlflowClient(mlflow_server.url)
+    for key, points in expected_history(log).items():
+        assert history(client, sink.ctx.state["run_id"], key) == points, key
+
+
+def test_mlflows_credentials_settings_are_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from insideLLMs.tracking.mlflow_library import LibraryClient
+    from insideLLMs.tracking.mlflow_rest import RestClient
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("USERNAME", "PASSWORD", "TOKEN", "AUTH"):
+        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
+
+    def authorization() -> str | None:
+        return RestClient("http://127.0.0.1:1").headers.get("Authorization")
+
+    assert authorization() is None
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "credentials").write_text(
+        "[mlflow]\nmlflow_tracking_username = bob\nmlflow_tracking_password = from-file\n")
+    assert authorization() == "Basic " + base64.b64encode(b"bob:from-file").decode()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+    assert authorization() == "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    (tmp_path / ".mlflow" / "credentials").unlink()
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-123")
+    assert authorization() == "Bearer tok-123"
+    in_uri = RestClient("https://carol:p%40ss@mlflow.example.com:8443/base")
+    assert in_uri.netloc == "mlflow.example.com:8443" and in_uri.base == "/base"
+    assert in_uri.headers["Authorization"] == "Basic " + base64.b64encode(b"carol:p@ss").decode()
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "some_plugin")  # only the library knows auth plugins
+    assert isinstance(make_sink(tmp_path / "run_auth01", "http://127.0.0.1:1", "x").client, LibraryClient)
+
+
 # -- end to end: `insidellms run` with tracking, `tracking sync` --------------------------------
 
-import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 

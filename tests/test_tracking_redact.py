@@ -215,3 +215,52 @@ def test_a_real_report_page_survives_redaction_intact(tmp_path: Path) -> None:
     original, copied = report.read_bytes(), (tmp_path / "copy.html").read_bytes()
     assert OPENAI.encode() in original and OPENAI.encode() not in copied
     assert copied == original.replace(OPENAI.encode(), REDACTED.encode())
+
+
+def real_report(tmp_path: Path, prompt: str) -> Path:
+    from insideLLMs import ProbeRunner, PromptSet, get_model, get_probe
+
+    runner = ProbeRunner(get_model("dummy"), get_probe("factuality"), run_dir=tmp_path / "run")
+    runner.run(PromptSet.from_list([{"id": "a", "prompt": prompt, "answer": "x"}]))
+    return tmp_path / "run" / "report.html"
+
+
+def test_only_the_installed_plotly_bundle_of_a_report_goes_unscanned(tmp_path: Path) -> None:
+    """The scan skips the bytes of report.html that are, byte for byte, the plotly.js file of the
+    installed package (public code, 4.6 MB of the page); everything else is scanned."""
+    from insideLLMs.report_page import plotly_js
+    from insideLLMs.tracking.public_spans import public_spans
+
+    report = real_report(tmp_path, f"echo {OPENAI}")
+    raw = report.read_bytes()
+    [(start, end)] = public_spans(raw, ".html")
+    assert raw[start:end] == plotly_js() and end - start > 1_000_000
+    assert public_spans(raw, ".jsonl") == [] and public_spans(raw[:start] + raw[end:], ".html") == []
+    copy_redacted(report, tmp_path / "copy.html")
+    assert (tmp_path / "copy.html").read_bytes() == raw.replace(OPENAI.encode(), REDACTED.encode())
+
+    # the same page with a secret planted inside the bundle: no longer the package's file, so scanned whole
+    tampered = raw[:start + 1000] + f'var k="{ANTHROPIC}";'.encode() + raw[start + 1000:]
+    assert public_spans(tampered, ".html") == []
+    (tmp_path / "tampered.html").write_bytes(tampered)
+    copy_redacted(tmp_path / "tampered.html", tmp_path / "tampered-copy.html")
+    copied = (tmp_path / "tampered-copy.html").read_bytes()
+    assert ANTHROPIC.encode() not in copied and OPENAI.encode() not in copied
+
+
+def test_a_big_file_is_copied_right_without_sendfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel cannot copy file to file (sendfile refuses), the mapped bytes are written."""
+    import errno
+    import hashlib
+    import os
+
+    def refuse(*_args: object) -> int:
+        raise OSError(errno.EINVAL, "sendfile to a file is not supported here")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    src = tmp_path / "timings.jsonl"
+    src.write_bytes(b"".join(orjson.dumps({"example_id": f"e{i}", "latency_ms": i / 7}) + b"\n" for i in range(60_000)))
+    assert src.stat().st_size > 1 << 20
+    digest = copy_redacted(src, tmp_path / "copy.jsonl")
+    assert (tmp_path / "copy.jsonl").read_bytes() == src.read_bytes()
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()

@@ -24,9 +24,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from insideLLMs.tracking.redact import redact
 from insideLLMs.tracking.sink import SinkError
@@ -39,8 +40,7 @@ PREFLIGHT_TIMEOUT_S = 0.5  # the evaluation's own "is anyone listening" check; s
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0  # while every server refuses, how often to look again
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(msgspec.Struct, frozen=True):
     """Events a remote backend had not received when the run ended."""
 
     sink: str
@@ -48,8 +48,9 @@ class Pending:
     reason: str
 
 
-@dataclass(frozen=True)
-class SinkSpec:
+class SinkSpec(msgspec.Struct, frozen=True):
+    """One remote backend of a run: its name, the name its mark is filed under, its options."""
+
     backend: str
     sink: str
     options: dict[str, Any]
@@ -118,7 +119,7 @@ class DeliveryProcess:
         return refused < len(self.sinks)
 
     def _spawn(self) -> None:
-        config = {"sinks": [vars(s) for s in self.sinks], "sys_path": [p for p in sys.path if p]}
+        config = {"sinks": [msgspec.structs.asdict(s) for s in self.sinks], "sys_path": [p for p in sys.path if p]}
         with self._lock:
             if self._abandoned:
                 return

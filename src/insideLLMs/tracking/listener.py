@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from insideLLMs.canonical import dumps_bytes
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.tracking.config import TrackingConfig
-from insideLLMs.tracking.tracker import Pending, Tracker, TrackingRun
-from insideLLMs.tracking.worker import BackendUnavailable, check_backend
+from insideLLMs.tracking.tracker import Tracker, TrackingRun
+
+if TYPE_CHECKING:
+    from insideLLMs.tracking.delivery_process import Pending
 
 _CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
 _END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "killed"}
@@ -147,16 +149,18 @@ class TrackingListener:
         warning (the local journal still records the run); ``enabled: false`` tracks nothing."""
         if not cfg.enabled:
             return cls(None, cfg, echo=echo)
-        usable = []
-        for backend in cfg.backends:
-            try:
-                check_backend(backend)
-                usable.append(backend)
-            except (BackendUnavailable, ValueError) as exc:
-                echo(f"! tracking: {exc}; this run is tracked to the local journal only")
-        if not usable:
-            usable = ["local"]
-        cfg = cfg.replace(backend=usable if len(usable) > 1 else usable[0])
+        if cfg.backends != ["local"]:  # local needs no check (nor the delivery machinery it would import)
+            from insideLLMs.tracking.worker import BackendUnavailable, check_backend
+
+            usable = []
+            for backend in cfg.backends:
+                try:
+                    check_backend(backend)
+                    usable.append(backend)
+                except (BackendUnavailable, ValueError) as exc:
+                    echo(f"! tracking: {exc}; this run is tracked to the local journal only")
+            if usable != cfg.backends:
+                cfg = cfg.replace(backend=(usable if len(usable) > 1 else usable[0]) if usable else "local")
         return cls(Tracker(cfg, echo=echo), cfg, echo=echo)
 
     # -- RunListener -------------------------------------------------------------------------
@@ -209,11 +213,8 @@ class TrackingListener:
             files = dict(event.artifacts)
             if not files and event.run_dir is not None:  # a failed or interrupted run: what it wrote
                 files = {n: event.run_dir / n for n in (RECORDS, TIMINGS) if (event.run_dir / n).is_file()}
-            for name, path in files.items():
-                try:
-                    logged[name] = run.log_artifact(name, path).relative_to(run.dir).as_posix()
-                except FileNotFoundError:
-                    continue
+            for name, path in run.log_files(files).items():
+                logged[name] = path.relative_to(run.dir).as_posix()
             if self._kept is not None:  # no run directory: write the records the table points at
                 logged.update(self._write_kept(run))
             if not event.artifacts:

@@ -20,10 +20,10 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalError, read_journal
@@ -63,18 +63,17 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-@dataclass
-class RunState:
+class RunState(msgspec.Struct):
     """What the events of one run add up to. ``keep_series`` also keeps every (step, value) point."""
 
     key: str = ""
     name: str = ""
     status: str = "running"
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> artifact/table event data
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    series: dict[str, list[tuple[int, float]]] = msgspec.field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)  # path -> artifact/table event data
     started_at: float | None = None
     ended_at: float | None = None
     last_seq: int = 0
@@ -156,8 +155,7 @@ def writer_is_dead(info: dict[str, Any], now: float | None = None) -> bool:
     return now - heartbeat > STALE_AFTER_S
 
 
-@dataclass
-class RunView:
+class RunView(msgspec.Struct):
     """A run folder as the CLI shows it: the folded journal plus run.json's process info."""
 
     dir: Path

@@ -1,29 +1,29 @@
-"""The MLflow sink: journal events -> one MLflow run, through ``MlflowClient`` only (no fluent global state).
+"""The MLflow sink: journal events -> one MLflow run (no fluent global state).
 
 Metrics, params and tags go in ``log_batch`` calls within MLflow's limits; params too long for the
 MLflow UI go in as ``params/<key>.txt`` artifacts plus a ``sha256:…`` param; the per-example table
 is stored in MLflow's own table format (what ``log_table`` writes) so it shows in the UI. The remote
 run id is kept in the sink state, so a later ``tracking sync`` resumes the same run, and (key, step)
 pairs already on the server are never logged twice.
+
+An ``http(s)://`` tracking server is spoken to directly (mlflow_rest.py: no ``import mlflow``,
+which alone took longer than a whole delivery); anything else goes through the mlflow library
+(mlflow_library.py). Both answer in the REST API's shapes, so this module does not care which.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import posixpath
 import re
-import socket
 import tempfile
-import threading
-import urllib.parse
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from insideLLMs.tracking.redact import redact_text
+from insideLLMs.tracking import mlflow_rest, preflight
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 
 log = logging.getLogger(__name__)
@@ -38,32 +38,8 @@ MAX_KEY_LENGTH = 250
 RUN_KEY_TAG = "insidellms.run_key"
 LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # what the UI reads to list table artifacts
 _STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+MetricPoint = tuple[str, float, int, int]  # key, value, timestamp (ms), step
 _BAD_KEY_CHARS = re.compile(r"[^\w./\- :]")
-
-_env_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _http_settings(timeout_s: int) -> Iterator[None]:
-    """MLflow reads its HTTP retry/timeout settings from the environment per request; set them only
-    while this sink talks to the server: no retries (the worker retries), a short timeout, and no
-    "View run at" lines printed into the evaluation's stdout."""
-    wanted = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
-        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-    }
-    with _env_lock:
-        saved = {k: os.environ.get(k) for k in wanted}
-        os.environ.update(wanted)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def clean_key(key: str) -> str:
@@ -81,6 +57,10 @@ def param_text(value: Any) -> str:
 
 def _retryable(exc: BaseException) -> bool:
     """Connection problems, timeouts, 429 and 5xx can pass; a rejected request will not."""
+    if isinstance(exc, mlflow_rest.RestError):
+        return exc.retryable
+    if isinstance(exc, OSError) or type(exc).__module__ == "http.client":
+        return True
     status = None
     get_status = getattr(exc, "get_http_status_code", None)
     if callable(get_status):
@@ -104,39 +84,28 @@ class MlflowSink(Sink):
 
     @classmethod
     def preflight(cls, options: dict[str, Any]) -> None:
-        """Fail in milliseconds, before the slow ``import mlflow``, when nothing listens at an HTTP
-        ``tracking_uri`` (connection refused, unknown host)."""
-        uri = str(options.get("tracking_uri") or "")
-        if not uri.startswith(("http://", "https://")):
-            return
-        parts = urllib.parse.urlsplit(uri)
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise SinkError(f"mlflow: bad tracking_uri {uri!r}", retryable=False) from None
-        try:
-            socket.create_connection((parts.hostname or "", port), timeout=options.get("preflight_timeout_s") or 3).close()
-        except TimeoutError:
-            if options.get("preflight_timeout_s"):
-                return  # slow to answer is not "down": let the delivery find out
-            raise SinkError(f"mlflow at {redact_text(uri)}: server unreachable (timed out)") from None
-        except OSError as exc:
-            raise SinkError(f"mlflow at {redact_text(uri)}: server unreachable ({exc.strerror or exc})") from None
+        """Fail in milliseconds, before anything slow, when nothing listens at an HTTP ``tracking_uri``."""
+        preflight.mlflow(options)
 
     def __init__(self, ctx: SinkContext) -> None:
         super().__init__(ctx)
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # else mlflow writes ~/.config/mlflow/
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError:
-            raise SinkError("the mlflow backend needs mlflow: pip install 'insidellms[mlflow]'", retryable=False) from None
         self.tracking_uri: str | None = ctx.options.get("tracking_uri") or None
         self.timeout_s = int(ctx.options.get("request_timeout_s") or 10)
         self.max_param_length = int(ctx.options.get("max_param_length") or MAX_PARAM_LENGTH)
-        try:
-            self.client = MlflowClient(tracking_uri=self.tracking_uri)
-        except Exception as exc:
-            raise SinkError(f"mlflow: bad tracking_uri {self.tracking_uri!r}: {exc}", retryable=False) from None
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        self.client: Any
+        if mlflow_rest.usable(uri):
+            self.client = mlflow_rest.RestClient(str(uri), self.timeout_s)
+        else:
+            try:
+                from insideLLMs.tracking.mlflow_library import LibraryClient
+
+                self.client = LibraryClient(self.tracking_uri, self.timeout_s)
+            except ImportError:
+                raise SinkError("the mlflow backend needs mlflow: pip install 'insidellms[mlflow]'",
+                                retryable=False) from None
+            except Exception as exc:
+                raise SinkError(f"mlflow: bad tracking_uri {self.tracking_uri!r}: {exc}", retryable=False) from None
         # What is known to be on the server for this run. A run this instance created is fully
         # known; a resumed run, or one after a failed call, is read back before logging to it.
         self._known_complete = False
@@ -148,8 +117,7 @@ class MlflowSink(Sink):
 
     def deliver(self, events: Sequence[Event]) -> None:
         try:
-            with _http_settings(self.timeout_s):
-                self._deliver(events)
+            self._deliver(events)
         except SinkError:
             self._forget_known()
             raise
@@ -166,13 +134,11 @@ class MlflowSink(Sink):
         self._params = None
 
     def _deliver(self, events: Sequence[Event]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
         # per key, the step after the highest one logged: an unstepped value (a final metric) goes
         # there. Committed to ctx.state only when all went through, so a retry gives the same steps.
         counters: dict[str, int] = dict(self.ctx.state.get("counters") or {})
         run_id = self.ctx.state.get("run_id")
-        metrics: list[Metric] = []
+        metrics: list[MetricPoint] = []
         params: dict[str, str] = {}
         tags: dict[str, str] = {}
         files: list[tuple[Path, str | None]] = []  # (local file, artifact dir)
@@ -198,7 +164,7 @@ class MlflowSink(Sink):
                     key = clean_key(key)
                     at = counters.get(key, 0) if step is None else int(step)
                     counters[key] = max(counters.get(key, 0), at + 1)
-                    metrics.append(Metric(key, float(value), int(event.ts * 1000), at))
+                    metrics.append((key, float(value), int(event.ts * 1000), at))
             elif event.kind == "tags":
                 tags.update({clean_key(k): v for k, v in (data.get("tags") or {}).items()})
             elif event.kind == "artifact":
@@ -214,18 +180,18 @@ class MlflowSink(Sink):
 
         new_params, long_params = self._new_params(run_id, params)
         metrics = self._new_metrics(run_id, metrics)
-        tag_list = [RunTag(k, ("" if v is None else str(v))[:MAX_TAG_LENGTH]) for k, v in tags.items()]
-        param_list = [Param(k, v) for k, v in new_params.items()]
+        tag_list = [(k, ("" if v is None else str(v))[:MAX_TAG_LENGTH]) for k, v in tags.items()]
+        param_list = list(new_params.items())
 
         for start in range(0, max(len(param_list), len(tag_list)), MAX_PARAMS_PER_CALL):
             self.client.log_batch(run_id, params=param_list[start:start + MAX_PARAMS_PER_CALL],
-                                  tags=tag_list[start:start + MAX_TAGS_PER_CALL], synchronous=True)
+                                  tags=tag_list[start:start + MAX_TAGS_PER_CALL])
         for start in range(0, len(metrics), MAX_METRICS_PER_CALL):
-            self.client.log_batch(run_id, metrics=metrics[start:start + MAX_METRICS_PER_CALL], synchronous=True)
+            self.client.log_batch(run_id, metrics=metrics[start:start + MAX_METRICS_PER_CALL])
         for key, value in new_params.items():
             self._params[key] = value  # type: ignore[index]
-        for metric in metrics:
-            self._steps.setdefault(metric.key, set()).add(metric.step)
+        for key, _value, _ts, step in metrics:
+            self._steps.setdefault(key, set()).add(step)
 
         with tempfile.TemporaryDirectory(prefix="insidellms-mlflow-") as tmp:
             for key, value in long_params.items():  # the full text of params logged as a hash
@@ -236,14 +202,14 @@ class MlflowSink(Sink):
                     files.append((path, "params"))
             for local, artifact_dir in files:
                 if local.is_file():
-                    self.client.log_artifact(run_id, str(local), artifact_dir)
+                    self.client.log_artifact(run_id, local, artifact_dir)
                 else:
                     log.warning("mlflow: artifact %s is missing; skipped", local)
             for table in tables:
                 self._log_table(run_id, table, Path(tmp))
 
         if end_status is not None:
-            self.client.set_terminated(run_id, status=end_status, end_time=int(events[-1].ts * 1000))
+            self.client.update_run(run_id, end_status, int(events[-1].ts * 1000))
             self.ctx.state["status"] = end_status
         self.ctx.state["counters"] = counters
         self.ctx.state["seq"] = events[-1].seq
@@ -264,25 +230,23 @@ class MlflowSink(Sink):
                 experiment = self.client.get_experiment_by_name(experiment_name)  # created meanwhile
                 if experiment is None:
                     raise
-                experiment_id = experiment.experiment_id
+                experiment_id = experiment["experiment_id"]
         else:
-            if experiment.lifecycle_stage == "deleted":
+            if experiment.get("lifecycle_stage") == "deleted":
                 raise SinkError(f"mlflow: experiment {experiment_name!r} is deleted; restore it or pick "
                                 "another experiment_name", retryable=False)
-            experiment_id = experiment.experiment_id
+            experiment_id = experiment["experiment_id"]
         run_key = str(data.get("run_key") or self.ctx.run_dir.name)
         found = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
+            [experiment_id], f"tags.`{RUN_KEY_TAG}` = '{run_key}'", 1
         )
         if found:
-            run_id = found[0].info.run_id
+            run_id = found[0]["info"]["run_id"]
         else:
             name = str(self.ctx.options.get("run_name") or data.get("name") or run_key)
-            run = self.client.create_run(
-                experiment_id, start_time=int(ts * 1000), run_name=name,
-                tags={RUN_KEY_TAG: run_key, "mlflow.runName": name},
-            )
-            run_id = run.info.run_id
+            run = self.client.create_run(experiment_id, int(ts * 1000), name,
+                                         {RUN_KEY_TAG: run_key, "mlflow.runName": name})
+            run_id = run["info"]["run_id"]
             self._known_complete = True
         # the run id is a fact about the server: keep it even if the rest of this delivery fails
         self.ctx.state["run_id"] = run_id
@@ -291,25 +255,26 @@ class MlflowSink(Sink):
             self.ctx.state["url"] = f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
         return run_id
 
-    def _new_metrics(self, run_id: str, metrics: list[Any]) -> list[Any]:
+    def _new_metrics(self, run_id: str, metrics: list[MetricPoint]) -> list[MetricPoint]:
         """Drop (key, step) pairs the server already holds, and repeats within this batch."""
         if not self._known_complete:
-            for key in {m.key for m in metrics} - self._fetched:
-                self._steps[key] = {m.step for m in self.client.get_metric_history(run_id, key)}
+            for key in {m[0] for m in metrics} - self._fetched:
+                self._steps[key] = {int(m.get("step") or 0) for m in self.client.metric_history(run_id, key)}
                 self._fetched.add(key)
         out, seen = [], set()
+        steps = self._steps
         for metric in metrics:
-            pair = (metric.key, metric.step)
-            if pair in seen or metric.step in self._steps.get(metric.key, ()):
+            key, _value, _ts, step = metric
+            if (key, step) in seen or step in steps.get(key, ()):
                 continue
-            seen.add(pair)
+            seen.add((key, step))
             out.append(metric)
         return out
 
     def _new_params(self, run_id: str, params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         """Params not yet on the server (a param cannot change in MLflow: a new value is a tag)."""
         if self._params is None:
-            self._params = {} if self._known_complete else dict(self.client.get_run(run_id).data.params)
+            self._params = {} if self._known_complete else _pairs(self.client.get_run(run_id), "params")
         new: dict[str, str] = {}
         long: dict[str, str] = {}
         for key, value in params.items():
@@ -351,14 +316,19 @@ class MlflowSink(Sink):
         out = tmp / "tables" / f"{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
-        self.client.log_artifact(run_id, str(out), "tables")
+        self.client.log_artifact(run_id, out, "tables")
         entry = {"path": f"tables/{name}.json", "type": "table"}
-        current = json.loads(self.client.get_run(run_id).data.tags.get(LOGGED_ARTIFACTS_TAG, "[]"))
+        current = json.loads(_pairs(self.client.get_run(run_id), "tags").get(LOGGED_ARTIFACTS_TAG, "[]"))
         if entry not in current:
             self.client.set_tag(run_id, LOGGED_ARTIFACTS_TAG, json.dumps(current + [entry]))
 
     def close(self) -> None:
-        pass
+        self.client.close()
+
+
+def _pairs(run: dict[str, Any], field: str) -> dict[str, str]:
+    """A run's params or tags (``[{"key", "value"}]`` in the REST API) as a dict."""
+    return {p["key"]: p.get("value", "") for p in (run.get("data") or {}).get(field) or []}
 
 
 def _cell(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Every call is redacted, appended to the run's journal and folded into the local view. Remote
 backends are fed from the journal by the run's delivery process (delivery_process.py), so the
-evaluation's process never imports, waits on or competes with a backend library.
+evaluation's process never imports, waits on or competes with a backend library. A local-only run
+imports nothing of the delivery machinery, and the file redaction only when it copies a file.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 import orjson
 
 from insideLLMs.tracking.config import TrackingConfig
-from insideLLMs.tracking.delivery_process import DeliveryProcess, Pending
 from insideLLMs.tracking.journal import FORMAT_VERSION, JOURNAL_FILE, JournalWriter
 from insideLLMs.tracking.local import (
     ARTIFACTS_DIR,
@@ -36,12 +36,13 @@ from insideLLMs.tracking.local import (
     write_views,
 )
 from insideLLMs.tracking.redact import dumps_redacted, redact
-from insideLLMs.tracking.redact_files import copy_redacted, redacted_bytes
-from insideLLMs.tracking.table import RECORDS_FORMAT
 from insideLLMs.tracking.values import Tags, flatten_params, normalize_tags, safe_artifact_name, sha256_file, to_jsonable
-from insideLLMs.tracking.worker import SINK_OPTIONS
+
+if TYPE_CHECKING:
+    from insideLLMs.tracking.delivery_process import DeliveryProcess, Pending
 
 EndStatus = Literal["finished", "failed", "killed"]
+_now = time.time  # looked up once: log_step runs once per evaluated example
 
 
 def _stderr(message: str) -> None:
@@ -118,11 +119,13 @@ class TrackingRun:
             "project": config.project,
             "experiment": config.experiment_name,
         })
-        write_views(self.dir, self.state, self._info)  # every file exists (and parses) from the start
+        self._write_views()  # every file exists (and parses) from the start
         self.journal.flush()
 
         remote = [b for b in config.backends if b != "local"]
         if remote:  # only a remote backend needs a process; local tracking is the journal itself
+            from insideLLMs.tracking.delivery_process import DeliveryProcess
+
             self._delivery = DeliveryProcess.start(self.dir, {b: self._sink_options(b) for b in remote})
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name=f"insidellms-tracking-{self.key}", daemon=True)
@@ -159,21 +162,19 @@ class TrackingRun:
             step = int(step)
         if not clean:
             return
-        with self._lock:  # the hot path: no Event object, the local view updated in place
-            if self._ended:
-                raise RuntimeError(f"tracking run {self.key} has ended; start a new run to log more")
-            self.state.last_seq = self.journal.append_raw("metrics", {"metrics": clean, "step": step}, time.time())
-            self.state.metrics.update(clean)
+        self.log_step(clean, step)  # type: ignore[arg-type]
 
-    def log_step(self, metrics: dict[str, float], step: int) -> None:
+    def log_step(self, metrics: dict[str, float], step: int | None) -> None:
         """``log_metrics`` for values already known to be finite floats at an int ``step``, without the
         checks: the evaluation's per-example series (a few microseconds per example). The dict is kept
-        as given: do not change it afterwards."""
-        with self._lock:
-            if self._ended:
-                raise RuntimeError(f"tracking run {self.key} has ended; start a new run to log more")
-            self.state.last_seq = self.journal.append_raw("metrics", {"metrics": metrics, "step": step}, time.time())
-            self.state.metrics.update(metrics)
+        as given: do not change it afterwards.
+
+        The hot path takes only the journal's lock (which orders the events); the local view's latest
+        values are one dict update, and its event count is read from the journal when written."""
+        if self._ended:
+            raise RuntimeError(f"tracking run {self.key} has ended; start a new run to log more")
+        self.journal.append_raw("metrics", {"metrics": metrics, "step": step}, _now())
+        self.state.metrics.update(metrics)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters; nested dicts become dotted keys, secrets become ``[REDACTED]``."""
@@ -188,6 +189,7 @@ class TrackingRun:
         if merged:
             self._append("tags", {"tags": redact(merged)})
             with self._lock:
+                self.state.last_seq = self.journal.last_seq
                 write_json_atomic(self.dir / RUN_FILE, run_json(self.state, self._info))
 
     def log_artifact(self, name: str, obj: Any) -> Path:
@@ -205,6 +207,8 @@ class TrackingRun:
                 return self.dir / ARTIFACTS_DIR / name
             if not src.is_file():
                 raise FileNotFoundError(f"artifact {name!r}: no such file: {src}")
+            from insideLLMs.tracking.redact_files import copy_redacted
+
             rel = f"{ARTIFACTS_DIR}/{name if Path(name).suffix else name + src.suffix}"
             digest = self._write_file(rel, lambda tmp: copy_redacted(src, tmp))
         else:
@@ -215,6 +219,31 @@ class TrackingRun:
             digest = hashlib.sha256(payload).hexdigest()
         self._log_file("artifact", name, rel, sha256=digest)
         return self.dir / rel
+
+    def log_files(self, files: Mapping[str, str | os.PathLike[str]]) -> dict[str, Path]:
+        """``log_artifact(name, path)`` for each file that exists (the others are skipped), in the
+        order given; returns name -> path in the run folder. If a copy fails, the files copied are
+        logged and the first error is raised."""
+        from insideLLMs.tracking.redact_files import copy_redacted
+
+        written: dict[str, Path] = {}
+        failed: list[BaseException] = []
+        for name, path in files.items():
+            src = Path(path)
+            if not src.is_file():
+                continue
+            name = safe_artifact_name(name)
+            rel = f"{ARTIFACTS_DIR}/{name if Path(name).suffix else name + src.suffix}"
+            try:
+                digest = self._write_file(rel, lambda tmp, src=src: copy_redacted(src, tmp))
+            except Exception as exc:
+                failed.append(exc)
+                continue
+            self._log_file("artifact", name, rel, sha256=digest)
+            written[name] = self.dir / rel
+        if failed:
+            raise failed[0]
+        return written
 
     def log_artifact_bytes(self, name: str, payload: bytes) -> str:
         """Save ``payload`` (redacted by the rules for its file type) as ``artifacts/<name>``; returns
@@ -230,6 +259,8 @@ class TrackingRun:
         """Log the per-example table as a pointer to a run-directory ``records.jsonl`` artifact (path in
         the run folder) and its ``timings.jsonl``; the rows are flattened only where a backend shows
         them, at delivery time (table.py)."""
+        from insideLLMs.tracking.table import RECORDS_FORMAT
+
         logged = self.state.artifacts.get(records) or {}
         data: dict[str, Any] = {"name": safe_artifact_name(name), "path": records, "format": RECORDS_FORMAT}
         if timings:
@@ -290,7 +321,7 @@ class TrackingRun:
         self._ticker.join(timeout=5)
         self.journal.close()
         self._info.update(process_info())
-        write_views(self.dir, self.state, self._info)
+        self._write_views()
         if self._on_end is not None:
             self._on_end(self)
         return self.finish_delivery() if wait else []
@@ -312,12 +343,14 @@ class TrackingRun:
         delivery = self._delivery
         if delivery is None:
             return []
+        from insideLLMs.tracking.delivery_process import Pending
+
         timeout = self.config.flush_timeout_s
         delivery.finish(timeout)
         pending = []
         where = _display_path(self.dir)
         for mark in delivery.marks():
-            count = self.state.last_seq - mark.delivered_seq
+            count = self.journal.last_seq - mark.delivered_seq
             url = (mark.state or {}).get("url")
             if count <= 0:
                 if url:
@@ -347,6 +380,8 @@ class TrackingRun:
     # -- background upkeep -------------------------------------------------------------------
 
     def _sink_options(self, backend: str) -> dict[str, Any]:
+        from insideLLMs.tracking.worker import SINK_OPTIONS
+
         cfg = self.config
         names = SINK_OPTIONS.get(backend) or tuple(
             n for n in ("project", "entity", "mode", "tracking_uri", "experiment_name", "log_dir", "run_name")
@@ -370,9 +405,15 @@ class TrackingRun:
                     self._info.update(process_info())
                     with self._lock:
                         if not self._ended:
-                            write_views(self.dir, self.state, self._info)
+                            self._write_views()
+                    self.journal.sync()  # on disk within seconds, off the evaluation's thread
             except Exception as exc:  # a full disk must not kill the thread silently
                 self._warn_once("tick", f"! tracking: cannot write {self.dir}: {exc}")
+
+    def _write_views(self) -> None:
+        """run.json, params.json, metrics.json from the state (its event count from the journal)."""
+        self.state.last_seq = self.journal.last_seq
+        write_views(self.dir, self.state, self._info)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -384,6 +425,8 @@ class TrackingRun:
 
 
 def _write_redacted(path: Path, payload: bytes, suffix: str) -> str:
+    from insideLLMs.tracking.redact_files import redacted_bytes
+
     out = redacted_bytes(payload, suffix)
     path.write_bytes(out)
     return hashlib.sha256(out).hexdigest()

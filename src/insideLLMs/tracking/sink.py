@@ -26,15 +26,21 @@ Event ``data`` by ``kind``:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
+import msgspec
+
 EventKind = Literal["run_start", "params", "metrics", "tags", "artifact", "table", "run_end"]
 
+# The records of this package are msgspec Structs, not dataclasses: a dataclass costs ~0.7 ms to
+# define (generated methods are compiled at import), a Struct ~0.03 ms, and tracking is imported
+# at the start of every tracked evaluation.
 
-@dataclass(frozen=True, slots=True)
-class Event:
+
+class Event(msgspec.Struct, frozen=True):
+    """One journal line: what was logged (``kind``, ``data``), its place (``seq``) and time (``ts``)."""
+
     seq: int  # 1-based, dense, per run
     kind: EventKind
     ts: float  # unix seconds when it was logged
@@ -49,13 +55,12 @@ class SinkError(Exception):
         self.retryable = retryable
 
 
-@dataclass
-class SinkContext:
+class SinkContext(msgspec.Struct):
     """What a sink is given: the local run folder (to read artifact files), its options, its saved state."""
 
     run_dir: Path
     options: dict[str, Any]
-    state: dict[str, Any] = field(default_factory=dict)  # the sink updates it in place (e.g. remote run id)
+    state: dict[str, Any] = msgspec.field(default_factory=dict)  # the sink updates it in place (e.g. remote run id)
 
 
 class Sink(ABC):

@@ -10,14 +10,16 @@ import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from insideLLMs.tracking.config import TrackingConfig
-from insideLLMs.tracking.delivery_process import Pending
 from insideLLMs.tracking.run import EndStatus, TableWriter, TrackingRun, _stderr
 from insideLLMs.tracking.values import Tags
 
-__all__ = ["EndStatus", "Pending", "TableWriter", "Tracker", "TrackingRun"]
+if TYPE_CHECKING:  # the delivery machinery is imported only by runs with a remote backend
+    from insideLLMs.tracking.delivery_process import Pending
+
+__all__ = ["EndStatus", "TableWriter", "Tracker", "TrackingRun"]
 
 
 class Tracker:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import msgspec
 import orjson
 
 Tags = Iterable[str] | Mapping[str, Any] | str | None
@@ -26,7 +27,7 @@ def normalize_tags(tags: Tags) -> dict[str, str]:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Plain JSON data from our records, dataclasses, pydantic models, paths and sets."""
+    """Plain JSON data from our records, dataclasses, msgspec Structs, pydantic models, paths and sets."""
     return orjson.loads(orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
 
 
@@ -37,6 +38,8 @@ def _default(obj: Any) -> Any:
         return obj.model_dump(mode="json")
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, msgspec.Struct):
+        return msgspec.structs.asdict(obj)
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     if isinstance(obj, os.PathLike):

@@ -15,9 +15,10 @@ import importlib.util
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalTail
 from insideLLMs.tracking.local import SINKS_DIR, read_json, write_json_atomic
@@ -38,6 +39,9 @@ SINK_OPTIONS: dict[str, tuple[str, ...]] = {
     "wandb": ("project", "entity", "mode", "run_name"),
     "tensorboard": ("log_dir", "run_name"),
 }
+
+# backend name -> its "is the server listening" check (module:function), light to import
+PREFLIGHTS: dict[str, str] = {"mlflow": "insideLLMs.tracking.preflight:mlflow"}
 
 BATCH_SIZE = 1000
 BACKOFF_BASE_S = 0.5
@@ -80,13 +84,13 @@ def sink_class(backend: str) -> type[Sink]:
 
 
 def preflight(backend: str, options: dict[str, Any], *, timeout_s: float | None = None) -> None:
-    """Raise ``SinkError`` at once when a built-in backend's server refuses connections (no library
-    import; custom sinks are not checked here)."""
-    if backend not in REMOTE_BACKENDS:
+    """Raise ``SinkError`` at once when a built-in backend's server refuses connections (importing
+    neither its library nor its sink module; custom sinks are not checked here)."""
+    if backend not in PREFLIGHTS:
         return
-    check = getattr(sink_class(backend), "preflight", None)
-    if callable(check):
-        check(options if timeout_s is None else {**options, "preflight_timeout_s": timeout_s})
+    module, _, attr = PREFLIGHTS[backend].partition(":")
+    check = getattr(importlib.import_module(module), attr)
+    check(options if timeout_s is None else {**options, "preflight_timeout_s": timeout_s})
 
 
 def sink_name(backend: str) -> str:
@@ -96,15 +100,14 @@ def sink_name(backend: str) -> str:
     return getattr(sink_class(backend), "name", backend.rpartition(":")[2].lower())
 
 
-@dataclass
-class DeliveryMark:
+class DeliveryMark(msgspec.Struct):
     """sinks/<sink>.json: how far one sink got, its saved state, and what went wrong last."""
 
     sink: str
     backend: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
     delivered_seq: int = 0
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = msgspec.field(default_factory=dict)
     failures: int = 0
     last_error: str | None = None
     gave_up: bool = False
@@ -119,14 +122,14 @@ class DeliveryMark:
         data = read_json(cls.path(run_dir, sink))
         if not isinstance(data, dict):
             return None
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__struct_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, run_dir: Path) -> None:
         self.updated_at = time.time()
         path = self.path(run_dir, self.sink)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = asdict(self)
+        data = msgspec.structs.asdict(self)
         data["options"] = redact(data["options"])  # kept in memory as given; never written in clear
         data["state"] = redact(data["state"])
         write_json_atomic(path, data)
