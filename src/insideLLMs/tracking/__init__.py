@@ -66,11 +66,9 @@ def get_tracker(
     from insideLLMs.schema import SchemaError
     from insideLLMs.tracking.config import TrackingConfig
     from insideLLMs.tracking.tracker import Tracker
-    from insideLLMs.tracking.worker import check_backend
 
     names = [backend] if isinstance(backend, str) else list(backend)
-    for name in names:
-        check_backend(name)
+    _check_backends(names)
     try:
         config = TrackingConfig.from_options({"backend": names[0] if isinstance(backend, str) else names, **options})
     except SchemaError as exc:
@@ -82,11 +80,18 @@ def get_tracker(
 def tracker_from_config(config: TrackingConfig, *, echo: Callable[[str], None] = _stderr) -> Tracker:
     """A tracker for a ``tracking:`` config block (backends checked as in ``get_tracker``)."""
     from insideLLMs.tracking.tracker import Tracker
-    from insideLLMs.tracking.worker import check_backend
 
-    for name in config.backends:
-        check_backend(name)
+    _check_backends(config.backends)
     return Tracker(config, echo=echo)
+
+
+def _check_backends(names: Sequence[str]) -> None:
+    """Unknown or uninstalled backends fail here; local-only tracking never imports the delivery code."""
+    if any(name != "local" for name in names):
+        from insideLLMs.tracking.worker import check_backend
+
+        for name in names:
+            check_backend(name)
 
 
 __all__ = [
