@@ -6,7 +6,8 @@
    once per point, each side as a user waits for it (per-point: a fresh process importing mlflow,
    the calls timed on a sample and scaled; said so in the output).            target ≥ 50×
 3. A 2,000-example harness run with the dummy model: tracking off vs local vs MLflow (live) vs
-   MLflow with the server stopped.                                                 target ≤ 5 % extra
+   MLflow with the server stopped.                   target ≤ 5 % extra (local; server stopped)
+   With a live server the run ends by delivering what is pending (up to flush_timeout_s): shown, not a target.
 4. ``tracking sync`` of 20,000 points to the live server vs per-point ``log_metric``. target ≥ 50×
 
     .venv/bin/python bench/tracking_overhead.py [--quick] [--sections 1,2,3,4]
@@ -228,7 +229,7 @@ def section_harness(tmp: Path, examples: int, reps: int, url: str | None, env: d
         wall = statistics.median(t[0] for t in times[name])
         cpu = statistics.median(t[1] for t in times[name])
         rows.append((f"harness {examples:,} examples, tracking {name} vs off", f"{wall:.3f}s", f"{base:.3f}s",
-                     f"{(wall / base - 1) * 100:+.1f}%", "≤ +5%"))
+                     f"{(wall / base - 1) * 100:+.1f}%", "(info: waits for delivery)" if name == "mlflow (live)" else "≤ +5%"))
         rows.append(("  the same in CPU time (less sensitive to other load)", f"{cpu:.3f}s", f"{base_cpu:.3f}s",
                      f"{(cpu / base_cpu - 1) * 100:+.1f}%", "(info)"))
     return rows
