@@ -127,3 +127,19 @@ def test_a_cancel_from_outside_is_not_turned_into_a_timeout() -> None:
         return task.cancelled(), current.cancelling()
 
     assert asyncio.run(main()) == (True, 0)
+
+
+def test_time_limits_leave_nothing_behind_their_event_loop() -> None:
+    """Each ``runner.run()`` has its own loop; the watchdog of a finished loop must not keep it alive."""
+    import gc
+
+    from insideLLMs import deadlines
+
+    async def call() -> None:
+        async with deadlines.time_limit(5):
+            await asyncio.sleep(0)
+
+    for _ in range(3):
+        asyncio.run(call())
+    gc.collect()
+    assert len(deadlines._watchdogs) == 0

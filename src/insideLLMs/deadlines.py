@@ -29,33 +29,40 @@ class _Watchdog:
     """The deadlines of one loop's calls in flight, checked by one recurring callback."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop_ref = weakref.ref(loop)  # not the loop itself: it is this watchdog's key in _watchdogs
         self._entries: dict[int, _Entry] = {}
         self._tick: float = _MAX_TICK_S
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, task: asyncio.Task[object], limit_s: float) -> _Entry:
-        entry = _Entry(task, self._loop.time() + limit_s, task.cancelling())
+    def add(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object], limit_s: float) -> _Entry:
+        entry = _Entry(task, loop.time() + limit_s, task.cancelling())
         self._entries[id(entry)] = entry
         tick = min(_MAX_TICK_S, max(limit_s / 8, 0.001))
         if self._timer is None or tick < self._tick:
             if self._timer is not None:
                 self._timer.cancel()
             self._tick = tick
-            self._timer = self._loop.call_later(tick, self._check)
+            self._timer = loop.call_later(tick, self._check)
         return entry
 
     def remove(self, entry: _Entry) -> None:
         self._entries.pop(id(entry), None)
+        if not self._entries and self._timer is not None:  # idle: drop the timer (it holds the loop)
+            self._timer.cancel()
+            self._timer = None
+            self._tick = _MAX_TICK_S
 
     def _check(self) -> None:
-        now = self._loop.time()
+        loop = self._loop_ref()
+        if loop is None or loop.is_closed():
+            return
+        now = loop.time()
         for entry in list(self._entries.values()):
             if entry.deadline <= now and not entry.expired:
                 entry.expired = True
                 entry.task.cancel()
         if self._entries:
-            self._timer = self._loop.call_later(self._tick, self._check)
+            self._timer = loop.call_later(self._tick, self._check)
         else:
             self._timer = None
             self._tick = _MAX_TICK_S
@@ -87,7 +94,7 @@ class time_limit:  # noqa: N801 - used like asyncio.timeout
         if watchdog is None:
             watchdog = _watchdogs[loop] = _Watchdog(loop)
         self._watchdog = watchdog
-        self._entry = watchdog.add(task, self._limit_s)
+        self._entry = watchdog.add(loop, task, self._limit_s)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if self._fallback is not None:
