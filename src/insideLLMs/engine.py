@@ -158,8 +158,6 @@ class Engine:
                     self.records.append(Record.from_dict(rec))
             for timing in writer.existing_timings():
                 self.summary.add_timing(timing)
-                if self.report_data is not None:
-                    self.report_data.add_timing(timing)
         self.writer = writer
         self.next_write = done
         self.pending: dict[int, tuple[Record, Timing]] = {}
@@ -189,6 +187,7 @@ class Engine:
                     manifest = self._manifest(summary)
                     writer.finalize(manifest, summary, self._config_yaml())
                     if self.report_data is not None:
+                        self.report_data.use_latencies(self.summary.latencies())
                         _write_report(writer.run_dir, self.report_data)
                 else:
                     writer.close()
@@ -343,7 +342,6 @@ class Engine:
             self.summary.add_timing(timing_dict)
             if self.report_data is not None:
                 self.report_data.add_record(record_dict)
-                self.report_data.add_timing(timing_dict)
             if self.records is not None:
                 self.records.append(record)
             self.progress.advance(record.status != "success")

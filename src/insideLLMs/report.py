@@ -82,6 +82,10 @@ class ReportData:
             series = self.latencies[key] = array("d")
         series.append(float(timing["latency_ms"]))
 
+    def use_latencies(self, by_group: dict[tuple[str, str], array]) -> None:
+        """Take the latencies a ``SummaryBuilder`` already holds instead of feeding timings twice."""
+        self.latencies = {f"{model} / {probe}": xs for (model, probe), xs in by_group.items()}
+
     @classmethod
     def read(cls, run_dir: Path) -> "ReportData":
         data = cls()

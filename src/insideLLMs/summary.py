@@ -109,6 +109,10 @@ class SummaryBuilder:
     def add_timing(self, timing: dict[str, Any]) -> None:
         self._group(timing["model"], timing["probe"]).latencies.append(float(timing["latency_ms"]))
 
+    def latencies(self) -> dict[tuple[str, str], array]:
+        """The latencies fed so far per (model, probe), in feeding order (not copies)."""
+        return {key: group.latencies for key, group in self._groups.items()}
+
     def build(self, wall_time_s: float | None = None) -> dict[str, Any]:
         totals = _Group()
         groups = []
