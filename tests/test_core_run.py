@@ -190,3 +190,22 @@ def test_record_dict_has_exactly_the_record_fields() -> None:
     rec = Record("r", {"id": "m"}, {"id": "p"}, "e1", {"prompt": "x"}, [], "out", {"s": 1}, True, "success")
     assert tuple(rec.to_dict()) == RECORD_FIELDS
     assert Record.from_dict(rec.to_dict()) == rec
+
+
+def test_run_prints_an_aligned_results_table(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "data.jsonl", qa_rows(1200))
+    config = dummy_config(model={"type": "dummy", "args": {"model_name": "dummy", "canned_response": "2", "fail_every": 9}})
+    write_config(tmp_path / "eval.yaml", config)
+    result = run_cli("run", "eval.yaml", "--run-dir", "out", "--no-track", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("run ") and len(lines[0].split()[1]) == 16
+    header, rule, row = lines[1], lines[2], lines[3]
+    assert header.split() == ["model", "probe", "n", "success", "pass", "rate", "errors", "p50", "ms"]
+    cells = row.split()
+    assert cells[:3] == ["dummy", "factuality", "1,200"]
+    errors = int(cells[5].replace(",", ""))
+    assert 0 < errors < 1200 and cells[3] == f"{(1200 - errors) / 1200:.0%}"
+    assert cells[4] == "0%"  # "2" is right for q00001 alone: at most 1 pass in ~1,000
+    assert len(row) == len(header) == len(rule)  # the last column is right-aligned under its header
+    assert lines[4] == "run directory: out" and lines[5] == f"report:        {Path('out') / 'report.html'}"
