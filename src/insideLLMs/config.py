@@ -189,12 +189,21 @@ def _is_env_ref(value: Any) -> bool:
     return isinstance(value, str) and bool(_ENV_REF.fullmatch(value))
 
 
+def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its values, from one parse (as ``yaml.safe_load``)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
     """Validate config text; raise ``ConfigError`` with ``file:line: what is wrong``."""
     env = dict(os.environ) if env is None else env
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node, raw = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
