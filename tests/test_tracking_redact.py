@@ -225,27 +225,44 @@ def real_report(tmp_path: Path, prompt: str) -> Path:
     return tmp_path / "run" / "report.html"
 
 
-def test_only_the_installed_plotly_bundle_of_a_report_goes_unscanned(tmp_path: Path) -> None:
-    """The scan skips the bytes of report.html that are, byte for byte, the plotly.js file of the
-    installed package (public code, 4.6 MB of the page); everything else is scanned."""
-    from insideLLMs.report_page import plotly_js
+def test_only_the_known_head_of_a_report_goes_unscanned(tmp_path: Path) -> None:
+    """The scan skips the bytes of report.html that are, byte for byte, the head every page starts
+    with (our styles and the installed package's plotly.js: 4.6 MB of the page); everything else is
+    scanned. A page of another layout has only the plotly.js file itself skipped."""
+    import hashlib
+
+    from insideLLMs.report_page import page_head, plotly_js
     from insideLLMs.tracking.public_spans import public_spans
 
     report = real_report(tmp_path, f"echo {OPENAI}")
     raw = report.read_bytes()
     [(start, end)] = public_spans(raw, ".html")
-    assert raw[start:end] == plotly_js() and end - start > 1_000_000
-    assert public_spans(raw, ".jsonl") == [] and public_spans(raw[:start] + raw[end:], ".html") == []
-    copy_redacted(report, tmp_path / "copy.html")
-    assert (tmp_path / "copy.html").read_bytes() == raw.replace(OPENAI.encode(), REDACTED.encode())
+    assert (start, end) == (0, len(page_head())) and plotly_js() in raw[start:end] and end > 1_000_000
+    assert OPENAI.encode() in raw[end:]  # the secret is in the page's own part
+    assert public_spans(raw, ".jsonl") == []
+    digest = copy_redacted(report, tmp_path / "copy.html")
+    copied = (tmp_path / "copy.html").read_bytes()
+    assert copied == raw.replace(OPENAI.encode(), REDACTED.encode())
+    assert digest == hashlib.sha256(copied).hexdigest()
 
-    # the same page with a secret planted inside the bundle: no longer the package's file, so scanned whole
-    tampered = raw[:start + 1000] + f'var k="{ANTHROPIC}";'.encode() + raw[start + 1000:]
+    # another layout (the bundle further in): the bundle alone is skipped, the rest scanned
+    moved = b"<!-- a page of another layout -->" + raw
+    bundle_at = moved.find(plotly_js())
+    assert public_spans(moved, ".html") == [(bundle_at, bundle_at + len(plotly_js()))]
+    (tmp_path / "moved.html").write_bytes(moved)
+    copy_redacted(tmp_path / "moved.html", tmp_path / "moved-copy.html")
+    assert (tmp_path / "moved-copy.html").read_bytes() == moved.replace(OPENAI.encode(), REDACTED.encode())
+
+    # the same page with a secret planted inside the bundle: neither the head nor the package's file
+    # any more, so scanned whole
+    bundle_at = raw.find(plotly_js())
+    tampered = raw[:bundle_at + 1000] + f'var k="{ANTHROPIC}";'.encode() + raw[bundle_at + 1000:]
     assert public_spans(tampered, ".html") == []
     (tmp_path / "tampered.html").write_bytes(tampered)
-    copy_redacted(tmp_path / "tampered.html", tmp_path / "tampered-copy.html")
+    digest = copy_redacted(tmp_path / "tampered.html", tmp_path / "tampered-copy.html")
     copied = (tmp_path / "tampered-copy.html").read_bytes()
     assert ANTHROPIC.encode() not in copied and OPENAI.encode() not in copied
+    assert digest == hashlib.sha256(copied).hexdigest()
 
 
 def test_a_big_file_is_copied_right_without_sendfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from insideLLMs.records import Record, Timing
+if TYPE_CHECKING:  # types only: the tracking follower imports this module without the runner's
+    from insideLLMs.records import Record, Timing
 
 RunStatus = Literal["finished", "failed", "interrupted"]
 
@@ -50,6 +51,14 @@ class RunFinished:
 
 
 class RunListener(Protocol):
+    """Told of a run's start, each example (unless it has ``wants_examples = False``: it reads them
+    from the run directory itself) and the run's end.
+
+    Optional: ``on_run_ending(event: RunFinished)``, called when a finished run's records, summary
+    and manifest are final but report.html is still to be rendered (its ``artifacts`` lack the
+    report); ``on_run_finished`` follows once the report is written.
+    """
+
     def on_run_started(self, event: RunStarted) -> None: ...
 
     def on_example_finished(self, event: ExampleFinished) -> None: ...

@@ -7,9 +7,10 @@ same bytes. Everything that varies run to run (latency, attempts, cache hits) is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from insideLLMs.models.base import Status
+if TYPE_CHECKING:  # a type only: the tracking follower reads records without the model machinery
+    from insideLLMs.models.base import Status
 
 RECORD_FIELDS = (
     "run_id", "model", "probe", "example_id", "input", "messages", "output",

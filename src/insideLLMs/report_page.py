@@ -231,13 +231,21 @@ _FILTER_JS = """
 """
 
 
+def _head_parts() -> tuple[bytes, bytes, bytes]:
+    start = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             '<meta name="viewport" content="width=device-width, initial-scale=1">'
+             f'<style>{_CSS}</style><script type="text/javascript">')
+    return start.encode("utf-8"), plotly_js(), b"</script>"
+
+
+def page_head() -> bytes:
+    """The first bytes of every page: the styles and the inlined plotly.js, the same for every page
+    of one installation. The page's own content comes after them, so a reader that knows them
+    (tracking, public_spans.py) can skip them when scanning and hash them once per process."""
+    return b"".join(_head_parts())
+
+
 def page(title: str, body: str) -> bytes:
-    """A complete HTML document (UTF-8): styles, plotly.js inlined once, the body, the filter script."""
-    head = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style>"
-        '<script type="text/javascript">'
-    )
-    tail = f"</script></head>\n<body><main>\n{body}\n</main><script>{_FILTER_JS}</script></body></html>\n"
-    return b"".join((head.encode("utf-8"), plotly_js(), tail.encode("utf-8")))
+    """A complete HTML document (UTF-8): ``page_head()``, then the title, the body, the filter script."""
+    tail = f"<title>{esc(title)}</title></head>\n<body><main>\n{body}\n</main><script>{_FILTER_JS}</script></body></html>\n"
+    return b"".join((*_head_parts(), tail.encode("utf-8")))

@@ -77,29 +77,30 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
     if not harness and (cfg.models or cfg.probes):
         raise UserError(f"{loaded.path}: has 'models'/'probes' lists; run it with: insidellms harness {loaded.path}")
     tracking = _tracking_config(loaded, options["track"], options["no_track"])
-    grid = build_harness(
-        loaded,
-        max_examples=options["max_examples"],
-        concurrency=options["concurrency"],
-        resume=options["resume"],
-        overwrite=options["overwrite"],
-        progress=options["progress"],
-    )
-    settings = grid.settings
-    models = [c.model for c in grid.cells]
-    run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / grid.run_id)
-    settings.run_dir = run_dir
-    listener = _tracking_listener(tracking)
-    if listener is not None:
-        settings.listeners = [listener]
-    _say_model_loading(list({id(m): m for m in models}.values()))
+    listener = _tracking_listener(tracking)  # started first: it gets ready while the data loads
     try:
-        outcome = grid.run()
-    except RunAborted as exc:
-        raise UserError(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} --run-dir {run_dir} --resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        grid = build_harness(
+            loaded,
+            max_examples=options["max_examples"],
+            concurrency=options["concurrency"],
+            resume=options["resume"],
+            overwrite=options["overwrite"],
+            progress=options["progress"],
+        )
+        settings = grid.settings
+        models = [c.model for c in grid.cells]
+        run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / grid.run_id)
+        settings.run_dir = run_dir
+        if listener is not None:
+            settings.listeners = [listener]
+        _say_model_loading(list({id(m): m for m in models}.values()))
+        try:
+            outcome = grid.run()
+        except RunAborted as exc:
+            raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo(f"\ninterrupted; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} --run-dir {run_dir} --resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
     finally:
         if listener is not None:
             _close_quietly(listener)
@@ -113,9 +114,9 @@ def _tracking_listener(tracking: TrackingConfig | None) -> Any:
     if tracking is None:
         return None
     try:
-        from insideLLMs.tracking.listener import TrackingListener
+        from insideLLMs.tracking.follow_listener import start_tracking
 
-        return TrackingListener.from_config(tracking, echo=lambda line: click.echo(line, err=True))
+        return start_tracking(tracking, echo=lambda line: click.echo(line, err=True))
     except Exception as exc:  # tracking never stops an evaluation
         warn(f"tracking is off for this run: {exc}")
         return None

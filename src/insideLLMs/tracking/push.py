@@ -24,7 +24,8 @@ from insideLLMs.artifacts import RunReader
 from insideLLMs.events import RunStarted
 from insideLLMs.records import Record, Timing
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalWriter
-from insideLLMs.tracking.listener import TABLE_NAME, default_run_name, environment_tags, final_metrics, run_params
+from insideLLMs.tracking.describe import default_run_name, environment_tags, example_metrics, final_metrics, run_params
+from insideLLMs.tracking.listener import TABLE_NAME
 from insideLLMs.tracking.local import ARTIFACTS_DIR, RunState, process_info, write_views
 from insideLLMs.tracking.redact import redact
 from insideLLMs.tracking.redact_files import copy_redacted
@@ -129,15 +130,10 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
             t = timings.get((record.model.get("id"), record.probe.get("id"), record.example_id))
             timing = _timing(t or {"model": record.model.get("id"), "probe": record.probe.get("id"),
                                    "example_id": record.example_id})
-            metrics: dict[str, float] = {"success": float(record.status == "success")}
+            metrics = example_metrics(record.status, record.passed, record.scores or {},
+                                      timing.latency_ms if t is not None else None)
             if t is not None:
-                metrics["latency_ms"] = timing.latency_ms
                 latencies.append(timing.latency_ms)
-            if record.passed is not None:
-                metrics["passed"] = float(record.passed)
-            for name, value in (record.scores or {}).items():
-                if isinstance(value, (int, float)):
-                    metrics[name] = float(value)
             ts = timing.finished_at or start_ts
             end_ts = max(end_ts, ts)
             add("metrics", {"metrics": metrics, "step": step}, ts)

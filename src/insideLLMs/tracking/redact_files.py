@@ -38,7 +38,7 @@ from insideLLMs.tracking.redact import (
     redact,
     redact_jsonl_line,
 )
-from insideLLMs.tracking.public_spans import public_spans
+from insideLLMs.tracking.public_spans import page_head_length, public_spans, sha256_after_head
 from insideLLMs.tracking.values import sha256_file
 
 try:  # optional accelerator: a DFA runs all patterns in one pass at hundreds of MB/s
@@ -236,15 +236,22 @@ def copy_redacted(src: Path, dst: Path) -> str:
             dst.write_bytes(out)
             return hashlib.sha256(out).hexdigest()
         with mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as view:
+            head = page_head_length(view, suffix)
+            spans = [(0, head)] if head else public_spans(view, suffix)
             digest: list[str] = []
-            hasher = threading.Thread(target=lambda: digest.append(hashlib.sha256(view).hexdigest()))
-            hasher.start()  # hashlib releases the GIL: hash while the scan and the copy run
+            hasher = None
+            if head:  # only the page's own bytes are hashed: the head's hash is known
+                digest.append(sha256_after_head(view, head))
+            else:  # hashlib releases the GIL: hash while this thread scans and copies
+                hasher = threading.Thread(target=lambda: digest.append(hashlib.sha256(view).hexdigest()))
+                hasher.start()
             try:
-                clean = not _hits(view, public_spans(view, suffix))
-                if clean:
+                clean = not _hits(view, spans)
+                if clean:  # copied only once known clean: no unredacted copy is ever on disk
                     _copy_file(fh, view, dst)
             finally:
-                hasher.join()  # before the mapping closes: the hash reads it
+                if hasher is not None:
+                    hasher.join()  # before the mapping closes: the hash reads it
             if clean:
                 return digest[0]
             raw = view[:]  # something may need redacting (rare): work on a private copy

@@ -1,0 +1,131 @@
+"""What a tracked evaluation records, worked out from what the runner says: the run's params and
+default name, its tags, one step of metrics per example, and the final metrics from the summary.
+
+Pure functions, shared by the in-process listener (listener.py), the run-directory follower
+(follower.py) and ``tracking push`` (push.py), so a run tracked live and the same run pushed
+afterwards log the same things.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Mapping
+
+from insideLLMs.events import RunStarted
+
+_CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
+_NUMBERS = (float, int, bool)
+
+
+def environment_tags() -> dict[str, str]:
+    ci = any(os.environ.get(v) for v in _CI_VARS)
+    return {"environment": "ci" if ci else "local", "python": platform.python_version()}
+
+
+def _joined(values: list[Any]) -> str:
+    return ", ".join(dict.fromkeys(str(v) for v in values if v is not None))
+
+
+def run_params(event: RunStarted) -> dict[str, Any]:
+    """The flat parameters of a run, from what the runner says about it."""
+    params: dict[str, Any] = {}
+    models, probes, datasets = event.models, event.probes, event.datasets
+    params["model_name"] = _joined([m.get("id") for m in models])
+    params["provider"] = _joined([m.get("provider") for m in models])
+    if len(models) == 1:
+        for key, value in (models[0].get("params") or {}).items():
+            params[f"model.{key}"] = value
+    params["probe_type"] = _joined([p.get("id") for p in probes])
+    if len(probes) == 1:
+        params["probe_version"] = probes[0].get("version")
+        for key, value in (probes[0].get("params") or {}).items():
+            params[f"probe.{key}"] = value
+    params.update(event.generation)
+    if len(datasets) == 1:
+        d = datasets[0]
+        params.update(dataset_name=d.get("name"), dataset_path=d.get("source"), dataset_hash=d.get("hash"),
+                      dataset_size=d.get("size"))
+    elif datasets:
+        params["dataset_name"] = _joined([d.get("name") for d in datasets])
+        params["dataset_size"] = sum(d.get("size") or 0 for d in datasets)
+        for d in datasets:
+            prefix = f"dataset.{d.get('probe') or d.get('name')}"
+            params.update({f"{prefix}.name": d.get("name"), f"{prefix}.path": d.get("source"),
+                           f"{prefix}.hash": d.get("hash"), f"{prefix}.size": d.get("size")})
+    params.update(event.runner)
+    params["run_id"] = event.run_id
+    params["run_dir"] = str(event.run_dir) if event.run_dir else None
+    params["total_examples"] = event.total
+    params["insidellms_version"] = event.library_version
+    return params
+
+
+def default_run_name(event: RunStarted) -> str:
+    probe = event.probes[0]["id"] if event.probes else "run"
+    model = event.models[0]["id"] if event.models else "model"
+    more = len(event.models) * len(event.probes) - 1
+    return f"{probe}-{model}" + (f"+{more}" if more > 0 else "")
+
+
+def example_metrics(status: str, passed: bool | None, scores: Mapping[str, Any],
+                    latency_ms: float | None) -> dict[str, float]:
+    """One example's step: latency_ms, success (0/1), passed (0/1) and every finite numeric score."""
+    metrics: dict[str, float] = {}
+    if latency_ms is not None:
+        metrics["latency_ms"] = float(latency_ms)
+    metrics["success"] = 1.0 if status == "success" else 0.0
+    if passed is not None:
+        metrics["passed"] = 1.0 if passed else 0.0
+    for name, value in scores.items():
+        if type(value) in _NUMBERS and value - value == 0:  # finite numbers and bools
+            metrics[name] = float(value)
+    return metrics
+
+
+def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key in ("n", "success_rate", "error_count", "pass_rate", "passed"):
+        if group.get(key) is not None:
+            # the count of passed examples; ``passed`` itself is the per-example 0/1 step series
+            out[f"{prefix}{'passed_count' if key == 'passed' else key}"] = group[key]
+    for name, mean in (group.get("scores") or {}).items():
+        out[f"{prefix}{name}_mean"] = mean
+    tokens = group.get("tokens") or {}
+    if tokens:
+        out[f"{prefix}prompt_tokens"] = tokens.get("prompt", 0)
+        out[f"{prefix}completion_tokens"] = tokens.get("completion", 0)
+        out[f"{prefix}total_tokens"] = tokens.get("prompt", 0) + tokens.get("completion", 0)
+    for stat in ("p50", "p95", "mean"):
+        if latency and latency.get(stat) is not None:
+            out[f"{prefix}latency_{stat}_ms"] = latency[stat]
+    return out
+
+
+def _percentile(sorted_xs: list[float], q: float) -> float | None:
+    if not sorted_xs:
+        return None
+    index = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
+    return round(sorted_xs[index], 3)
+
+
+def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, float]:
+    """success_rate, error_count, pass_rate, token totals, latency p50/p95, and per model×probe keys."""
+    volatile = summary.get("volatile") or {}
+    per_group_latency = volatile.get("latency_ms") or {}
+    groups = summary.get("groups") or []
+    if len(groups) == 1:
+        g = groups[0]
+        overall = per_group_latency.get(f"{g['model']}/{g['probe']}")
+    else:
+        xs = sorted(latencies)
+        overall = {"p50": _percentile(xs, 0.5), "p95": _percentile(xs, 0.95),
+                   "mean": round(sum(xs) / len(xs), 3) if xs else None}
+    metrics = _group_metrics("", summary.get("totals") or {}, overall)
+    if len(groups) > 1:
+        for g in groups:
+            key = f"{g['model']}/{g['probe']}"
+            metrics.update(_group_metrics(f"{key}/", g, per_group_latency.get(key)))
+    if volatile.get("wall_time_s") is not None:
+        metrics["wall_time_s"] = volatile["wall_time_s"]
+    return metrics
