@@ -94,6 +94,8 @@ def test_each_record_is_one_step_and_the_follower_is_gone_when_the_command_retur
     assert [v for _, v in series["passed"]] == [float(r["passed"]) for r in records] and 1.0 in dict(series["passed"]).values()
     assert [v for _, v in series["f1"]] == [r["scores"]["f1"] for r in records]
     assert (tracked / "artifacts/timings.jsonl").read_bytes() == (tmp_path / "runs/a/timings.jsonl").read_bytes()
+    # report.html is only ever replaced: the tracked one is the same file, not a second copy
+    assert (tracked / "artifacts/report.html").stat().st_ino == (tmp_path / "runs/a/report.html").stat().st_ino
     # the follower (the process that wrote the tracked run) ended with the command
     follower_pid = json.loads((tracked / "run.json").read_text())["pid"]
     assert _pid_gone(follower_pid)

@@ -265,6 +265,34 @@ def test_only_the_known_head_of_a_report_goes_unscanned(tmp_path: Path) -> None:
     assert digest == hashlib.sha256(copied).hexdigest()
 
 
+def test_a_replaced_only_file_is_hard_linked_when_clean_and_copied_when_not(tmp_path: Path) -> None:
+    """report.html is only ever replaced, never changed in place: a clean one is hard-linked (no second
+    5 MB copy); one with a secret is a redacted copy; on another filesystem it is copied."""
+    import hashlib
+    import os
+
+    clean = real_report(tmp_path / "clean", "What is 2 plus 2?")
+    digest = copy_redacted(clean, tmp_path / "linked.html", link=True)
+    assert (tmp_path / "linked.html").stat().st_ino == clean.stat().st_ino
+    assert digest == hashlib.sha256(clean.read_bytes()).hexdigest()
+    copy_redacted(clean, tmp_path / "copied.html")  # without link=True: a copy of its own
+    assert (tmp_path / "copied.html").stat().st_ino != clean.stat().st_ino
+
+    secret = real_report(tmp_path / "secret", f"echo {OPENAI}")
+    copy_redacted(secret, tmp_path / "redacted.html", link=True)
+    assert (tmp_path / "redacted.html").stat().st_ino != secret.stat().st_ino
+    assert OPENAI.encode() not in (tmp_path / "redacted.html").read_bytes()
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem here")
+    other = shm / f"insidellms-test-{os.getpid()}.html"
+    try:
+        assert copy_redacted(clean, other, link=True) == digest and other.read_bytes() == clean.read_bytes()
+    finally:
+        other.unlink(missing_ok=True)
+
+
 def test_a_big_file_is_copied_right_without_sendfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the kernel cannot copy file to file (sendfile refuses), the mapped bytes are written."""
     import errno

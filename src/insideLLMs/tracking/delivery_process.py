@@ -135,6 +135,11 @@ class DeliveryProcess:
             except (OSError, ValueError) as exc:
                 self.error = f"cannot start the delivery process: {exc}"
 
+    def run_ended(self) -> None:
+        """The run's last event is in the journal: a backend not reached yet is tried once more now,
+        while the run writes its last files, rather than when ``finish`` waits for it."""
+        self._finishing.set()
+
     def finish(self, timeout_s: float) -> None:
         """Tell the child the run has ended; wait for it at most ``timeout_s``, then stop it."""
         deadline = time.monotonic() + max(0.0, timeout_s)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from insideLLMs.artifacts import CONFIG, MANIFEST, RECORDS, REPORT, SUMMARY, TIMINGS
 from insideLLMs.canonical import dumps_bytes
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.tracking.config import TrackingConfig
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from insideLLMs.tracking.run import ArtifactStream
 
 _END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "killed"}
-RECORDS, TIMINGS = "records.jsonl", "timings.jsonl"
+# run-directory files written whole and replaced, never changed in place (artifacts.write_atomic);
+# records.jsonl and timings.jsonl are appended to, and cut back by a resume
+REPLACED_FILES = frozenset({REPORT, SUMMARY, MANIFEST, CONFIG})
 TABLE_NAME = "examples"
 
 
@@ -131,7 +134,7 @@ class TrackingListener:
             for name in [n for n in files if n in streams]:
                 del files[name]
                 self._logged[name] = streams.pop(name).close()
-            for name, path in run.log_files(files).items():
+            for name, path in run.log_files(files, replaced_only=REPLACED_FILES).items():
                 self._logged[name] = path.relative_to(run.dir).as_posix()
         except Exception as exc:
             self.warn(exc)

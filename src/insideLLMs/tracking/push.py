@@ -25,7 +25,7 @@ from insideLLMs.events import RunStarted
 from insideLLMs.records import Record, Timing
 from insideLLMs.tracking.journal import JOURNAL_FILE, JournalWriter
 from insideLLMs.tracking.describe import default_run_name, environment_tags, example_metrics, final_metrics, run_params
-from insideLLMs.tracking.listener import TABLE_NAME
+from insideLLMs.tracking.listener import REPLACED_FILES, TABLE_NAME
 from insideLLMs.tracking.local import ARTIFACTS_DIR, RunState, process_info, write_views
 from insideLLMs.tracking.redact import redact
 from insideLLMs.tracking.redact_files import copy_redacted
@@ -145,8 +145,8 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
             src = run_dir / name
             if src.is_file():
                 dest = tmp / ARTIFACTS_DIR / name
-                copy_redacted(src, dest)
-                add("artifact", {"name": name, "path": f"{ARTIFACTS_DIR}/{name}", "sha256": sha256_file(dest),
+                digest = copy_redacted(src, dest, link=name in REPLACED_FILES)
+                add("artifact", {"name": name, "path": f"{ARTIFACTS_DIR}/{name}", "sha256": digest,
                                  "size": dest.stat().st_size}, end_ts)
         records = tmp / ARTIFACTS_DIR / "records.jsonl"
         table = {"name": TABLE_NAME, "path": f"{ARTIFACTS_DIR}/records.jsonl", "format": RECORDS_FORMAT,

@@ -222,9 +222,13 @@ def redacted_bytes(raw: bytes, suffix: str) -> bytes:
 _MAP_BYTES = 1 << 20  # files at least this big are mapped, hashed on a second thread, copied by the kernel
 
 
-def copy_redacted(src: Path, dst: Path) -> str:
+def copy_redacted(src: Path, dst: Path, *, link: bool = False) -> str:
     """Copy a file, redacting text files (JSON/JSONL structurally, other text line by line); returns
-    the sha256 of what was written. Files that are not text (images, weights) are copied byte for byte."""
+    the sha256 of what was written. Files that are not text (images, weights) are copied byte for byte.
+
+    ``link``: ``src`` is only ever replaced, never changed in place (a run directory's report.html),
+    so a big one with nothing to redact becomes a hard link to it where both are on one filesystem:
+    no second copy on disk, and nothing to copy."""
     suffix = src.suffix.lower()
     if suffix not in _TEXT_SUFFIXES:
         shutil.copyfile(src, dst)
@@ -247,7 +251,7 @@ def copy_redacted(src: Path, dst: Path) -> str:
                 hasher.start()
             try:
                 clean = not _hits(view, spans)
-                if clean:  # copied only once known clean: no unredacted copy is ever on disk
+                if clean and not (link and _linked(src, dst)):  # copied only once known clean
                     _copy_file(fh, view, dst)
             finally:
                 if hasher is not None:
@@ -258,6 +262,17 @@ def copy_redacted(src: Path, dst: Path) -> str:
     out = redacted_bytes(raw, suffix)
     dst.write_bytes(out)
     return digest[0] if out is raw else hashlib.sha256(out).hexdigest()
+
+
+def _linked(src: Path, dst: Path) -> bool:
+    """Make ``dst`` (absent, or an empty placeholder) a hard link to ``src``; False where that cannot be done."""
+    try:
+        dst.unlink(missing_ok=True)
+        os.link(src, dst)
+        return True
+    except OSError:  # another filesystem, no hard links there, too many links: copy instead
+        dst.touch()
+        return False
 
 
 def _copy_file(fh: Any, view: mmap.mmap, dst: Path) -> None:

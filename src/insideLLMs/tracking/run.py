@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Literal, Mapping
 
 import orjson
 
@@ -259,10 +259,11 @@ class TrackingRun:
         self._log_file("artifact", name, rel, sha256=digest)
         return self.dir / rel
 
-    def log_files(self, files: Mapping[str, str | os.PathLike[str]]) -> dict[str, Path]:
+    def log_files(self, files: Mapping[str, str | os.PathLike[str]], *, replaced_only: Collection[str] = ()) -> dict[str, Path]:
         """``log_artifact(name, path)`` for each file that exists (the others are skipped), in the
         order given; returns name -> path in the run folder. If a copy fails, the files copied are
-        logged and the first error is raised."""
+        logged and the first error is raised. ``replaced_only``: names of files their writer only
+        ever replaces, never changes in place; a big one may be hard-linked (``copy_redacted``)."""
         from insideLLMs.tracking.redact_files import copy_redacted
 
         written: dict[str, Path] = {}
@@ -274,7 +275,8 @@ class TrackingRun:
             name = safe_artifact_name(name)
             rel = f"{ARTIFACTS_DIR}/{name if Path(name).suffix else name + src.suffix}"
             try:
-                digest = self._write_file(rel, lambda tmp, src=src: copy_redacted(src, tmp))
+                link = name in replaced_only
+                digest = self._write_file(rel, lambda tmp, src=src, link=link: copy_redacted(src, tmp, link=link))
             except Exception as exc:
                 failed.append(exc)
                 continue
@@ -360,6 +362,8 @@ class TrackingRun:
                 return self.finish_delivery() if wait else self.pending
             self.state.apply(self.journal.append("run_end", {"status": status}))
             self._ended = True
+        if self._delivery is not None:
+            self._delivery.run_ended()
         self._stop.set()
         self._ticker.join(timeout=5)
         self.journal.close()
