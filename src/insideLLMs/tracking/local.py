@@ -107,10 +107,12 @@ class RunState(msgspec.Struct):
             self.ended_at = event.ts
 
 
-def write_views(run_dir: Path, state: RunState, info: dict[str, Any]) -> None:
-    """(Re)write run.json, params.json and metrics.json from ``state``; ``info`` adds pid, backends…"""
+def write_views(run_dir: Path, state: RunState, info: dict[str, Any], *, params: bool = True) -> None:
+    """(Re)write run.json, params.json and metrics.json from ``state``; ``info`` adds pid, backends…
+    ``params=False``: params.json is already current (a live run writes it on every ``log_params``)."""
     write_json_atomic(run_dir / RUN_FILE, run_json(state, info))
-    write_json_atomic(run_dir / PARAMS_FILE, state.params)
+    if params:
+        write_json_atomic(run_dir / PARAMS_FILE, state.params)
     write_json_atomic(run_dir / METRICS_FILE, state.metrics)
 
 

@@ -364,11 +364,10 @@ class TrackingRun:
             self._ended = True
         if self._delivery is not None:
             self._delivery.run_ended()
-        self._stop.set()
-        self._ticker.join(timeout=5)
+        self._stop.set()  # not joined: once the run has ended the ticker writes nothing (see _tick)
         self.journal.close()
         self._info.update(process_info())
-        self._write_views()
+        self._write_views(params=False)
         if self._on_end is not None:
             self._on_end(self)
         return self.finish_delivery() if wait else []
@@ -452,15 +451,15 @@ class TrackingRun:
                     self._info.update(process_info())
                     with self._lock:
                         if not self._ended:
-                            self._write_views()
+                            self._write_views(params=False)
                     self.journal.sync()  # on disk within seconds, off the evaluation's thread
             except Exception as exc:  # a full disk must not kill the thread silently
                 self._warn_once("tick", f"! tracking: cannot write {self.dir}: {exc}")
 
-    def _write_views(self) -> None:
+    def _write_views(self, *, params: bool = True) -> None:
         """run.json, params.json, metrics.json from the state (its event count from the journal)."""
         self.state.last_seq = self.journal.last_seq
-        write_views(self.dir, self.state, self._info)
+        write_views(self.dir, self.state, self._info, params=params)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
