@@ -15,20 +15,21 @@ from typing import Any
 import pytest
 
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
+from insideLLMs.tracking.follow_listener import FOLLOW_FROM, FollowingListener
 from insideLLMs.tracking.journal import read_journal
 from insideLLMs.tracking.local import find_runs, load_run
 from insideLLMs.tracking.run_tail import RunDirTail
 from support.cli import INSIDELLMS, qa_rows, run_cli, write_config, write_jsonl
 
 
-def _slow_config(tmp_path: Path, n: int, latency_ms: float) -> Path:
+def _config(tmp_path: Path, n: int, latency_ms: float = 0, concurrency: int = 4) -> Path:
+    """``n`` examples; from FOLLOW_FROM on, the follower tracks the run whether or not it is ready."""
     write_jsonl(tmp_path / "data.jsonl", qa_rows(n))
     return write_config(tmp_path / "eval.yaml", {
-        "model": {"type": "dummy", "args": {"model_name": "dummy", "latency_ms": latency_ms,
-                                            "responses": {"What is 1 plus 1?": "2"}}},
+        "model": {"type": "dummy", "args": {"model_name": "dummy", "latency_ms": latency_ms}},
         "probe": {"type": "factuality"},
         "dataset": {"format": "jsonl", "path": "data.jsonl"},
-        "runner": {"concurrency": 1, "max_retries": 0},
+        "runner": {"concurrency": concurrency, "max_retries": 0},
         "tracking": {"backend": "local"},
     })
 
@@ -80,7 +81,7 @@ def _steps(run_dir: Path, name: str = "latency_ms") -> list[int]:
 
 
 def test_each_record_is_one_step_and_the_follower_is_gone_when_the_command_returns(tmp_path: Path) -> None:
-    cfg = _slow_config(tmp_path, 40, 0)
+    cfg = _config(tmp_path, FOLLOW_FROM)
     proc = run_cli("run", str(cfg), "--run-dir", "runs/a", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (tracked,) = find_runs(tmp_path / "tracking_logs")
@@ -89,7 +90,7 @@ def test_each_record_is_one_step_and_the_follower_is_gone_when_the_command_retur
     records = [json.loads(line) for line in _whole_lines(tmp_path / "runs/a/records.jsonl")]
     timings = [json.loads(line) for line in _whole_lines(tmp_path / "runs/a/timings.jsonl")]
     series = view.state.series
-    assert [s for s, _ in series["latency_ms"]] == list(range(40))
+    assert [s for s, _ in series["latency_ms"]] == list(range(FOLLOW_FROM))
     assert [v for _, v in series["latency_ms"]] == [t["latency_ms"] for t in timings]
     assert [v for _, v in series["passed"]] == [float(r["passed"]) for r in records] and 1.0 in dict(series["passed"]).values()
     assert [v for _, v in series["f1"]] == [r["scores"]["f1"] for r in records]
@@ -102,7 +103,7 @@ def test_each_record_is_one_step_and_the_follower_is_gone_when_the_command_retur
 
 
 def test_evaluation_killed_midway_leaves_a_tracked_run_ended_killed_with_what_it_wrote(tmp_path: Path) -> None:
-    cfg = _slow_config(tmp_path, 400, 20)
+    cfg = _config(tmp_path, FOLLOW_FROM, latency_ms=20)
     proc = _start(tmp_path, cfg, "runs/k")
     try:
         _wait_for_records(tmp_path / "runs/k/records.jsonl", 15, proc)
@@ -112,7 +113,7 @@ def test_evaluation_killed_midway_leaves_a_tracked_run_ended_killed_with_what_it
     tracked = _wait_for_status(tmp_path / "tracking_logs", "killed")
     records = _whole_lines(tmp_path / "runs/k/records.jsonl")
     timings = _whole_lines(tmp_path / "runs/k/timings.jsonl")
-    assert 15 <= len(records) < 400
+    assert 15 <= len(records) < FOLLOW_FROM
     assert _steps(tracked) == list(range(min(len(records), len(timings))))
     journal = read_journal(tracked)
     assert journal.events[-1].kind == "run_end" and journal.events[-1].data == {"status": "killed"}
@@ -122,7 +123,7 @@ def test_evaluation_killed_midway_leaves_a_tracked_run_ended_killed_with_what_it
 
 
 def test_interrupted_then_resumed_run_is_tracked_from_where_it_stopped(tmp_path: Path) -> None:
-    cfg = _slow_config(tmp_path, 200, 20)
+    cfg = _config(tmp_path, FOLLOW_FROM + 100, latency_ms=20)
     proc = _start(tmp_path, cfg, "runs/r")
     try:
         _wait_for_records(tmp_path / "runs/r/records.jsonl", 10, proc)
@@ -140,9 +141,77 @@ def test_interrupted_then_resumed_run_is_tracked_from_where_it_stopped(tmp_path:
     second = next(r for r in find_runs(tmp_path / "tracking_logs") if r != first)
     view = load_run(second, series=True)
     assert view.status == "finished" and view.state.tags["resumed_from"] == str(done)
-    assert _steps(second) == list(range(done, 200))  # each record once, numbered by its line
+    assert _steps(second) == list(range(done, FOLLOW_FROM + 100))  # each record once, numbered by its line
     assert (second / "artifacts/records.jsonl").read_bytes() == (tmp_path / "runs/r/records.jsonl").read_bytes()
-    assert view.state.metrics["n"] == 200
+    assert view.state.metrics["n"] == FOLLOW_FROM + 100
+
+
+def test_tracking_process_killed_midway_never_harms_the_evaluation(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, FOLLOW_FROM, latency_ms=10)
+    proc = _start(tmp_path, cfg, "runs/t")
+    try:
+        _wait_for_records(tmp_path / "runs/t/records.jsonl", 10, proc)
+        tracked = _wait_for_status(tmp_path / "tracking_logs", "running")
+        os.kill(json.loads((tracked / "run.json").read_text())["pid"], signal.SIGKILL)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("! tracking")]
+    assert warnings == ["! tracking: the tracking process stopped (BrokenPipeError); the evaluation goes on"], err
+    assert "Traceback" not in err
+    assert len(_whole_lines(tmp_path / "runs/t/records.jsonl")) == FOLLOW_FROM
+    assert (tmp_path / "runs/t/manifest.json").is_file() and (tmp_path / "runs/t/report.html").is_file()
+    plain = run_cli("run", str(cfg), "--run-dir", "runs/plain", "--no-track", cwd=tmp_path, timeout=120)
+    assert plain.returncode == 0
+    assert (tmp_path / "runs/t/records.jsonl").read_bytes() == (tmp_path / "runs/plain/records.jsonl").read_bytes()
+
+
+def _followers() -> list[int]:
+    """Pids of follower processes now running on this machine."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"insideLLMs.tracking.follower" in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_small_quick_run_is_tracked_in_process_and_the_follower_stopped(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, 20)
+    proc = _start(tmp_path, cfg, "runs/s")
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tracked,) = find_runs(tmp_path / "tracking_logs")
+    view = load_run(tracked, series=True)
+    assert view.status == "finished" and _steps(tracked) == list(range(20))
+    assert json.loads((tracked / "run.json").read_text())["pid"] == proc.pid  # tracked by the command itself
+    assert (tracked / "artifacts/records.jsonl").read_bytes() == (tmp_path / "runs/s/records.jsonl").read_bytes()
+    deadline = time.monotonic() + 10
+    while _followers() and time.monotonic() < deadline:  # the follower it started is gone
+        time.sleep(0.05)
+    assert _followers() == []
+
+
+def test_a_ready_follower_tracks_even_a_small_run(tmp_path: Path) -> None:
+    from insideLLMs import ProbeRunner, get_model, get_probe
+    from insideLLMs.tracking.config import TrackingConfig
+
+    listener = FollowingListener(TrackingConfig(output_dir=str(tmp_path / "logs")), echo=lambda _m: None)
+    deadline = time.monotonic() + 30
+    while not listener._ready():
+        assert time.monotonic() < deadline, "the follower never got ready"
+        time.sleep(0.02)
+    probe = get_probe("logic")
+    ProbeRunner(get_model("dummy"), probe, run_dir=tmp_path / "run", listeners=[listener]).run(
+        probe.load_default_dataset().head(5))
+    assert listener.close() == [] and listener.local is None
+    (tracked,) = find_runs(tmp_path / "logs")
+    assert load_run(tracked).status == "finished" and _steps(tracked) == [0, 1, 2, 3, 4]
+    assert json.loads((tracked / "run.json").read_text())["pid"] == listener.proc.pid
 
 
 def test_run_tail_hands_out_whole_pairs_once(tmp_path: Path) -> None:

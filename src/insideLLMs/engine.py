@@ -110,8 +110,7 @@ class _Listeners:
 
     def __init__(self, listeners: Sequence[RunListener]) -> None:
         self._listeners = list(listeners)
-        # a listener that reads the examples from the run directory says so: no event is built for it
-        self.per_example = [x for x in self._listeners if getattr(x, "wants_examples", True)]
+        self.per_example: list[RunListener] = []  # known once the run has started (see emit)
         self._warned: set[int] = set()
 
     def emit(self, method: str, event: Any) -> None:
@@ -125,6 +124,10 @@ class _Listeners:
                 if id(listener) not in self._warned:
                     self._warned.add(id(listener))
                     warnings.warn(f"{type(listener).__name__}.{method} failed: {exc}", RuntimeWarning, stacklevel=2)
+        if method == "on_run_started":
+            # a listener that reads the examples from the run directory says so (it may decide as the
+            # run starts): no per-example event is built for it
+            self.per_example = [x for x in self._listeners if getattr(x, "wants_examples", True)]
 
 
 class Engine:

@@ -51,8 +51,8 @@ class RunFinished:
 
 
 class RunListener(Protocol):
-    """Told of a run's start, each example (unless it has ``wants_examples = False``: it reads them
-    from the run directory itself) and the run's end.
+    """Told of a run's start, each example (unless ``wants_examples`` is false once the run has
+    started: it reads them from the run directory itself) and the run's end.
 
     Optional: ``on_run_ending(event: RunFinished)``, called when a finished run's records, summary
     and manifest are final but report.html is still to be rendered (its ``artifacts`` lack the

@@ -9,9 +9,10 @@ holds, line for line. On this side it is the same ``TrackingListener`` as in-pro
 the same journal, views, artifacts, redaction and remote delivery.
 
 Messages, one JSON object per line: ``config`` (the tracking block, the evaluation's sys.path),
-``start`` (``RunStarted``'s fields), ``finish`` (``RunFinished``'s), then ``close``, answered by
-one JSON line ``{"pending": [[sink, count, reason], …]}`` on the stdout the evaluation reads;
-anything else this process or its children print goes to stderr. If stdin ends without ``close``
+``start`` (``RunStarted``'s fields), ``ending`` and ``finish`` (``RunFinished``'s: before and after
+report.html is written), then ``close``. On the stdout the evaluation reads this process writes
+``ready`` once it can take a run, and at the end one JSON line ``{"pending": [[sink, count,
+reason], …]}``; anything else it or its children print goes to stderr. If stdin ends without ``close``
 (the evaluation was killed), the run is ended ``killed`` with everything its files hold.
 """
 
@@ -22,7 +23,7 @@ import selectors
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import orjson
 
@@ -30,6 +31,7 @@ from insideLLMs.artifacts import RECORDS, TIMINGS
 from insideLLMs.events import RunFinished, RunStarted
 from insideLLMs.tracking.config import TrackingConfig
 from insideLLMs.tracking.describe import example_metrics
+from insideLLMs.tracking.follow_listener import READY
 from insideLLMs.tracking.listener import TrackingListener
 from insideLLMs.tracking.run import ArtifactStream
 from insideLLMs.tracking.run_tail import RunDirTail
@@ -45,7 +47,8 @@ def _echo(message: str) -> None:
 class Follower:
     """Turns the evaluation's messages and its run directory's growth into ``TrackingListener`` calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, say: Callable[[bytes], Any] = lambda _data: None) -> None:
+        self.say = say  # writes to the evaluation (READY, then the answer)
         self.config: TrackingConfig | None = None
         self.listener: TrackingListener | None = None
         self.tail: RunDirTail | None = None
@@ -60,6 +63,7 @@ class Follower:
             sys.path[:0] = [p for p in message.get("sys_path", []) if p not in sys.path]  # custom sinks
             self.config = TrackingConfig.from_options(message["config"])
             _warm_up()
+            self.say(READY)
         elif op == "start" and self.config is not None:
             # built only now: a run that never starts (bad input) leaves no tracked run and no warning
             self.listener = TrackingListener.from_config(self.config, echo=_echo)
@@ -187,16 +191,23 @@ def serve(fd: int, follower: Follower) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the evaluation, which then tells us
-    answer = os.fdopen(os.dup(1), "wb")
+    answer = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # whatever is printed here (or by a delivery child) goes to stderr, not the answer
-    follower = Follower()
+
+    def say(data: bytes) -> None:
+        try:
+            answer.write(data)
+        except OSError:  # the evaluation is gone: its end of input says so
+            pass
+
+    follower = Follower(say=say)
     pending: list[list[Any]] = []
     try:
         serve(0, follower)
         pending = follower.pending()
     except Exception as exc:  # tracking never breaks the evaluation: one line, not a traceback
         _echo(f"! tracking: {type(exc).__name__}: {exc}; the evaluation is not affected")
-    answer.write(orjson.dumps({"pending": pending}) + b"\n")
+    say(orjson.dumps({"pending": pending}) + b"\n")
     answer.close()
     sys.stderr.flush()
     os._exit(0)  # everything is on disk: no interpreter teardown for the evaluation to wait through
