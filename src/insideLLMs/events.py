@@ -6,9 +6,10 @@ and knows nothing of what listens. A listener must not raise; the runner shields
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import msgspec
 
 if TYPE_CHECKING:  # types only: the tracking follower imports this module without the runner's
     from insideLLMs.records import Record, Timing
@@ -16,8 +17,7 @@ if TYPE_CHECKING:  # types only: the tracking follower imports this module witho
 RunStatus = Literal["finished", "failed", "interrupted"]
 
 
-@dataclass(frozen=True)
-class RunStarted:
+class RunStarted(msgspec.Struct, frozen=True):
     run_id: str
     run_dir: Path | None
     name: str | None
@@ -32,21 +32,19 @@ class RunStarted:
     resumed: int = 0  # records already present from an interrupted run
 
 
-@dataclass(slots=True)  # not frozen: built once per example, and a frozen init costs ~3x; treat as read-only
-class ExampleFinished:
+class ExampleFinished(msgspec.Struct):  # not frozen (a little cheaper to build, once per example): treat as read-only
     step: int  # 0-based position of the record in records.jsonl
     record: Record
     timing: Timing
 
 
-@dataclass(frozen=True)
-class RunFinished:
+class RunFinished(msgspec.Struct, frozen=True):
     run_id: str
     run_dir: Path | None
     status: RunStatus
     summary: dict[str, Any]  # summary.json content (with its "volatile" section)
     manifest: dict[str, Any] | None
-    artifacts: dict[str, Path] = field(default_factory=dict)  # file name -> path in the run dir
+    artifacts: dict[str, Path] = msgspec.field(default_factory=dict)  # file name -> path in the run dir
     error: str | None = None
 
 

@@ -65,7 +65,7 @@ class FollowingListener:
 
     def on_run_started(self, event: RunStarted) -> None:
         if self._ready() or event.total - event.resumed >= FOLLOW_FROM:
-            fields = {name: getattr(event, name) for name in RunStarted.__dataclass_fields__ if name != "config"}
+            fields = {name: getattr(event, name) for name in RunStarted.__struct_fields__ if name != "config"}
             self._send({"op": "start", "event": fields})
             return
         from insideLLMs.tracking.listener import TrackingListener

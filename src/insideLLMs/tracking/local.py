@@ -17,7 +17,7 @@ is the truth, so a run killed mid-write is rebuilt from it on read.
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -130,7 +130,7 @@ def run_json(state: RunState, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_info() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat_at": time.time()}
+    return {"pid": os.getpid(), "host": platform.node(), "heartbeat_at": time.time()}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -151,7 +151,7 @@ def writer_is_dead(info: dict[str, Any], now: float | None = None) -> bool:
     """True if the process that wrote a 'running' run is gone (same host: pid check; else stale heartbeat)."""
     now = time.time() if now is None else now
     heartbeat = info.get("heartbeat_at") or 0.0
-    if info.get("host") == socket.gethostname() and info.get("pid"):
+    if info.get("host") == platform.node() and info.get("pid"):
         if not _pid_alive(int(info["pid"])):
             return True
     return now - heartbeat > STALE_AFTER_S
