@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +30,8 @@ from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.tracking.config import TrackingConfig
 
 if TYPE_CHECKING:
+    import subprocess
+
     from insideLLMs.tracking.delivery_process import Pending
     from insideLLMs.tracking.listener import TrackingListener
 
@@ -51,7 +52,9 @@ class FollowingListener:
         self._output = b""  # what the follower wrote so far (READY, then its answer)
         self.local: TrackingListener | None = None  # set when the run is tracked in this process
         self.pending: list[Pending] = []
-        self.proc = subprocess.Popen(
+        import subprocess  # here, not at the top: the follower imports this module for READY
+
+        self.proc: subprocess.Popen[bytes] = subprocess.Popen(
             [sys.executable, "-m", "insideLLMs.tracking.follower"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
             start_new_session=True,  # Ctrl-C is for the evaluation, which then ends the tracked run
