@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "BACKENDS": "insideLLMs.tracking.worker",
     "BackendUnavailable": "insideLLMs.tracking.worker",
-    "Pending": "insideLLMs.tracking.delivery_process",
+    "Pending": "insideLLMs.tracking.sink",
     "REDACTED": "insideLLMs.tracking.redact",
     "redact": "insideLLMs.tracking.redact",
     "Tracker": "insideLLMs.tracking.tracker",

@@ -40,14 +40,6 @@ PREFLIGHT_TIMEOUT_S = 0.5  # the evaluation's own "is anyone listening" check; s
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0  # while every server refuses, how often to look again
 
 
-class Pending(msgspec.Struct, frozen=True):
-    """Events a remote backend had not received when the run ended."""
-
-    sink: str
-    count: int
-    reason: str
-
-
 class SinkSpec(msgspec.Struct, frozen=True):
     """One remote backend of a run: its name, the name its mark is filed under, its options."""
 

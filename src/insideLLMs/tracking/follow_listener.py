@@ -32,7 +32,7 @@ from insideLLMs.tracking.config import TrackingConfig
 if TYPE_CHECKING:
     import subprocess
 
-    from insideLLMs.tracking.delivery_process import Pending
+    from insideLLMs.tracking.sink import Pending
     from insideLLMs.tracking.listener import TrackingListener
 
 FOLLOW_FROM = 1_000  # examples to run: from this many the follower tracks the run even if not ready yet
@@ -114,7 +114,7 @@ class FollowingListener:
                            "the evaluation is not affected")
             return self.pending
         if answer.get("pending"):
-            from insideLLMs.tracking.delivery_process import Pending
+            from insideLLMs.tracking.sink import Pending
 
             self.pending = [Pending(str(s), int(n), str(why)) for s, n, why in answer["pending"]]
         return self.pending

@@ -23,7 +23,7 @@ from insideLLMs.tracking.describe import default_run_name, environment_tags, exa
 from insideLLMs.tracking.tracker import Tracker, TrackingRun
 
 if TYPE_CHECKING:
-    from insideLLMs.tracking.delivery_process import Pending
+    from insideLLMs.tracking.sink import Pending
     from insideLLMs.tracking.run import ArtifactStream
 
 _END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "killed"}

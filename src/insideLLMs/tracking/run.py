@@ -39,7 +39,8 @@ from insideLLMs.tracking.redact import dumps_redacted, redact
 from insideLLMs.tracking.values import Tags, flatten_params, normalize_tags, safe_artifact_name, sha256_file, to_jsonable
 
 if TYPE_CHECKING:
-    from insideLLMs.tracking.delivery_process import DeliveryProcess, Pending
+    from insideLLMs.tracking.delivery_process import DeliveryProcess
+    from insideLLMs.tracking.sink import Pending
 
 EndStatus = Literal["finished", "failed", "killed"]
 _now = time.time  # looked up once: log_step runs once per evaluated example
@@ -389,7 +390,7 @@ class TrackingRun:
         delivery = self._delivery
         if delivery is None:
             return []
-        from insideLLMs.tracking.delivery_process import Pending
+        from insideLLMs.tracking.sink import Pending
 
         timeout = self.config.flush_timeout_s
         delivery.finish(timeout)

@@ -47,6 +47,14 @@ class Event(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
+class Pending(msgspec.Struct, frozen=True):
+    """Events a remote backend had not received when the run ended."""
+
+    sink: str
+    count: int
+    reason: str
+
+
 class SinkError(Exception):
     """Delivery failed. ``retryable`` False means retrying the same events cannot help (bad config)."""
 

@@ -17,7 +17,7 @@ from insideLLMs.tracking.run import EndStatus, TableWriter, TrackingRun, _stderr
 from insideLLMs.tracking.values import Tags
 
 if TYPE_CHECKING:  # the delivery machinery is imported only by runs with a remote backend
-    from insideLLMs.tracking.delivery_process import Pending
+    from insideLLMs.tracking.sink import Pending
 
 __all__ = ["EndStatus", "TableWriter", "Tracker", "TrackingRun"]
 
