@@ -188,11 +188,13 @@ def _finished_fields(event: RunFinished) -> dict[str, Any]:
 
 
 def start_tracking(config: TrackingConfig, *, echo: Callable[[str], None] = print) -> FollowingListener | TrackingListener:
-    """The listener ``insidellms run`` tracks with: a follower process, or in-process if none can start."""
-    try:
-        return FollowingListener(config, echo=echo)
-    except OSError as exc:
-        from insideLLMs.tracking.listener import TrackingListener
+    """The listener ``insidellms run`` tracks with: a follower process, or in-process if none can start
+    (or on Windows, whose pipes cannot be waited on with ``selectors``)."""
+    if os.name != "nt":
+        try:
+            return FollowingListener(config, echo=echo)
+        except OSError as exc:
+            echo(f"! tracking: cannot start the tracking process ({exc}); tracking in the evaluation's process")
+    from insideLLMs.tracking.listener import TrackingListener  # not before: it is the bigger import
 
-        echo(f"! tracking: cannot start the tracking process ({exc}); tracking in the evaluation's process")
-        return TrackingListener.from_config(config, echo=echo)
+    return TrackingListener.from_config(config, echo=echo)
