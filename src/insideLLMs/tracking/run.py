@@ -94,13 +94,11 @@ class ArtifactStream:
         self._fh = open(self._tmp, "wb")
         self._hash = hashlib.sha256()
         self._suffix = Path(name).suffix.lower()
-        self.size = 0
 
     def write(self, lines: bytes) -> None:
         out = self._redacted(lines, self._suffix)
         self._fh.write(out)
         self._hash.update(out)
-        self.size += len(out)
 
     def close(self) -> str:
         """Put the file in place and log it; returns its path in the run folder."""
