@@ -24,6 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+import msgspec
 import orjson
 
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
@@ -68,8 +69,7 @@ class FollowingListener:
 
     def on_run_started(self, event: RunStarted) -> None:
         if self._ready() or event.total - event.resumed >= FOLLOW_FROM:
-            fields = {name: getattr(event, name) for name in RunStarted.__struct_fields__ if name != "config"}
-            self._send({"op": "start", "event": fields})
+            self._send({"op": "start", "event": msgspec.structs.asdict(event) | {"config": None}})
             return
         from insideLLMs.tracking.listener import TrackingListener
 
@@ -183,8 +183,7 @@ class FollowingListener:
 
 def _finished_fields(event: RunFinished) -> dict[str, Any]:
     """What the follower needs of a ``RunFinished`` (not the manifest: it reads the file if logged)."""
-    return {"run_id": event.run_id, "run_dir": event.run_dir, "status": event.status, "summary": event.summary,
-            "manifest": None, "artifacts": event.artifacts, "error": event.error}
+    return msgspec.structs.asdict(event) | {"manifest": None}
 
 
 def start_tracking(config: TrackingConfig, *, echo: Callable[[str], None] = print) -> FollowingListener | TrackingListener:

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+import msgspec
 import orjson
 
 from insideLLMs.artifacts import RECORDS, TIMINGS
@@ -67,22 +68,16 @@ class Follower:
         elif op == "start" and self.config is not None:
             # built only now: a run that never starts (bad input) leaves no tracked run and no warning
             self.listener = TrackingListener.from_config(self.config, echo=_echo)
-            fields = message["event"]
-            event = RunStarted(**{**fields, "run_dir": Path(fields["run_dir"]) if fields.get("run_dir") else None})
+            event = msgspec.convert(message["event"], RunStarted, dec_hook=_as_path)
             self.started = event
             self.listener.on_run_started(event)
             self._follow(event)
         elif op in ("ending", "finish") and self.listener is not None:
-            fields = message["event"]
-            event = RunFinished(**{
-                **fields,
-                "run_dir": Path(fields["run_dir"]) if fields.get("run_dir") else None,
-                "artifacts": {name: Path(path) for name, path in fields.get("artifacts", {}).items()},
-            })
+            finished = msgspec.convert(message["event"], RunFinished, dec_hook=_as_path)
             if op == "ending":
-                self._outcome(event)
+                self._outcome(finished)
             else:
-                self._finish(event)
+                self._finish(finished)
         elif op == "close":
             self.end("failed")
             return True
@@ -153,6 +148,13 @@ class Follower:
         if self.listener is None:
             return []
         return [[p.sink, p.count, p.reason] for p in self.listener.close()]
+
+
+def _as_path(kind: type, value: Any) -> Any:
+    """Paths arrive as strings (JSON): the events' ``Path`` fields get them back as paths."""
+    if kind is Path:
+        return Path(value)
+    raise NotImplementedError
 
 
 def _warm_up() -> None:
