@@ -196,7 +196,7 @@ def section_mlflow(tmp: Path, artifact: Path, reps: int, url: str, env: dict[str
 
 def section_sync(tmp: Path, reps: int, url: str, env: dict[str, str]) -> list[Row]:
     from insideLLMs.tracking import get_tracker
-    from insideLLMs.tracking.sync import sync
+    from insideLLMs.tracking.delivery import sync
 
     tracker = get_tracker("local", output_dir=str(tmp / "tl-sync"), echo=lambda _m: None)
     with tracker.start_run(name="sync-bench") as run:
@@ -264,8 +264,8 @@ def main() -> None:
         (tmp / "home").mkdir()
         artifact = make_artifact(tmp / "records.jsonl")
         # compile what the measured processes import once, untimed, as an installed package would have
-        subprocess.run([sys.executable, "-c", "import mlflow, insideLLMs.tracking.delivery_process, "
-                        "insideLLMs.tracking.mlflow"], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-c", "import mlflow, insideLLMs.tracking.delivery._process, "
+                        "insideLLMs.tracking.backends.mlflow"], env=env, check=True, capture_output=True)
 
         if 1 in sections:
             rows += section_local(tmp, artifact, reps)

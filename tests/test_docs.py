@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
 BIN = Path(sys.executable).parent
 MLFLOW_DEFAULT_URIS = ("http://localhost:5000", "http://127.0.0.1:5000")
@@ -187,7 +187,7 @@ class Page:
             new = set(out_dir.glob("run_*")) - before
             assert len(new) == 1, f"{self.where(block)}: expected one tracked run in {out_dir}, got {new}\n{proc.stderr}"
             self.tracking_dirs.add(out_dir)
-            from insideLLMs.tracking.local import load_run
+            from insideLLMs.tracking.store import load_run
 
             assert load_run(new.pop()).status == "finished"
 
@@ -230,7 +230,7 @@ class Page:
         self.close_runs()
         if (self.cwd / "tracking_logs").is_dir():
             self.tracking_dirs.add(self.cwd / "tracking_logs")
-        from insideLLMs.tracking.sync import delivery_status, sync
+        from insideLLMs.tracking.delivery import delivery_status, sync
 
         for out_dir in self.tracking_dirs:
             sync(out_dir)  # whatever the end-of-run flush did not deliver in time
@@ -246,7 +246,7 @@ class Page:
 def _python_namespace() -> dict[str, Any]:
     from insideLLMs.models import get_model
     from insideLLMs.probes import get_probe
-    from insideLLMs.runner import ProbeRunner
+    from insideLLMs.run import ProbeRunner
 
     probe = get_probe("logic")
     prompt_set = probe.load_default_dataset().head(5)
@@ -312,8 +312,8 @@ def test_doc_page(path: Path, docs_env: Path, request: pytest.FixtureRequest) ->
     for backend in _needs(path):
         if importlib.util.find_spec(BACKEND_LIBRARIES[backend]) is None:
             pytest.skip(f"{path.name} uses {backend}, which is not installed (pip install 'insidellms[{backend}]')")
-        if importlib.util.find_spec(f"insideLLMs.tracking.{backend}") is None:
-            pytest.skip(f"{path.name} uses {backend}, whose sink module insideLLMs.tracking.{backend} is not in this build")
+        if importlib.util.find_spec(f"insideLLMs.tracking.backends.{backend}") is None:
+            pytest.skip(f"{path.name} uses {backend}, whose sink module insideLLMs.tracking.backends.{backend} is not in this build")
     page = Page(path, docs_env, request)
     try:
         for block in parse_blocks(path):

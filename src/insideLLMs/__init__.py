@@ -11,10 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "ProbeRunner": "insideLLMs.runner",
-    "Harness": "insideLLMs.runner",
-    "RunSettings": "insideLLMs.runner",
-    "RunAborted": "insideLLMs.runner",
+    "ProbeRunner": "insideLLMs.run",
+    "Harness": "insideLLMs.run",
+    "RunSettings": "insideLLMs.run",
+    "RunAborted": "insideLLMs.run",
     "PromptSet": "insideLLMs.datasets",
     "Example": "insideLLMs.datasets",
     "get_model": "insideLLMs.models",
@@ -23,8 +23,8 @@ _EXPORTS = {
     "get_probe": "insideLLMs.probes",
     "Probe": "insideLLMs.probes",
     "Verdict": "insideLLMs.probes",
-    "Record": "insideLLMs.records",
-    "RunReader": "insideLLMs.artifacts",
+    "Record": "insideLLMs.rundir",
+    "RunReader": "insideLLMs.rundir",
     "load_config": "insideLLMs.config",
 }
 
@@ -34,13 +34,12 @@ __all__ = [*_EXPORTS, "__version__"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from insideLLMs.artifacts import RunReader
     from insideLLMs.config import load_config
     from insideLLMs.datasets import Example, PromptSet
     from insideLLMs.models import Completion, Model, get_model
     from insideLLMs.probes import Probe, Verdict, get_probe
-    from insideLLMs.records import Record
-    from insideLLMs.runner import Harness, ProbeRunner, RunAborted, RunSettings
+    from insideLLMs.run import Harness, ProbeRunner, RunAborted, RunSettings
+    from insideLLMs.rundir import Record, RunReader
 
 
 def __getattr__(name: str) -> Any:

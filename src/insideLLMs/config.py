@@ -11,17 +11,168 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import yaml
 
-from insideLLMs.schema import SchemaError, Settings, field_error, validate
-from insideLLMs.tracking.config import TrackingConfig
-from insideLLMs.tracking.redact import REDACTED, is_secret_key, redact
+from insideLLMs.secrets import REDACTED, is_secret_key, redact
+from insideLLMs.errors import UserError
 
 
-class ConfigError(ValueError):
+# --- settings records: typed, validated from plain data, with readable errors ---
+#
+# Built on msgspec (its validator costs ~10 ms of start-up where pydantic cost ~130 ms). ``Settings``
+# forbids unknown keys; ``validate`` turns msgspec's one error into a ``SchemaError`` carrying the key
+# path (for the caller to turn into ``file:line``) and a message in our words.
+
+T = TypeVar("T")
+
+#: msgspec's "... - at `$.runner.concurrency`" suffix, and the parts of such a path
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_FIELD = re.compile(r"^@(?P<name>\w+): ")  # see field_error
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+               "array": "a list", "object": "a mapping", "null": "nothing (null)"}
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every settings record: keyword construction, unknown keys are errors."""
+
+
+class SchemaError(UserError):
+    """Data that does not fit a settings record: ``loc`` is the key path, ``message`` what is wrong."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(f"{'.'.join(str(p) for p in loc) or 'config'}: {message}")
+        self.loc = loc
+        self.message = message
+
+
+def field_error(name: str, message: str) -> ValueError:
+    """For a record's ``__post_init__``: an error about one of its fields (so the line is that field's)."""
+    return ValueError(f"@{name}: {message}")
+
+
+def validate(data: Any, kind: type[T]) -> T:
+    """``data`` as a ``kind`` record (strict: no str -> int coercion), or ``SchemaError``."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(str(exc), data) from None
+
+
+def _schema_error(text: str, data: Any) -> SchemaError:
+    at = _AT.search(text)
+    message = text[: at.start()] if at else text
+    loc: list[str | int] = []
+    for name, index in _PATH_PART.findall(at.group("path") if at else ""):
+        if name:
+            loc.append(name)
+        elif index != "...":
+            loc.append(int(index))
+    if field := _FIELD.match(message):
+        return SchemaError((*loc, field["name"]), message[field.end():])
+    if unknown := _UNKNOWN.match(message):
+        return SchemaError((*loc, unknown["name"]), f"unknown setting '{unknown['name']}'")
+    if missing := _MISSING.match(message):
+        return SchemaError((*loc, missing["name"]), "missing (required)")
+    if message.startswith("Expected `"):
+        message = _readable_types(message)
+        value = _value_at(data, loc)
+        if value is not _ABSENT and value is not None and not isinstance(value, (dict, list)):
+            message += f" ({value!r})" if ", got " in message else f", got {value!r}"
+    elif message.startswith("Invalid enum value "):
+        message = f"invalid value {message[len('Invalid enum value '):]}"
+    return SchemaError(tuple(loc), message)
+
+
+def _readable_types(message: str) -> str:
+    """"Expected `int`, got `str`" -> "expected an integer, got a string"."""
+
+    def name(match: re.Match[str]) -> str:
+        parts = [p.strip() for p in match.group(1).split("|")]
+        return " or ".join(_TYPE_NAMES.get(p, p) for p in parts)
+
+    return "e" + re.sub(r"`([^`]+)`", name, message)[1:]
+
+
+_ABSENT = object()
+
+
+def _value_at(data: Any, loc: list[str | int]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _ABSENT
+    return data
+
+
+# --- the tracking: block (not part of the run_id: where a run is tracked never changes it) ---
+
+BackendName = Literal["local", "wandb", "mlflow", "tensorboard"]
+KNOWN_BACKENDS = ("local", "wandb", "mlflow", "tensorboard")
+
+
+class TrackingConfig(Settings):
+    """Where a run is tracked. ``backend`` is one name or a list (fan-out); the journal is always kept
+    under ``output_dir``, whatever the backends."""
+
+    enabled: bool = True
+    backend: str | list[str] = "local"  # local | wandb | mlflow | tensorboard | "package.module:SinkClass"
+    project: str | None = None  # wandb
+    entity: str | None = None  # wandb
+    mode: Literal["online", "offline"] | None = None  # wandb; default: WANDB_MODE or online
+    tags: list[str] | dict[str, str] = msgspec.field(default_factory=list)
+    run_name: str | None = None
+    output_dir: str = "./tracking_logs"  # local backend, and the journal of every backend
+    tracking_uri: str | None = None  # mlflow
+    experiment_name: str | None = None  # mlflow
+    log_dir: str = "./tb_logs"  # tensorboard
+    flush_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # the longest the end of a run waits for remote backends
+
+    def __post_init__(self) -> None:
+        names = [self.backend] if isinstance(self.backend, str) else self.backend
+        if not names:
+            raise field_error("backend", "give at least one backend")
+        for name in names:
+            if name not in KNOWN_BACKENDS and ":" not in name:
+                raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(KNOWN_BACKENDS)}")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> "TrackingConfig":
+        """Validated from plain data (a YAML block, keyword arguments); raises ``SchemaError``."""
+        return validate(options, cls)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return cls.__struct_fields__
+
+    def as_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrackingConfig":
+        """A copy with ``changes`` applied (validated like the original)."""
+        return validate(self.as_dict() | changes, type(self))
+
+    @property
+    def backends(self) -> list[str]:
+        """The backends as a de-duplicated list, in the order given."""
+        names = [self.backend] if isinstance(self.backend, str) else self.backend
+        return list(dict.fromkeys(names))
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        """Tags as a dict; a bare tag ``v1`` is ``{"v1": ""}``."""
+        if isinstance(self.tags, dict):
+            return {str(k): str(v) for k, v in self.tags.items()}
+        return {str(t): "" for t in self.tags}
+
+
+class ConfigError(UserError):
     """A user mistake in a config file; ``str()`` is the one line to print."""
 
 

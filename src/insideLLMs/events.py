@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import msgspec
 
 if TYPE_CHECKING:  # types only: the tracking follower imports this module without the runner's
-    from insideLLMs.records import Record, Timing
+    from insideLLMs.rundir import Record, Timing
 
 RunStatus = Literal["finished", "failed", "interrupted"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Any
+from insideLLMs.errors import UserError
 
 
-class UnknownTypeError(LookupError):
+class UnknownTypeError(UserError, LookupError):
     """A type name that is neither built in, nor a plugin, nor an importable ``module:Class``."""
 
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from insideLLMs.canonical import dumps_bytes, dumps_pretty
-from insideLLMs.summary import summarize
+from insideLLMs.rundir import summarize
 
 
 def record(

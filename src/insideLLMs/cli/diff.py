@@ -1,4 +1,4 @@
-"""``insidellms diff`` (compare two runs, gate CI) and ``insidellms report`` (rebuild a run's report).
+"""``insidellms diff``: compare two runs, gate CI, accept a candidate as the new baseline.
 
 Exit codes of ``diff``: 0 the gate passed, 2 the gate failed, 1 a usage or input error.
 """
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from insideLLMs.cli._errors import Command
 
 
 def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
@@ -27,7 +29,7 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
     return tolerances
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
 @click.option("--fail-on-changes", is_flag=True, help="Exit 2 if any example is not unchanged.")
@@ -63,18 +65,14 @@ def diff(
 
     Exit codes: 0 the gate passed, 2 the gate failed, 1 a usage or input error.
     """
-    from insideLLMs.diff import DiffInputError, diff_runs, evaluate_gate
-    from insideLLMs.diff_render import render_json, render_text
+    from insideLLMs.diff import diff_runs, evaluate_gate, render_json, render_text
 
     tols = _parse_tolerances(tolerances)
     if accept:
         _accept(baseline, candidate)
         return
-    try:
-        result = diff_runs(baseline, candidate, match_on=match_on, tolerances=tols,  # type: ignore[arg-type]
-                           lower_is_better=frozenset(lower_is_better), limit=max(limit, top))
-    except DiffInputError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = diff_runs(baseline, candidate, match_on=match_on, tolerances=tols,  # type: ignore[arg-type]
+                       lower_is_better=frozenset(lower_is_better), limit=max(limit, top))
     gate = evaluate_gate(
         result, fail_on_changes=fail_on_changes, fail_on_regressions=fail_on_regressions,
         fail_on_significant_regression=fail_on_significant_regression, alpha=alpha,
@@ -82,7 +80,7 @@ def diff(
     payload: bytes = render_json(result, gate) if fmt == "json" else render_text(result, gate, top).encode()
     _write_or_print(payload, output)
     if html_path is not None:
-        from insideLLMs.diff_report import write_diff_report
+        from insideLLMs.diff import write_diff_report
 
         _write_checked(lambda: write_diff_report(result, html_path, gate))
         click.echo(f"wrote {html_path}", err=True)
@@ -108,8 +106,7 @@ def _write_or_print(payload: bytes, output: Path | None) -> None:
 
 
 def _accept(baseline: Path, candidate: Path) -> None:
-    from insideLLMs.diff import DiffInputError, diff_runs, run_records_path
-    from insideLLMs.diff_accept import accept_candidate
+    from insideLLMs.diff import accept_candidate, diff_runs, run_records_path
 
     try:
         run_records_path(candidate, "candidate")
@@ -118,29 +115,7 @@ def _accept(baseline: Path, candidate: Path) -> None:
             counts = ", ".join(f"{n:,} {k}" for k, n in result.counts.items() if n)
             click.echo(f"accepting {result.total_changes:,} change(s) ({counts})")
         actions = accept_candidate(baseline, candidate)
-    except (DiffInputError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"{exc.filename or baseline}: {exc.strerror}") from None
     for line in actions:
         click.echo(line)
-
-
-@click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Rebuild summary.json and report.html of RUN_DIR from its records.jsonl and timings.jsonl."""
-    from insideLLMs.artifacts import RunDirError
-    from insideLLMs.diff import DiffInputError, run_records_path
-    from insideLLMs.report import rebuild_summary, write_report
-
-    try:
-        run_records_path(run_dir, "run")
-        summary_path = rebuild_summary(run_dir)
-        if summary_path is not None:
-            click.echo(f"wrote {summary_path}")
-        click.echo(f"wrote {write_report(run_dir)}")
-    except (DiffInputError, RunDirError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        raise click.ClickException(f"{exc.filename or run_dir}: {exc.strerror}") from None

@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from insideLLMs.cli._errors import Group
+
 from insideLLMs import __version__
 
 # name -> ("module:attribute", one-line help shown by --help without importing the module)
@@ -19,12 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("insideLLMs.cli.project:list_", "List built-in models or probes."),
     "validate": ("insideLLMs.cli.project:validate", "Check a config file without running it."),
     "diff": ("insideLLMs.cli.diff:diff", "Compare two run directories; gate CI on changes or regressions."),
-    "report": ("insideLLMs.cli.diff:report", "Rebuild summary.json and report.html of a run directory."),
+    "report": ("insideLLMs.cli.report:report", "Rebuild summary.json and report.html of a run directory."),
     "tracking": ("insideLLMs.cli.tracking:tracking", "List, show, compare, sync and push tracked runs."),
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -54,7 +56,7 @@ GC_THRESHOLDS = (20_000, 50, 100)
 
 def main() -> None:
     """Entry point. Usage errors exit 1 (click's default 2 is ``diff``'s "gate failed")."""
-    from insideLLMs.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
+    from insideLLMs.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
 
     gc.set_threshold(*GC_THRESHOLDS)
     try:
@@ -62,7 +64,7 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # a usage error exits 1: click's 2 is diff's "gate failed"
         exc.show()
         sys.exit(EXIT_USER_ERROR if isinstance(exc, click.UsageError) else exc.exit_code)
     finally:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 import click
 
-from insideLLMs.cli.errors import UserError, user_errors
-from insideLLMs.config import ConfigError, load_config
-from insideLLMs.datasets import DatasetError
+from insideLLMs.cli._errors import Command
+
+from insideLLMs.errors import UserError
+from insideLLMs.config import load_config
 
 STARTER_CONFIG = """\
 # insideLLMs starter config: `insidellms run {config}`
@@ -40,7 +41,7 @@ STARTER_DATA = [
 ]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> None:
@@ -59,7 +60,7 @@ def init(directory: Path, force: bool) -> None:
     click.echo(f"next: insidellms run {config_path}")
 
 
-@click.command("list")
+@click.command("list", cls=Command)
 @click.argument("what", type=click.Choice(["models", "probes"]))
 def list_(what: str) -> None:
     """List model or probe types (built-in and plugins)."""
@@ -76,12 +77,11 @@ def list_(what: str) -> None:
         click.echo(f"{name:<24} {doc}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@user_errors(ConfigError, DatasetError)
 def validate(config: Path) -> None:
     """Check CONFIG (schema, types, args, data files) without calling any model."""
-    from insideLLMs.assemble import build_harness
+    from insideLLMs.run import build_harness
 
     grid = build_harness(load_config(config))
     models = {id(c.model) for c in grid.cells}

@@ -8,17 +8,10 @@ from typing import Any
 
 import click
 
-from insideLLMs.artifacts import REPORT, RunDirError
-from insideLLMs.cli.errors import (
-    EXIT_EXAMPLE_ERRORS,
-    EXIT_INTERRUPTED,
-    UserError,
-    user_errors,
-    warn,
-)
-from insideLLMs.config import ConfigError, LoadedConfig, load_config
-from insideLLMs.datasets import DatasetError
-from insideLLMs.tracking.config import TrackingConfig
+from insideLLMs.cli._errors import Command, warn
+from insideLLMs.config import LoadedConfig, TrackingConfig, load_config
+from insideLLMs.errors import EXIT_EXAMPLE_ERRORS, EXIT_INTERRUPTED, UserError
+from insideLLMs.rundir import REPORT
 
 
 def _run_options(fn: Any) -> Any:
@@ -39,14 +32,14 @@ def _run_options(fn: Any) -> Any:
     return fn
 
 
-@click.command()
+@click.command(cls=Command)
 @_run_options
 def run(**options: Any) -> None:
     """Run one model × one probe from CONFIG and write a run directory."""
     _main(options, harness=False)
 
 
-@click.command()
+@click.command(cls=Command)
 @_run_options
 def harness(**options: Any) -> None:
     """Run every model × every probe in CONFIG into one run directory."""
@@ -67,10 +60,9 @@ def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) ->
     return cfg if cfg and cfg.enabled else None
 
 
-@user_errors(ConfigError, DatasetError, RunDirError)
 def _main(options: dict[str, Any], *, harness: bool) -> None:
-    from insideLLMs.assemble import build_harness
-    from insideLLMs.runner import RunAborted
+    from insideLLMs.run import build_harness
+    from insideLLMs.run import RunAborted
 
     loaded = load_config(options["config"])
     cfg = loaded.config
@@ -114,7 +106,7 @@ def _tracking_listener(tracking: TrackingConfig | None) -> Any:
     if tracking is None:
         return None
     try:
-        from insideLLMs.tracking.follow_listener import start_tracking
+        from insideLLMs.tracking._follow_listener import start_tracking
 
         return start_tracking(tracking, echo=lambda line: click.echo(line, err=True))
     except Exception as exc:  # tracking never stops an evaluation
@@ -163,7 +155,7 @@ def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     click.echo("\n".join(out))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("prompt")
 @click.option("--model", "model_type", default="dummy", show_default=True, help="Model type: dummy, llamacpp, openai, anthropic, or pkg.module:Class.")
 @click.option("--arg", "args", multiple=True, metavar="KEY=VALUE", help="A model argument, e.g. --arg model_name=gpt-4o-mini (repeatable).")

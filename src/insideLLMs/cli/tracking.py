@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from insideLLMs.cli._errors import Group
+
 DEFAULT_DIR = "tracking_logs"
 
 
@@ -45,7 +47,7 @@ def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def tracking() -> None:
     """List, show, compare, sync and push tracked runs (the local journal under tracking_logs/)."""
 
@@ -56,9 +58,9 @@ def list_runs(directory: Path) -> None:
     """List the tracked runs in DIRECTORY (default: ./tracking_logs), oldest first."""
     from rich.table import Table
 
-    from insideLLMs.tracking.journal import JournalError
-    from insideLLMs.tracking.local import find_runs, load_run
-    from insideLLMs.tracking.sync import delivery_status
+    from insideLLMs.tracking.store import JournalError
+    from insideLLMs.tracking.store import find_runs, load_run
+    from insideLLMs.tracking.delivery import delivery_status
 
     runs = find_runs(directory)
     if not runs:
@@ -83,7 +85,7 @@ def list_runs(directory: Path) -> None:
 
 
 def _resolve(ref: str | None, directory: Path) -> Path:
-    from insideLLMs.tracking.local import RunNotFound, resolve_run
+    from insideLLMs.tracking.store import RunNotFound, resolve_run
 
     try:
         return resolve_run(ref, directory)
@@ -103,10 +105,10 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
     """
     from rich.table import Table
 
-    from insideLLMs.tracking.compare import format_value
-    from insideLLMs.tracking.journal import JournalError
-    from insideLLMs.tracking.local import load_run
-    from insideLLMs.tracking.sync import delivery_status
+    from insideLLMs.tracking._compare import format_value
+    from insideLLMs.tracking.store import JournalError
+    from insideLLMs.tracking.store import load_run
+    from insideLLMs.tracking.delivery import delivery_status
 
     if run is not None and latest:
         raise click.UsageError("give RUN or --latest, not both")
@@ -165,9 +167,9 @@ def compare_cmd(runs: tuple[str, ...], directory: Path, output: Path | None) -> 
     """Compare runs side by side: final metrics and the parameters that differ."""
     from rich.table import Table
 
-    from insideLLMs.tracking.compare import compare, format_value, run_label, write_html
-    from insideLLMs.tracking.journal import JournalError
-    from insideLLMs.tracking.local import load_run
+    from insideLLMs.tracking._compare import compare, format_value, run_label, write_html
+    from insideLLMs.tracking.store import JournalError
+    from insideLLMs.tracking.store import load_run
 
     try:
         views = [load_run(_resolve(ref, directory), series=output is not None) for ref in runs]
@@ -224,9 +226,9 @@ def sync_cmd(path: Path, backends: tuple[str, ...], **options: Any) -> None:
 
     Safe to repeat or interrupt: each backend resumes from its delivered mark, nothing is sent twice.
     """
-    from insideLLMs.tracking.local import find_runs
-    from insideLLMs.tracking.sync import sync
-    from insideLLMs.tracking.worker import BackendUnavailable, check_backend
+    from insideLLMs.tracking.store import find_runs
+    from insideLLMs.tracking.delivery import sync
+    from insideLLMs.tracking.delivery import BackendUnavailable, check_backend
 
     if not find_runs(path):
         raise click.ClickException(f"no tracked runs in {path}")
@@ -252,7 +254,7 @@ def status_cmd(path: Path) -> None:
     """Per run and remote backend: events delivered, pending, failed attempts and the last error."""
     from rich.table import Table
 
-    from insideLLMs.tracking.sync import delivery_status
+    from insideLLMs.tracking.delivery import delivery_status
 
     runs = delivery_status(path)
     if not runs:
@@ -280,11 +282,11 @@ def status_cmd(path: Path) -> None:
 @_sink_options
 def push_cmd(run_dir: Path, backend: str, new_run: bool, **options: Any) -> None:
     """Log an existing run directory (made with or without tracking) to a backend, after the fact."""
-    from insideLLMs.tracking.worker import BackendUnavailable, check_backend
+    from insideLLMs.tracking.delivery import BackendUnavailable, check_backend
 
     try:
         check_backend(backend)
-        module = importlib.import_module("insideLLMs.tracking.push")
+        module = importlib.import_module("insideLLMs.tracking._push")
     except ModuleNotFoundError:
         raise click.ClickException("tracking push is not available in this build of insideLLMs") from None
     except (BackendUnavailable, ValueError) as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from insideLLMs.models.base import Completion, Message, TransientError, Usage
-from insideLLMs.models.http_errors import map_request_error
-from insideLLMs.models.http_model import HttpModel, import_sdk
+from insideLLMs.models._http_errors import map_request_error
+from insideLLMs.models._http import HttpModel, import_sdk
 
 
 class AnthropicModel(HttpModel):

@@ -12,6 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+from insideLLMs.errors import InsideLLMsError
 
 Message = dict[str, str]
 Status = Literal["success", "error", "timeout", "rate_limited", "skipped"]
@@ -37,7 +38,7 @@ class Completion:
     system_fingerprint: str | None = None
 
 
-class ModelError(Exception):
+class ModelError(InsideLLMsError):
     """A failed generation. ``status`` is what the record will say; ``retryable`` drives the runner."""
 
     status: Status = "error"

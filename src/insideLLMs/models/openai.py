@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
 from insideLLMs.models.base import Completion, Message, TransientError, Usage
-from insideLLMs.models.http_errors import classify_status, error_detail, map_request_error
-from insideLLMs.models.http_model import PLACEHOLDER_KEY, HttpModel, import_sdk, strip_credentials
+from insideLLMs.models._http_errors import classify_status, error_detail, map_request_error
+from insideLLMs.models._http import PLACEHOLDER_KEY, HttpModel, import_sdk, strip_credentials
 
 
 class OpenAIModel(HttpModel):

@@ -20,19 +20,23 @@ import importlib
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
-    from insideLLMs.tracking.config import TrackingConfig
-    from insideLLMs.tracking.tracker import Tracker
+    from insideLLMs.config import TrackingConfig
+    from insideLLMs.tracking._tracker import Tracker
 
 # Re-exports, imported on first use: the delivery process imports this package and must start fast.
 _EXPORTS = {
-    "BACKENDS": "insideLLMs.tracking.worker",
-    "BackendUnavailable": "insideLLMs.tracking.worker",
+    "BACKENDS": "insideLLMs.tracking.delivery._worker",
+    "BackendUnavailable": "insideLLMs.tracking.delivery._worker",
+    "Event": "insideLLMs.tracking.sink",
     "Pending": "insideLLMs.tracking.sink",
-    "REDACTED": "insideLLMs.tracking.redact",
-    "redact": "insideLLMs.tracking.redact",
-    "Tracker": "insideLLMs.tracking.tracker",
-    "TrackingRun": "insideLLMs.tracking.run",
-    "TrackingConfig": "insideLLMs.tracking.config",
+    "Sink": "insideLLMs.tracking.sink",
+    "SinkContext": "insideLLMs.tracking.sink",
+    "SinkError": "insideLLMs.tracking.sink",
+    "REDACTED": "insideLLMs.secrets",
+    "redact": "insideLLMs.secrets",
+    "Tracker": "insideLLMs.tracking._tracker",
+    "TrackingRun": "insideLLMs.tracking._run",
+    "TrackingConfig": "insideLLMs.config",
 }
 
 
@@ -63,9 +67,9 @@ def get_tracker(
     ``flush_timeout_s``. Raises ``ValueError`` for an unknown backend and ``BackendUnavailable``
     (an ``ImportError``) naming the extra to install when a backend's library is missing.
     """
-    from insideLLMs.schema import SchemaError
-    from insideLLMs.tracking.config import TrackingConfig
-    from insideLLMs.tracking.tracker import Tracker
+    from insideLLMs.config import SchemaError
+    from insideLLMs.config import TrackingConfig
+    from insideLLMs.tracking._tracker import Tracker
 
     names = [backend] if isinstance(backend, str) else list(backend)
     _check_backends(names)
@@ -79,7 +83,7 @@ def get_tracker(
 
 def tracker_from_config(config: TrackingConfig, *, echo: Callable[[str], None] = _stderr) -> Tracker:
     """A tracker for a ``tracking:`` config block (backends checked as in ``get_tracker``)."""
-    from insideLLMs.tracking.tracker import Tracker
+    from insideLLMs.tracking._tracker import Tracker
 
     _check_backends(config.backends)
     return Tracker(config, echo=echo)
@@ -88,7 +92,7 @@ def tracker_from_config(config: TrackingConfig, *, echo: Callable[[str], None] =
 def _check_backends(names: Sequence[str]) -> None:
     """Unknown or uninstalled backends fail here; local-only tracking never imports the delivery code."""
     if any(name != "local" for name in names):
-        from insideLLMs.tracking.worker import check_backend
+        from insideLLMs.tracking.delivery._worker import check_backend
 
         for name in names:
             check_backend(name)
@@ -97,8 +101,12 @@ def _check_backends(names: Sequence[str]) -> None:
 __all__ = [
     "BACKENDS",
     "BackendUnavailable",
+    "Event",
     "Pending",
     "REDACTED",
+    "Sink",
+    "SinkContext",
+    "SinkError",
     "Tracker",
     "TrackingConfig",
     "TrackingRun",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
 import msgspec
+from insideLLMs.errors import InsideLLMsError
 
 EventKind = Literal["run_start", "params", "metrics", "tags", "artifact", "table", "run_end"]
 
@@ -55,7 +56,7 @@ class Pending(msgspec.Struct, frozen=True):
     reason: str
 
 
-class SinkError(Exception):
+class SinkError(InsideLLMsError):
     """Delivery failed. ``retryable`` False means retrying the same events cannot help (bad config)."""
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:

@@ -1,0 +1,53 @@
+"""Loading rows from a Hugging Face dataset (the ``hf`` extra), offline-safe.
+
+With ``HF_HUB_OFFLINE=1`` only the local cache is used. Online, the hub calls get short
+timeouts, and an unreachable hub becomes one clear error instead of a hang. A local folder
+(``save_to_disk`` output, or a folder of data files) works with no hub at all.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from insideLLMs.datasets._prompt_set import DatasetError
+
+_HUB_TIMEOUTS = {"HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "10"}
+
+
+def load_hf_rows(
+    dataset: str,
+    *,
+    split: str = "test",
+    subset: str | None = None,
+    limit: int | None = None,
+    revision: str | None = None,
+) -> list[dict[str, Any]]:
+    for key, value in _HUB_TIMEOUTS.items():
+        os.environ.setdefault(key, value)  # read by huggingface_hub at import time
+    try:
+        import datasets
+    except ImportError:
+        raise DatasetError(f"hf:{dataset}: Hugging Face datasets are not installed; pip install 'insidellms[hf]'") from None
+    label = f"hf:{dataset}{'/' + subset if subset else ''}:{split}"
+    try:
+        local = Path(dataset)
+        if local.is_dir() and any((local / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
+            loaded = datasets.load_from_disk(str(local))
+            data = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        else:
+            data = datasets.load_dataset(dataset, subset, split=split, revision=revision)
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = (
+            "it is not in the local cache (HF_HUB_OFFLINE=1)"
+            if offline
+            else "the hub could not be reached; set HF_HUB_OFFLINE=1 to use the local cache"
+        )
+        raise DatasetError(f"{label}: cannot load: {hint} ({type(exc).__name__})") from None
+    except (KeyError, ValueError) as exc:
+        raise DatasetError(f"{label}: {exc}") from None
+    rows = data if limit is None else islice(data, limit)
+    return [dict(row) for row in rows]

@@ -1,0 +1,162 @@
+"""Prompt sets: examples with stable ids and a content hash, loaded from JSONL, CSV, a list or HF datasets.
+
+An example is a row (a dict) plus its id: the id comes from the row's ``id`` field (or the field
+named by ``id_field``) and otherwise from the row index, so it is stable across runs. The content
+hash covers ids and rows in order, and goes into the manifest and the run_id.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from insideLLMs.canonical import dumps_bytes
+from insideLLMs.jsonl import iter_objects
+from insideLLMs.errors import UserError
+
+
+class DatasetError(UserError):
+    """Bad prompt-set input; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    examples: tuple[Example, ...]
+    name: str = "inline"
+    source: str | None = None
+    hash: str = field(default="")
+
+    def __post_init__(self) -> None:
+        ids = [e.id for e in self.examples]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+            raise DatasetError(f"{self.source or self.name}: duplicate example id {dup!r}")
+        if not self.hash:
+            object.__setattr__(self, "hash", _content_hash(self.examples))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self.examples)
+
+    def head(self, n: int | None) -> "PromptSet":
+        """The first ``n`` examples (``--max-examples``); a new hash, so a new run_id."""
+        if n is None or n >= len(self.examples):
+            return self
+        return PromptSet(self.examples[:n], name=self.name, source=self.source)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "hash": self.hash, "size": len(self.examples)}
+
+    # -- constructors -------------------------------------------------------------------------
+
+    @classmethod
+    def from_list(cls, rows: Iterable[Any], *, name: str = "inline", id_field: str = "id") -> "PromptSet":
+        """Rows are dicts, or plain strings (taken as ``{"prompt": text}``)."""
+        examples = []
+        for index, row in enumerate(rows):
+            if isinstance(row, str):
+                row = {"prompt": row}
+            if not isinstance(row, Mapping):
+                raise DatasetError(f"{name}: item {index}: expected an object or a string, got {type(row).__name__}")
+            examples.append(_example(dict(row), index, id_field))
+        return cls(tuple(examples), name=name, source=None)
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path, *, id_field: str = "id", name: str | None = None) -> "PromptSet":
+        path = Path(path)
+        _check_file(path)
+        examples = [
+            _example(row, index, id_field, where=f"{path}:{lineno}")
+            for index, (lineno, row) in enumerate(iter_objects(path, DatasetError))
+        ]
+        return cls(tuple(examples), name=name or path.stem, source=str(path))
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | Path,
+        *,
+        columns: Mapping[str, str] | None = None,
+        id_field: str = "id",
+        name: str | None = None,
+    ) -> "PromptSet":
+        """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep their names."""
+        path = Path(path)
+        rename = {header: fld for fld, header in (columns or {}).items()}
+        examples = []
+        _check_file(path)
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            headers = reader.fieldnames or []
+            missing = [h for h in rename if h not in headers]
+            if missing:
+                raise DatasetError(f"{path}:1: column(s) {', '.join(missing)} not in header {headers}")
+            for index, raw in enumerate(reader):
+                lineno = reader.line_num
+                if None in raw:
+                    raise DatasetError(f"{path}:{lineno}: more fields than the header has")
+                row = {rename.get(k, k): v for k, v in raw.items()}
+                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
+        return cls(tuple(examples), name=name or path.stem, source=str(path))
+
+    @classmethod
+    def from_hf(
+        cls,
+        dataset: str,
+        *,
+        split: str = "test",
+        subset: str | None = None,
+        columns: Mapping[str, str] | None = None,
+        id_field: str = "id",
+        limit: int | None = None,
+        revision: str | None = None,
+    ) -> "PromptSet":
+        """A Hugging Face dataset (``hf`` extra). Uses the local cache when the hub is unreachable."""
+        from insideLLMs.datasets._hf import load_hf_rows
+
+        rows = load_hf_rows(dataset, split=split, subset=subset, limit=limit, revision=revision)
+        rename = {header: fld for fld, header in (columns or {}).items()}
+        examples = [
+            _example({rename.get(k, k): v for k, v in row.items()}, index, id_field) for index, row in enumerate(rows)
+        ]
+        label = f"{dataset}{'/' + subset if subset else ''}:{split}"
+        return cls(tuple(examples), name=dataset.rsplit("/", 1)[-1], source=f"hf:{label}")
+
+
+def _content_hash(examples: tuple[Example, ...]) -> str:
+    """sha256 over the examples' canonical JSON, one per line; streamed, never one big buffer."""
+    digest = hashlib.sha256()
+    for index, example in enumerate(examples):
+        digest.update(b"\n" if index else b"")
+        digest.update(dumps_bytes([example.id, example.data]))
+    return digest.hexdigest()
+
+
+def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None) -> Example:
+    raw_id = row.get(id_field)
+    if raw_id is None:
+        return Example(id=str(index), data=row)
+    if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+        raise DatasetError(f"{where or 'item ' + str(index)}: field {id_field!r} must be a string or an integer")
+    return Example(id=str(raw_id), data=row)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DatasetError(f"{path}: prompt set file not found")
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, expected a prompt set file")
+

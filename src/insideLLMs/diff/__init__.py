@@ -1,0 +1,39 @@
+"""Comparing two run directories example by example, and the CI gate on top: pairing, verdicts, statistics, rendering, accept."""
+
+from __future__ import annotations
+
+from insideLLMs.diff._accept import accept_candidate
+from insideLLMs.diff._compare import (
+    CLASSES,
+    Change,
+    DiffResult,
+    GateResult,
+    GroupStats,
+    diff_runs,
+    evaluate_gate,
+    run_records_path,
+)
+from insideLLMs.diff._html import render_diff_report, write_diff_report
+from insideLLMs.diff._pairing import DiffInputError
+from insideLLMs.diff._render import render_json, render_text
+from insideLLMs.diff._stats import McNemarResult, binomial_upper_tail, mcnemar_drop
+
+__all__ = [
+    "CLASSES",
+    "Change",
+    "DiffInputError",
+    "DiffResult",
+    "GateResult",
+    "GroupStats",
+    "McNemarResult",
+    "accept_candidate",
+    "binomial_upper_tail",
+    "diff_runs",
+    "evaluate_gate",
+    "mcnemar_drop",
+    "render_diff_report",
+    "render_json",
+    "render_text",
+    "run_records_path",
+    "write_diff_report",
+]

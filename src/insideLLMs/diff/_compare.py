@@ -1,0 +1,410 @@
+"""Compare two run directories example by example, and decide whether a CI gate passes.
+
+Records are matched by (model id, probe id, example id) — or by (probe id, example id) with
+``match_on="example"``, to gate a model upgrade on its examples. Each pair is one of:
+
+- ``regression``: status success → error/timeout/rate_limited/skipped, passed true → false, or a
+  score worse by more than its tolerance;
+- ``improvement``: the reverse (a pair that is both worse and better counts as a regression);
+- ``changed``: the output or another field differs, the verdict does not;
+- ``unchanged``; and ``only-in-baseline`` / ``only-in-candidate``.
+
+Volatile data (timings.jsonl, summary.json's "volatile" section) is never read. A score is
+higher-is-better unless its name ends in one of :data:`LOWER_IS_BETTER_SUFFIXES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from insideLLMs.diff._pairing import (
+    DEFAULT_MAX_PENDING,
+    DiffInputError,
+    KeyFn,
+    LineMatcher,
+    Row,
+    _TooFarApart,
+    indexed_pairs,
+    streaming_pairs,
+)
+from insideLLMs.diff._stats import McNemarResult, mcnemar_drop
+from insideLLMs.diff._verdict import LOWER_IS_BETTER_SUFFIXES, Classifier, show
+
+__all__ = [
+    "CLASSES", "Change", "DiffInputError", "DiffResult", "GateResult", "GroupStats",
+    "LOWER_IS_BETTER_SUFFIXES", "MatchOn", "diff_runs", "evaluate_gate", "run_records_path",
+]
+
+MatchOn = Literal["key", "example"]
+CLASSES = ("regression", "improvement", "changed", "only-in-baseline", "only-in-candidate", "unchanged")
+#: fields that never make a pair "changed": the run id names the run, and the model and probe specs
+#: are run configuration (reported once, as ``spec_changes``), not an example's behaviour
+IGNORED_FIELDS = ("run_id", "model", "probe")
+MAX_SPEC_CHANGES = 20
+DEFAULT_LIMIT = 1000
+
+
+@dataclass(slots=True)
+class Change:
+    """One example that is not unchanged, with what a reviewer needs to judge it."""
+
+    kind: str
+    model: str
+    probe: str
+    example_id: str
+    reasons: list[str]
+    fields: list[str]
+    input: Any
+    baseline: dict[str, Any] | None
+    candidate: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.kind, "model": self.model, "probe": self.probe,
+            "example_id": self.example_id, "reasons": self.reasons, "fields": self.fields,
+            "input": self.input, "baseline": self.baseline, "candidate": self.candidate,
+        }
+
+
+@dataclass(slots=True)
+class GroupStats:
+    """Counts for one model × probe; pass counts are over each side's records with a verdict."""
+
+    model: str
+    probe: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    baseline_n: int = 0
+    candidate_n: int = 0
+    baseline_passed: int = 0
+    candidate_passed: int = 0
+    baseline_scored: int = 0
+    candidate_scored: int = 0
+    pass_to_fail: int = 0
+    fail_to_pass: int = 0
+
+    @property
+    def mcnemar(self) -> McNemarResult:
+        return mcnemar_drop(self.pass_to_fail, self.fail_to_pass)
+
+    @staticmethod
+    def _rate(passed: int, scored: int) -> float | None:
+        return round(passed / scored, 6) if scored else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "probe": self.probe, "counts": self.counts,
+            "baseline": {"n": self.baseline_n, "passed": self.baseline_passed,
+                         "pass_rate": self._rate(self.baseline_passed, self.baseline_scored)},
+            "candidate": {"n": self.candidate_n, "passed": self.candidate_passed,
+                          "pass_rate": self._rate(self.candidate_passed, self.candidate_scored)},
+            "mcnemar": self.mcnemar.to_dict(),
+        }
+
+
+@dataclass(slots=True)
+class DiffResult:
+    baseline: Path
+    candidate: Path
+    baseline_run_id: str | None
+    candidate_run_id: str | None
+    match_on: MatchOn
+    tolerances: dict[str, float]
+    counts: dict[str, int]
+    groups: list[GroupStats]
+    changes: list[Change]
+    limit: int
+    spec_changes: list[str] = field(default_factory=list)
+
+    @property
+    def total_changes(self) -> int:
+        return sum(n for kind, n in self.counts.items() if kind != "unchanged")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The diff.json payload: deterministic for the same two inputs (no paths, no clock)."""
+        return {
+            "baseline": {"run_id": self.baseline_run_id},
+            "candidate": {"run_id": self.candidate_run_id},
+            "match_on": self.match_on,
+            "tolerances": self.tolerances,
+            "lower_is_better_suffixes": list(LOWER_IS_BETTER_SUFFIXES),
+            "counts": self.counts,
+            "spec_changes": self.spec_changes,
+            "groups": [g.to_dict() for g in self.groups],
+            "changes": [c.to_dict() for c in self.changes],
+            "changes_total": self.total_changes,
+            "changes_truncated": self.total_changes > len(self.changes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    passed: bool
+    reasons: list[str]  # why it failed, or what was checked when it passed
+
+
+def run_records_path(run_dir: Path, role: str) -> Path:
+    """``run_dir/records.jsonl``, or a DiffInputError that says what is wrong with ``run_dir``."""
+    if not run_dir.exists():
+        raise DiffInputError(f"{role} {run_dir}: no such directory")
+    if not run_dir.is_dir():
+        raise DiffInputError(f"{role} {run_dir}: not a directory (give a run directory)")
+    records = run_dir / "records.jsonl"
+    if not records.is_file():
+        raise DiffInputError(f"{role} {run_dir}: not a run directory (no records.jsonl)")
+    return records
+
+
+def _run_id(run_dir: Path) -> str | None:
+    try:
+        return orjson.loads((run_dir / "manifest.json").read_bytes()).get("run_id")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+def _side(row: Row) -> dict[str, Any]:
+    rec = row[2]
+    return {
+        "line": row[1], "status": rec.get("status"), "passed": rec.get("passed"),
+        "scores": rec.get("scores") or {}, "output": rec.get("output"), "error": rec.get("error"),
+    }
+
+
+def _key_fn(match_on: MatchOn) -> KeyFn:
+    if match_on == "example":
+        return lambda r: (r["probe"]["id"], r["example_id"])
+    return lambda r: (r["model"]["id"], r["probe"]["id"], r["example_id"])
+
+
+class _Accumulator:
+    """Folds the stream of pairs into counts, per-group stats and the capped list of changes."""
+
+    def __init__(self, classifier: Classifier, match_on: MatchOn, base_path: Path, cand_path: Path, limit: int):
+        self.classifier = classifier
+        self.match_on = match_on
+        self.paths = (base_path, cand_path)
+        self.limit = limit
+        self.counts = dict.fromkeys(CLASSES, 0)
+        self.groups: dict[tuple[str, str], GroupStats] = {}
+        self.kept: dict[str, list[Change]] = {k: [] for k in CLASSES if k != "unchanged"}
+        self.models: list[str | None] = [None, None]  # the one model per side, for match_on="example"
+        self.label = "?"
+        self.identical: dict[tuple[str, str, Any], int] = {}
+        self.ignore = IGNORED_FIELDS
+        self.spec_changes: set[str] = set()
+
+    def _model(self, side: int, rec: dict[str, Any], lineno: int) -> str:
+        model_id = rec["model"]["id"]
+        if self.match_on == "example":
+            seen = self.models[side]
+            if seen is None:
+                self.models[side] = model_id
+            elif seen != model_id:
+                raise DiffInputError(
+                    f"{self.paths[side]}:{lineno}: a second model {model_id!r} (after {seen!r}); "
+                    "--match-on example compares runs of one model each"
+                )
+        return model_id
+
+    def _group(self, model: str, probe: str) -> GroupStats:
+        g = self.groups.get((model, probe))
+        if g is None:
+            g = self.groups[(model, probe)] = GroupStats(model, probe)
+        return g
+
+    def add_identical(self, rec: dict[str, Any]) -> None:
+        """The hot path: a pair identical up to ignored fields. Tallied, folded into groups at the end."""
+        key = (rec["model"]["id"], rec["probe"]["id"], rec.get("passed"))
+        tally = self.identical
+        tally[key] = tally.get(key, 0) + 1
+
+    def _fold_identical(self) -> None:
+        for (model, probe, passed), n in self.identical.items():
+            g = self._group(self.label if self.match_on == "example" else model, probe)
+            g.counts["unchanged"] += n
+            g.baseline_n += n
+            g.candidate_n += n
+            if passed is not None:
+                g.baseline_scored += n
+                g.candidate_scored += n
+                if passed is True:
+                    g.baseline_passed += n
+                    g.candidate_passed += n
+        self.identical.clear()
+
+    def add(self, b_row: Row | None, c_row: Row | None) -> None:
+        b = b_row[2] if b_row else None
+        c = c_row[2] if c_row else None
+        bm = self._model(0, b, b_row[1]) if b_row else None
+        cm = self._model(1, c, c_row[1]) if c_row else None
+        probe = (b or c)["probe"]["id"]  # type: ignore[index]
+        if self.match_on == "example":
+            label = self.label = self._example_label()
+        else:
+            label = bm if bm is not None else cm
+        g = self._group(label, probe)  # type: ignore[arg-type]
+        if b is not None:
+            g.baseline_n += 1
+            bp = b.get("passed")
+            if bp is not None:
+                g.baseline_scored += 1
+                g.baseline_passed += bp is True
+        if c is not None:
+            g.candidate_n += 1
+            cp = c.get("passed")
+            if cp is not None:
+                g.candidate_scored += 1
+                g.candidate_passed += cp is True
+        if b is None or c is None:
+            kind = "only-in-baseline" if c is None else "only-in-candidate"
+            reasons = [f"example only in the {kind[8:]}"]
+            fields: list[str] = []
+        else:
+            for name in ("model", "probe"):
+                if b.get(name) != c.get(name) and len(self.spec_changes) < MAX_SPEC_CHANGES:
+                    self.spec_changes.add(_spec_change(name, b.get(name), c.get(name)))
+            for name in self.ignore:
+                b.pop(name, None)
+                c.pop(name, None)
+            if b == c:
+                g.counts["unchanged"] += 1
+                return
+            kind, reasons, fields = self.classifier.classify(b, c)
+            bpass, cpass = b.get("passed") is True, c.get("passed") is True
+            if bpass and not cpass:
+                g.pass_to_fail += 1
+            elif cpass and not bpass:
+                g.fail_to_pass += 1
+        g.counts[kind] += 1
+        if kind != "unchanged":
+            self.counts[kind] += 1
+        kept = self.kept.get(kind)
+        if kept is not None and len(kept) < self.limit:
+            rec = b or c
+            kept.append(Change(
+                kind, label, probe, rec["example_id"], reasons, fields,  # type: ignore[index, arg-type]
+                (c or b).get("input"),  # type: ignore[union-attr]
+                _side(b_row) if b_row else None, _side(c_row) if c_row else None,
+            ))
+
+    def _example_label(self) -> str:
+        bm, cm = self.models
+        if bm and cm and bm != cm:
+            return f"{bm} → {cm}"
+        return bm or cm or "?"
+
+    def result(self, base_dir: Path, cand_dir: Path, tolerances: dict[str, float]) -> DiffResult:
+        self._fold_identical()
+        self.counts["unchanged"] = sum(g.counts["unchanged"] for g in self.groups.values())
+        changes = [ch for kind in CLASSES if kind != "unchanged" for ch in self.kept[kind]][: self.limit]
+        if self.match_on == "example":  # labels were fixed before both models were known
+            label = self._example_label()
+            for g in self.groups.values():
+                g.model = label
+            for ch in changes:
+                ch.model = label
+            merged: dict[tuple[str, str], GroupStats] = {}
+            for g in self.groups.values():
+                merged[(g.model, g.probe)] = _merge_groups(merged.get((g.model, g.probe)), g)
+            self.groups = merged
+        return DiffResult(
+            baseline=base_dir, candidate=cand_dir,
+            baseline_run_id=_run_id(base_dir), candidate_run_id=_run_id(cand_dir),
+            match_on=self.match_on, tolerances=tolerances, counts=self.counts,
+            groups=sorted(self.groups.values(), key=lambda g: (g.model, g.probe)),
+            changes=changes, limit=self.limit, spec_changes=sorted(self.spec_changes),
+        )
+
+
+def _spec_change(name: str, b: Any, c: Any) -> str:
+    b, c = b or {}, c or {}
+    if b.get("id") != c.get("id"):
+        return f"{name} {b.get('id')} → {c.get('id')}"
+    diffs = [f"{k} {show(b.get(k))} → {show(c.get(k))}" for k in sorted(b.keys() | c.keys()) if b.get(k) != c.get(k)]
+    text = f"{name} {b.get('id')}: " + "; ".join(diffs)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _merge_groups(a: GroupStats | None, b: GroupStats) -> GroupStats:
+    if a is None:
+        return b
+    for kind, n in b.counts.items():
+        a.counts[kind] += n
+    for name in ("baseline_n", "candidate_n", "baseline_passed", "candidate_passed",
+                 "baseline_scored", "candidate_scored", "pass_to_fail", "fail_to_pass"):
+        setattr(a, name, getattr(a, name) + getattr(b, name))
+    return a
+
+
+def diff_runs(
+    baseline: Path,
+    candidate: Path,
+    *,
+    match_on: MatchOn = "key",
+    tolerances: Mapping[str, float] | None = None,
+    lower_is_better: frozenset[str] = frozenset(),
+    limit: int = DEFAULT_LIMIT,
+    max_pending: int = DEFAULT_MAX_PENDING,
+) -> DiffResult:
+    """Compare two run directories. ``tolerances`` maps score name (or ``"*"``) to allowed change.
+
+    Streams both records.jsonl files; memory stays bounded however large the runs are. ``limit``
+    caps how many changes are kept with their details (counts always cover every example).
+    Raises :class:`DiffInputError` for a missing or malformed run directory.
+    """
+    baseline, candidate = Path(baseline), Path(candidate)
+    base_records = run_records_path(baseline, "baseline")
+    cand_records = run_records_path(candidate, "candidate")
+    tols = dict(sorted((tolerances or {}).items()))
+    key_fn = _key_fn(match_on)
+    ignore = IGNORED_FIELDS
+
+    def fold(pairs: Callable[[Callable[[dict[str, Any]], None]], Iterator[tuple[Row | None, Row | None]]]) -> DiffResult:
+        acc = _Accumulator(Classifier(tols, lower_is_better, ignore), match_on, base_records, cand_records, limit)
+        for b_row, c_row in pairs(acc.add_identical):
+            acc.add(b_row, c_row)
+        return acc.result(baseline, candidate, tols)
+
+    try:
+        return fold(lambda identical: streaming_pairs(
+            base_records, cand_records, key_fn, LineMatcher(ignore), identical, max_pending))
+    except _TooFarApart:
+        return fold(lambda identical: indexed_pairs(base_records, cand_records, key_fn))
+
+
+def evaluate_gate(
+    result: DiffResult,
+    *,
+    fail_on_changes: bool = False,
+    fail_on_regressions: bool = False,
+    fail_on_significant_regression: bool = False,
+    alpha: float = 0.05,
+) -> GateResult:
+    """Apply the CI gate options to a diff; no option set means the gate always passes."""
+    failures: list[str] = []
+    checks: list[str] = []
+    if fail_on_changes:
+        checks.append("--fail-on-changes")
+        if result.total_changes:
+            failures.append(f"{result.total_changes} example(s) not unchanged (--fail-on-changes)")
+    if fail_on_regressions:
+        checks.append("--fail-on-regressions")
+        if result.counts["regression"]:
+            failures.append(f"{result.counts['regression']} regression(s) (--fail-on-regressions)")
+    if fail_on_significant_regression:
+        checks.append(f"--fail-on-significant-regression (alpha={alpha:g})")
+        for g in result.groups:
+            m = g.mcnemar
+            if m.significant_drop(alpha):
+                failures.append(
+                    f"{g.model} / {g.probe}: pass rate dropped significantly "
+                    f"(McNemar b={m.b} c={m.c} p={m.p_value:.3g} < alpha={alpha:g})"
+                )
+    if failures:
+        return GateResult(False, failures)
+    return GateResult(True, checks)
+

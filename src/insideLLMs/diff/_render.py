@@ -1,0 +1,116 @@
+"""Turn a :class:`~insideLLMs.diff._compare.DiffResult` into what people and machines read: text and JSON."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from insideLLMs import canonical
+from insideLLMs.diff._compare import CLASSES, Change, DiffResult, GateResult
+from insideLLMs.diff._stats import TEST_NAME
+
+MAX_DIFF_LINES = 14
+MAX_LINE_CHARS = 160
+
+
+def output_text(output: Any) -> str:
+    """A record's output as one text: multi-answer probes store a list of answers."""
+    if output is None:
+        return ""
+    if isinstance(output, list):
+        return "\n".join(f"[answer {i + 1}] {t}" for i, t in enumerate(output))
+    return str(output)
+
+
+def unified_output_diff(change: Change, context: int = 1) -> list[str]:
+    """A compact unified diff of baseline → candidate output ('' when the texts are equal)."""
+    if change.baseline is None or change.candidate is None:
+        return []
+    a = output_text(change.baseline["output"]).splitlines()
+    b = output_text(change.candidate["output"]).splitlines()
+    if a == b:
+        return []
+    lines = list(difflib.unified_diff(a, b, "baseline output", "candidate output", lineterm="", n=context))
+    clipped = [ln if len(ln) <= MAX_LINE_CHARS else ln[: MAX_LINE_CHARS - 1] + "…" for ln in lines]
+    if len(clipped) > MAX_DIFF_LINES:
+        clipped = clipped[:MAX_DIFF_LINES] + [f"… {len(lines) - MAX_DIFF_LINES} more diff lines"]
+    return clipped
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _run_label(path: Any, run_id: str | None) -> str:
+    return f"{path}" + (f" (run {run_id})" if run_id else "")
+
+
+def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 10) -> str:
+    """The human summary: counts per class, per model × probe, then the top ``top`` changes."""
+    out: list[str] = [
+        f"baseline:  {_run_label(result.baseline, result.baseline_run_id)}",
+        f"candidate: {_run_label(result.candidate, result.candidate_run_id)}",
+        "matched on " + ("probe/example (model ignored)" if result.match_on == "example" else "model/probe/example"),
+        "",
+    ]
+    if result.spec_changes:
+        out.append("run configuration differs (not counted per example):")
+        out.extend(f"  {line}" for line in result.spec_changes)
+        out.append("")
+    width = max(len(k) for k in CLASSES)
+    for kind in CLASSES:
+        out.append(f"  {kind:<{width}}  {result.counts[kind]:>9,}")
+    out.append("")
+    if result.groups:
+        out.append(f"per model × probe ({TEST_NAME} for a drop in pass rate):")
+        for g in result.groups:
+            d = g.to_dict()
+            m = g.mcnemar
+            out.append(
+                f"  {g.model} / {g.probe}: pass rate {_rate(d['baseline']['pass_rate'])} → "
+                f"{_rate(d['candidate']['pass_rate'])}; {g.counts['regression']} regressed, "
+                f"{g.counts['improvement']} improved, {g.counts['changed']} changed; "
+                f"flips pass→fail b={m.b}, fail→pass c={m.c}, p={m.p_value:.3g}"
+            )
+        out.append("")
+    shown = result.changes[:top]
+    if shown:
+        more = result.total_changes - len(shown)
+        out.append(f"top {len(shown)} change(s)" + (f" ({more:,} more not shown)" if more > 0 else "") + ":")
+        for ch in shown:
+            out.extend(_render_change(ch))
+    else:
+        out.append("no changes.")
+    if gate is not None:
+        out.append("")
+        if gate.passed:
+            checked = ", ".join(gate.reasons) if gate.reasons else "no gate option given"
+            out.append(f"gate: PASSED ({checked})")
+        else:
+            out.append("gate: FAILED")
+            out.extend(f"  - {r}" for r in gate.reasons)
+    return "\n".join(out) + "\n"
+
+
+def _render_change(ch: Change) -> list[str]:
+    where = []
+    if ch.baseline:
+        where.append(f"baseline line {ch.baseline['line']}")
+    if ch.candidate:
+        where.append(f"candidate line {ch.candidate['line']}")
+    lines = [f"[{ch.kind}] {ch.model} / {ch.probe} / {ch.example_id}  ({', '.join(where)})"]
+    lines.extend(f"    {r}" for r in ch.reasons)
+    for side in (ch.baseline, ch.candidate):
+        if side and side.get("error"):
+            err = side["error"]
+            lines.append(f"    error: {err.get('type')}: {str(err.get('message'))[:MAX_LINE_CHARS]}")
+    lines.extend(f"    {ln}" for ln in unified_output_diff(ch))
+    return lines
+
+
+def render_json(result: DiffResult, gate: GateResult | None = None) -> bytes:
+    """diff.json: canonical JSON (sorted keys, compact) plus a newline; same inputs, same bytes."""
+    payload = result.to_dict()
+    if gate is not None:
+        payload["gate"] = {"passed": gate.passed, "reasons": gate.reasons}
+    return canonical.dumps_bytes(payload) + b"\n"

@@ -1,0 +1,16 @@
+"""Running probes against models: ``ProbeRunner``, ``Harness``, the engine behind them, retries, time limits, the answer cache."""
+
+from __future__ import annotations
+
+from insideLLMs.run._assemble import build_harness
+from insideLLMs.run._engine import RunAborted, RunOutcome, RunSettings
+from insideLLMs.run._runner import Harness, ProbeRunner
+
+__all__ = [
+    "Harness",
+    "ProbeRunner",
+    "RunAborted",
+    "RunOutcome",
+    "RunSettings",
+    "build_harness",
+]

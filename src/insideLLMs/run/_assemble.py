@@ -1,0 +1,116 @@
+"""From a validated config to the objects a run needs: models, probes with prompt sets, settings.
+
+Every failure here is a user mistake in the config (an unknown type, a wrong argument, a
+missing data file), reported as ``file:line: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any
+
+from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, line_of
+from insideLLMs.datasets import DatasetError, PromptSet
+from insideLLMs.models import MODELS, Model
+from insideLLMs.probes import PROBES, Probe
+from insideLLMs.registry import UnknownTypeError
+from insideLLMs.run._runner import Harness, RunSettings
+
+
+def _build(registry: Any, type_name: str, args: dict[str, Any], loaded: LoadedConfig, keys: tuple[Any, ...]) -> Any:
+    where = f"{loaded.path}:{line_of(loaded, *keys)}"
+    try:
+        cls = registry.resolve(type_name)
+    except UnknownTypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    try:
+        inspect.signature(cls).bind(**args)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: bad args for {registry.kind} type {type_name!r}: {exc}") from None
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad args for {registry.kind} type {type_name!r}: {exc}") from None
+
+
+def build_models(loaded: LoadedConfig) -> list[Model]:
+    cfg = loaded.config
+    key = "models" if cfg.models else "model"
+    models = []
+    for i, model_cfg in enumerate(cfg.model_list):
+        keys: tuple[Any, ...] = (key, i, "type") if cfg.models else (key, "type")
+        models.append(_build(MODELS, model_cfg.type, model_cfg.args, loaded, keys))
+    ids = [m.model_id for m in models]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup:
+        raise ConfigError(f"{loaded.path}:{line_of(loaded, key)}: two models are named {dup!r}; give each a distinct model_name")
+    return models
+
+
+def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
+    """Load a prompt set; relative paths are relative to the config file's folder."""
+    if dataset.format == "inline":
+        return PromptSet.from_list(dataset.items or [], name=dataset.name or "inline", id_field=dataset.id_field)
+    if dataset.format == "hf":
+        assert dataset.name
+        return PromptSet.from_hf(
+            dataset.name, split=dataset.split, subset=dataset.subset, columns=dataset.columns,
+            id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision,
+        )
+    assert dataset.path
+    path = Path(dataset.path)
+    full = path if path.is_absolute() else base_dir / path
+    if dataset.format == "csv":
+        ps = PromptSet.from_csv(full, columns=dataset.columns, id_field=dataset.id_field, name=dataset.name)
+    else:
+        ps = PromptSet.from_jsonl(full, id_field=dataset.id_field, name=dataset.name)
+    # the manifest names the file as the config does, so it does not depend on where the repo lives
+    return dataclasses.replace(ps, source=dataset.path)
+
+
+def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[tuple[Probe, PromptSet]]:
+    cfg = loaded.config
+    key = "probes" if cfg.probes else "probe"
+    out = []
+    for i, probe_cfg in enumerate(cfg.probe_list):
+        keys: tuple[Any, ...] = (key, i) if cfg.probes else (key,)
+        probe: Probe = _build(PROBES, probe_cfg.type, probe_cfg.args, loaded, (*keys, "type"))
+        dataset = probe_cfg.dataset or cfg.dataset
+        try:
+            if dataset is not None:
+                prompt_set = load_dataset(dataset, loaded.base_dir)
+            else:
+                prompt_set = probe.load_default_dataset()
+        except LookupError as exc:
+            raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: {exc}") from None
+        except DatasetError as exc:
+            dkeys = (*keys, "dataset") if probe_cfg.dataset else ("dataset",)
+            raise ConfigError(f"{exc} (dataset at {loaded.path}:{line_of(loaded, *dkeys)})") from None
+        out.append((probe, prompt_set.head(max_examples)))
+    return out
+
+
+def build_harness(
+    loaded: LoadedConfig,
+    *,
+    max_examples: int | None = None,
+    concurrency: int | None = None,
+    **settings: Any,
+) -> Harness:
+    """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...)."""
+    cfg = loaded.config
+    models = build_models(loaded)
+    probes = build_probes(loaded, max_examples or cfg.runner.max_examples)
+    run_settings = RunSettings(
+        concurrency=concurrency or cfg.runner.concurrency,
+        max_retries=cfg.runner.max_retries,
+        timeout_s=cfg.runner.timeout_s,
+        generation=cfg.generation.as_params(),
+        name=cfg.name,
+        config=loaded.resolved,
+        cache_dir=Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else None,
+        **settings,
+    )
+    return Harness(models, probes, settings=run_settings)

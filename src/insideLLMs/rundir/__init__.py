@@ -1,0 +1,42 @@
+"""The run directory: its files, ``RunWriter``/``RunReader``, the per-example ``Record`` and ``Timing``, and summary.json."""
+
+from __future__ import annotations
+
+from insideLLMs.rundir._directory import (
+    CONFIG,
+    INCOMPLETE,
+    MANIFEST,
+    RECORDS,
+    REPORT,
+    RUN_FILES,
+    SUMMARY,
+    TIMINGS,
+    RunDirError,
+    RunReader,
+    RunWriter,
+    read_jsonl,
+    write_atomic,
+)
+from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing
+from insideLLMs.rundir._summary import SummaryBuilder, summarize
+
+__all__ = [
+    "CONFIG",
+    "INCOMPLETE",
+    "MANIFEST",
+    "RECORDS",
+    "RECORD_FIELDS",
+    "REPORT",
+    "RUN_FILES",
+    "Record",
+    "RunDirError",
+    "RunReader",
+    "RunWriter",
+    "SUMMARY",
+    "SummaryBuilder",
+    "TIMINGS",
+    "Timing",
+    "read_jsonl",
+    "summarize",
+    "write_atomic",
+]

@@ -1,0 +1,121 @@
+"""Side-by-side comparison of tracked runs: metric/param tables and a self-contained HTML page.
+
+The page has one plotly chart per step series with one line per run; plotly's JavaScript is
+inlined once, so the file opens offline (no CDN).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from insideLLMs.tracking.store._views import RunView
+
+
+@dataclass(frozen=True)
+class Comparison:
+    runs: list[RunView]
+    metric_names: list[str]
+    param_names: list[str]  # params whose values differ between runs come first
+    differing_params: set[str]
+    series_names: list[str]
+
+    def metric(self, run: RunView, name: str) -> float | None:
+        return run.state.metrics.get(name)
+
+    def param(self, run: RunView, name: str) -> Any:
+        return run.state.params.get(name)
+
+
+def compare(runs: list[RunView]) -> Comparison:
+    metric_names = sorted({m for r in runs for m in r.state.metrics})
+    param_names = sorted({p for r in runs for p in r.state.params})
+    missing = object()
+    differing = {p for p in param_names if len({repr(r.state.params.get(p, missing)) for r in runs}) > 1}
+    param_names.sort(key=lambda p: (p not in differing, p))
+    series = sorted({s for r in runs for s in r.state.series})
+    return Comparison(runs, metric_names, param_names, differing, series)
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.6g}"
+    return str(value)
+
+
+def run_label(run: RunView) -> str:
+    return f"{run.state.name} ({run.key})" if run.state.name and run.state.name != run.key else run.key
+
+
+def _table(headers: list[str], rows: list[list[str]], highlight: set[int] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        cls = ' class="diff"' if highlight and i in highlight else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(comparison: Comparison, title: str = "insideLLMs — tracked runs compared") -> str:
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    runs = comparison.runs
+    labels = [run_label(r) for r in runs]
+    overview = _table(
+        ["run", "status", "started", "duration (s)", "backends"],
+        [[run_label(r), r.status, _when(r.state.started_at), format_value(r.duration_s), ", ".join(r.backends)]
+         for r in runs],
+    )
+    metrics = _table(["metric", *labels],
+                     [[m, *(format_value(comparison.metric(r, m)) for r in runs)] for m in comparison.metric_names])
+    params = _table(["parameter", *labels],
+                    [[p, *(format_value(comparison.param(r, p)) for r in runs)] for p in comparison.param_names],
+                    highlight={i for i, p in enumerate(comparison.param_names) if p in comparison.differing_params})
+    charts = []
+    for i, name in enumerate(comparison.series_names):
+        fig = go.Figure()
+        for run, label in zip(runs, labels, strict=False):
+            points = sorted(run.state.series.get(name, []))
+            if points:
+                fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=label))
+        fig.update_layout(title=name, xaxis_title="step", yaxis_title=name, height=360, margin=dict(l=50, r=20, t=50, b=40))
+        charts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
+    charts_html = "\n".join(charts) if charts else "<p>No step series were logged in these runs.</p>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
+th, td {{ border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: left; font-variant-numeric: tabular-nums; }}
+th {{ background: #f4f4f4; }} tr.diff td {{ background: #fff6d6; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<h2>Runs</h2>{overview}
+<h2>Final metrics</h2>{metrics}
+<h2>Parameters</h2><p>Highlighted rows differ between runs.</p>{params}
+<h2>Step series</h2>
+{charts_html}
+</body></html>
+"""
+
+
+def write_html(comparison: Comparison, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(comparison), encoding="utf-8")
+    return out
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")

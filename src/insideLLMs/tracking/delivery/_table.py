@@ -1,0 +1,106 @@
+"""The per-example table: flat rows built from the run directory's records, at delivery time.
+
+A tracked evaluation does no per-example table work. Its ``table`` event points at the (redacted)
+``records.jsonl`` artifact with ``"format": "records"``, plus the ``timings.jsonl`` artifact for
+latencies. Whoever needs rows (the delivery to W&B, MLflow or TensorBoard, in the delivery process
+or in ``tracking sync``) calls ``rows_event`` first: it writes the flat rows once, to
+``sinks/tables/<name>-<seq>.jsonl``, and returns the event sinks have always been given (``path`` of a file
+of flat rows), so sinks, including custom ones, see no difference.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import orjson
+
+from insideLLMs.tracking.store._views import SINKS_DIR
+from insideLLMs.secrets import dumps_redacted
+from insideLLMs.tracking.sink import Event
+from insideLLMs.tracking._loggable import flatten_params, sha256_file
+
+RECORDS_FORMAT = "records"  # the table event's rows are run-directory records, to be flattened
+
+
+def record_row(step: int, record: Mapping[str, Any], latency_ms: float | None = None) -> dict[str, Any]:
+    """One flat row of the per-example table, from a ``records.jsonl`` record (``Record.to_dict``)."""
+    output = record.get("output")
+    error = record.get("error")
+    usage = record.get("usage")
+    row: dict[str, Any] = {
+        "step": step,
+        "model": (record.get("model") or {}).get("id"),
+        "probe": (record.get("probe") or {}).get("id"),
+        "example_id": record.get("example_id"),
+        "status": record.get("status"),
+        "passed": record.get("passed"),
+        "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+        "input": record.get("input"),
+        "output": "\n---\n".join(map(str, output)) if isinstance(output, list) else output,
+        "error": f"{error.get('type')}: {error.get('message')}" if isinstance(error, dict) else None,
+    }
+    if isinstance(usage, dict):
+        row["prompt_tokens"] = usage.get("prompt_tokens")
+        row["completion_tokens"] = usage.get("completion_tokens")
+    for name, value in (record.get("scores") or {}).items():
+        row[f"score.{name}"] = value
+    return row
+
+
+def _jsonl(path: Path) -> Iterator[Any]:
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def _key(model: Any, probe: Any, example_id: Any) -> tuple[Any, Any, Any]:
+    return (model, probe, example_id)
+
+
+def flat_rows(records: Path, timings: Path | None = None) -> Iterator[dict[str, Any]]:
+    """Flat rows from a records file, with each row's latency from the timings file beside it (the
+    run directory writes both line for line; a timing on another line is found by its key)."""
+    lines: list[dict[str, Any]] = []
+    if timings is not None and timings.is_file():
+        lines = [t for t in _jsonl(timings) if isinstance(t, dict)]
+    by_key = {_key(t.get("model"), t.get("probe"), t.get("example_id")): t for t in lines}
+    for step, record in enumerate(_jsonl(records)):
+        key = _key((record.get("model") or {}).get("id"), (record.get("probe") or {}).get("id"), record.get("example_id"))
+        timing = lines[step] if step < len(lines) else None
+        if timing is None or _key(timing.get("model"), timing.get("probe"), timing.get("example_id")) != key:
+            timing = by_key.get(key)
+        yield flatten_params(record_row(step, record, timing.get("latency_ms") if timing else None))
+
+
+def rows_event(run_dir: Path, event: Event) -> Event:
+    """``event`` as sinks expect it: a ``records``-format table becomes a file of flat rows
+    (written now if it is not there yet); any other event is returned as it is. A table whose
+    records file is missing keeps pointing at nothing, and sinks skip it."""
+    data = event.data
+    if event.kind != "table" or data.get("format") != RECORDS_FORMAT:
+        return event
+    name = Path(str(data.get("name") or "examples")).name
+    rel = f"{SINKS_DIR}/tables/{name}-{event.seq}.jsonl"
+    dest = run_dir / rel
+    source = run_dir / str(data.get("path", ""))
+    if not dest.is_file() and source.is_file():
+        timings = run_dir / str(data["timings"]) if data.get("timings") else None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for row in flat_rows(source, timings):
+                    fh.write(dumps_redacted(row, orjson.OPT_SORT_KEYS) + b"\n")
+            os.replace(tmp, dest)  # complete or absent: a second delivery reuses it
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    out = {k: v for k, v in data.items() if k not in ("format", "timings")}
+    out["path"] = rel
+    if dest.is_file():
+        out.update(sha256=sha256_file(dest), size=dest.stat().st_size)
+    return Event(seq=event.seq, kind=event.kind, ts=event.ts, data=out)

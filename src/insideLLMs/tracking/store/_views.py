@@ -1,0 +1,260 @@
+"""The local backend: a run folder of small JSON files a person can read, derived from the journal.
+
+```
+tracking_logs/run_<id>/
+  journal.jsonl   every event, append-only (the history; see docs/journal-format.md)
+  run.json        name, status, tags, start/end, backends, pid/host/heartbeat
+  params.json     every parameter
+  metrics.json    the latest value of every metric
+  artifacts/      logged objects (<name>.json) and copied files
+  sinks/          per remote backend: how far it has been delivered (<backend>.json)
+```
+
+The small files are rewritten atomically (temp file + ``os.replace``) at flush points; the journal
+is the truth, so a run killed mid-write is rebuilt from it on read.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalError, read_journal
+from insideLLMs.tracking.sink import Event
+from insideLLMs.errors import UserError
+
+RUN_FILE = "run.json"
+PARAMS_FILE = "params.json"
+METRICS_FILE = "metrics.json"
+ARTIFACTS_DIR = "artifacts"
+SINKS_DIR = "sinks"
+RUN_PREFIX = "run_"
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 600.0  # a running run whose heartbeat is older than this is taken as killed
+
+_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps(obj, option=_PRETTY) + b"\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return default
+
+
+class RunState(msgspec.Struct):
+    """What the events of one run add up to. ``keep_series`` also keeps every (step, value) point."""
+
+    key: str = ""
+    name: str = ""
+    status: str = "running"
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    series: dict[str, list[tuple[int, float]]] = msgspec.field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)  # path -> artifact/table event data
+    started_at: float | None = None
+    ended_at: float | None = None
+    last_seq: int = 0
+    keep_series: bool = False
+
+    def apply(self, event: Event) -> None:
+        self.last_seq = event.seq
+        kind, data = event.kind, event.data
+        if kind == "metrics":
+            self.metrics.update(data["metrics"])
+            if self.keep_series and data.get("step") is not None:
+                step = data["step"]
+                for name, value in data["metrics"].items():
+                    self.series.setdefault(name, []).append((step, value))
+        elif kind == "params":
+            self.params.update(data["params"])
+        elif kind == "tags":
+            self.tags.update(data["tags"])
+        elif kind == "artifact":
+            self.artifacts[data["path"]] = {"kind": kind, **data}
+        elif kind == "table":  # a table over an artifact's file (format "records") is listed beside it
+            key = data["path"] if data.get("format") is None else f"{data['path']}#{data.get('name')}"
+            self.artifacts[key] = {"kind": kind, **data}
+        elif kind == "run_start":
+            self.key = data.get("run_key", self.key)
+            self.name = data.get("name", "")
+            self.tags.update(data.get("tags") or {})
+            self.started_at = event.ts
+        elif kind == "run_end":
+            self.status = data["status"]
+            self.ended_at = event.ts
+
+
+def write_views(run_dir: Path, state: RunState, info: dict[str, Any], *, params: bool = True) -> None:
+    """(Re)write run.json, params.json and metrics.json from ``state``; ``info`` adds pid, backends…
+    ``params=False``: params.json is already current (a live run writes it on every ``log_params``)."""
+    write_json_atomic(run_dir / RUN_FILE, run_json(state, info))
+    if params:
+        write_json_atomic(run_dir / PARAMS_FILE, state.params)
+    write_json_atomic(run_dir / METRICS_FILE, state.metrics)
+
+
+def run_json(state: RunState, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **info,
+        "key": state.key,
+        "name": state.name,
+        "status": state.status,
+        "tags": state.tags,
+        "started_at": state.started_at,
+        "ended_at": state.ended_at,
+        "events": state.last_seq,
+    }
+
+
+def process_info() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": platform.node(), "heartbeat_at": time.time()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child not yet reaped is a zombie: dead for our purposes
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def writer_is_dead(info: dict[str, Any], now: float | None = None) -> bool:
+    """True if the process that wrote a 'running' run is gone (same host: pid check; else stale heartbeat)."""
+    now = time.time() if now is None else now
+    heartbeat = info.get("heartbeat_at") or 0.0
+    if info.get("host") == platform.node() and info.get("pid"):
+        if not _pid_alive(int(info["pid"])):
+            return True
+    return now - heartbeat > STALE_AFTER_S
+
+
+class RunView(msgspec.Struct):
+    """A run folder as the CLI shows it: the folded journal plus run.json's process info."""
+
+    dir: Path
+    state: RunState
+    info: dict[str, Any]
+    torn_tail: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.state.key or self.dir.name
+
+    @property
+    def status(self) -> str:
+        """finished / failed / killed from the journal; a 'running' run whose process died is 'killed'."""
+        if self.state.status == "running" and writer_is_dead(self.info):
+            return "killed"
+        return self.state.status
+
+    @property
+    def backends(self) -> list[str]:
+        return list(self.info.get("backends") or ["local"])
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.state.started_at is None:
+            return None
+        end = self.state.ended_at or self.info.get("heartbeat_at") or self.state.started_at
+        return max(0.0, end - self.state.started_at)
+
+
+def load_run(run_dir: str | Path, *, series: bool = False) -> RunView:
+    """Read a run folder back from its journal (the small JSON files may lag a killed run)."""
+    run_dir = Path(run_dir)
+    contents = read_journal(run_dir)
+    state = RunState(key=contents.header.run_key, keep_series=series)
+    for event in contents.events:
+        state.apply(event)
+    info = read_json(run_dir / RUN_FILE, {}) or {}
+    return RunView(dir=run_dir, state=state, info=info, torn_tail=contents.torn_tail is not None)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / JOURNAL_FILE).is_file()
+
+
+def find_runs(path: str | Path) -> list[Path]:
+    """The run folders at ``path``: itself if it is one, else its ``run_*`` children, oldest first."""
+    path = Path(path)
+    if is_run_dir(path):
+        return [path]
+    if not path.is_dir():
+        return []
+    runs = [p for p in path.iterdir() if p.is_dir() and is_run_dir(p)]
+    return sorted(runs, key=_started_at)
+
+
+def _started_at(run_dir: Path) -> tuple[float, str]:
+    info = read_json(run_dir / RUN_FILE, {}) or {}
+    started = info.get("started_at")
+    if started is None:
+        try:
+            started = (run_dir / JOURNAL_FILE).stat().st_mtime
+        except OSError:
+            started = 0.0
+    return (float(started), run_dir.name)
+
+
+class RunNotFound(UserError, LookupError):
+    pass
+
+
+def resolve_run(ref: str | None, root: str | Path = "tracking_logs") -> Path:
+    """A run folder from a path, a run key (or a unique prefix of one), a run name, or None (the latest)."""
+    root = Path(root)
+    if ref is not None and is_run_dir(Path(ref)):
+        return Path(ref)
+    runs = find_runs(root)
+    if not runs:
+        raise RunNotFound(f"no tracked runs in {root} (track a run first, or pass --dir)")
+    if ref is None:
+        return runs[-1]
+    matches = [r for r in runs if r.name == ref or r.name == f"{RUN_PREFIX}{ref}"]
+    matches = matches or [r for r in runs if r.name.startswith(ref) or r.name.startswith(f"{RUN_PREFIX}{ref}")]
+    if not matches:
+        matches = [r for r in runs if (read_json(r / RUN_FILE, {}) or {}).get("name") == ref]
+        if matches:
+            return matches[-1]  # the latest run of that name
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunNotFound(f"no run {ref!r} in {root}; see: insidellms tracking list {root}")
+    raise RunNotFound(f"{ref!r} matches {len(matches)} runs in {root}: {', '.join(m.name for m in matches[:5])}")
+
+
+__all__ = [
+    "ARTIFACTS_DIR", "JournalError", "METRICS_FILE", "PARAMS_FILE", "RUN_FILE", "SINKS_DIR", "RunNotFound",
+    "RunState", "RunView", "find_runs", "load_run", "read_json", "resolve_run", "write_json_atomic",
+    "write_views", "writer_is_dead",
+]

@@ -1,0 +1,196 @@
+"""The journal: dense sequence numbers, torn tails, versioning, and a run killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from insideLLMs.cli.tracking import tracking
+from insideLLMs.tracking import get_tracker
+from insideLLMs.tracking.store import JOURNAL_FILE, JournalError, JournalWriter, read_journal
+from insideLLMs.tracking.store import find_runs, load_run
+from insideLLMs.tracking.delivery import sync
+
+
+def _run_with_events(tmp_path: Path, n: int = 10) -> Path:
+    tracker = get_tracker("local", output_dir=str(tmp_path))
+    with tracker.start_run(name="j") as run:
+        for step in range(n):
+            tracker.log_metrics({"m": step}, step=step)
+    return run.dir
+
+
+def test_read_back_whole(tmp_path: Path) -> None:
+    run_dir = _run_with_events(tmp_path)
+    contents = read_journal(run_dir)
+    assert contents.header.version == "1.0" and contents.header.run_key == run_dir.name
+    assert [e.seq for e in contents.events] == list(range(1, 13))
+    assert contents.torn_tail is None
+
+
+def test_torn_last_line_is_reported_and_skipped(tmp_path: Path) -> None:
+    run_dir = _run_with_events(tmp_path)
+    path = run_dir / JOURNAL_FILE
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 20])  # cut the run_end line mid-record
+    contents = read_journal(run_dir)
+    assert [e.seq for e in contents.events] == list(range(1, 12))
+    assert contents.torn_tail is not None and contents.torn_tail.startswith(b'{"seq":12')
+    result = CliRunner().invoke(tracking, ["show", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "torn last line skipped" in result.output
+    # appending later (to close a dead run) first moves the torn tail aside
+    writer = JournalWriter.reopen(path)
+    writer.append("run_end", {"status": "killed"})
+    writer.close()
+    contents = read_journal(run_dir)
+    assert contents.torn_tail is None and contents.events[-1].seq == 12
+    assert contents.events[-1].data == {"status": "killed"}
+    assert (run_dir / "journal.torn").read_bytes().startswith(b'{"seq":12')
+
+
+def test_newer_major_version_is_rejected(tmp_path: Path) -> None:
+    run_dir = _run_with_events(tmp_path)
+    path = run_dir / JOURNAL_FILE
+    lines = path.read_bytes().split(b"\n")
+    header = orjson.loads(lines[0])
+    header["version"] = "2.0"
+    path.write_bytes(b"\n".join([orjson.dumps(header), *lines[1:]]))
+    with pytest.raises(JournalError, match=r"format 2.0 was written by a newer insideLLMs.*pip install -U insidellms"):
+        read_journal(run_dir)
+    result = CliRunner().invoke(tracking, ["show", str(run_dir)])
+    assert result.exit_code == 1 and "newer insideLLMs" in result.output and "Traceback" not in result.output
+    header["version"] = "1.7"  # a newer minor version stays readable
+    path.write_bytes(b"\n".join([orjson.dumps(header), *lines[1:]]))
+    assert len(read_journal(run_dir).events) == 12
+
+
+def test_corrupt_middle_line_names_the_line(tmp_path: Path) -> None:
+    run_dir = _run_with_events(tmp_path)
+    path = run_dir / JOURNAL_FILE
+    lines = path.read_bytes().split(b"\n")
+    lines[4] = b"{garbage"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(JournalError, match=r"journal.jsonl:5: corrupt journal line"):
+        read_journal(run_dir)
+
+
+def test_not_a_journal(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL_FILE).write_text('{"hello": 1}\n')
+    with pytest.raises(JournalError, match="not an insideLLMs tracking journal"):
+        read_journal(tmp_path)
+
+
+def test_buffered_writes_flush_on_time(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path / JOURNAL_FILE, "run_x", flush_every=10_000, flush_interval_s=3600)
+    writer.append("metrics", {"metrics": {"a": 1.0}, "step": 0})
+    assert len(read_journal(tmp_path).events) == 0  # buffered
+    writer.flush()
+    assert len(read_journal(tmp_path).events) == 1
+    writer.close()
+
+
+def test_sync_works_on_an_open_journal_and_is_a_no_op_once_closed(tmp_path: Path) -> None:
+    """The run's ticker calls ``sync`` (fsync) every few seconds; a call racing the end of the run is harmless."""
+    writer = JournalWriter(tmp_path / JOURNAL_FILE, "run_x")
+    writer.append("metrics", {"metrics": {"a": 1.0}, "step": 0})
+    writer.flush()
+    writer.sync()
+    writer.append("metrics", {"metrics": {"a": 2.0}, "step": 1})
+    writer.close()
+    writer.sync()
+    assert [e.data["metrics"]["a"] for e in read_journal(tmp_path).events] == [1.0, 2.0]
+
+
+def test_idle_run_is_flushed_by_the_background_ticker(tmp_path: Path) -> None:
+    tracker = get_tracker("local", output_dir=str(tmp_path))
+    run = tracker.start_run()
+    tracker.log_metrics({"a": 1}, step=0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(read_journal(run.dir).events) < 2:
+        time.sleep(0.05)
+    assert [e.kind for e in read_journal(run.dir).events] == ["run_start", "metrics"]
+    tracker.end_run()
+
+
+KILLED_SCRIPT = """
+import sys, time
+from insideLLMs.tracking import get_tracker
+tracker = get_tracker("local", output_dir=sys.argv[1])
+with tracker.start_run(name="doomed", params={"model": "dummy"}):
+    step = 0
+    while True:
+        tracker.log_metrics({"loss": 1.0 / (step + 1), "acc": step % 7}, step=step)
+        step += 1
+        if step % 50 == 0:
+            time.sleep(0.01)
+"""
+
+
+def test_sigkill_mid_run_leaves_a_readable_run(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            runs = find_runs(tmp_path)
+            if runs and len(read_journal(runs[0]).events) > 2000:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the tracked process did not get going")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (run_dir,) = find_runs(tmp_path)
+    for name in ("run.json", "params.json", "metrics.json"):
+        json.loads((run_dir / name).read_text())  # every small file is whole
+    contents = read_journal(run_dir)
+    seqs = [e.seq for e in contents.events]
+    assert seqs == list(range(1, len(seqs) + 1))
+    steps = [e.data["step"] for e in contents.events if e.kind == "metrics"]
+    assert steps == list(range(len(steps)))  # the complete prefix, nothing missing in between
+    view = load_run(run_dir)
+    assert view.state.status == "running" and view.status == "killed"
+    assert view.state.params == {"model": "dummy"}
+    assert view.state.metrics["loss"] == pytest.approx(1.0 / len(steps))
+
+    result = CliRunner().invoke(tracking, ["list", str(tmp_path)])
+    assert result.exit_code == 0 and "killed" in result.output, result.output
+
+    sync(tmp_path)  # closes the dead run in its journal
+    contents = read_journal(run_dir)
+    assert contents.events[-1].kind == "run_end" and contents.events[-1].data == {"status": "killed"}
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "killed"
+    assert json.loads((run_dir / "metrics.json").read_text())["loss"] == pytest.approx(1.0 / len(steps))
+
+
+def test_live_run_in_another_process_is_running(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import sys, time
+        from insideLLMs.tracking import get_tracker
+        t = get_tracker("local", output_dir=sys.argv[1])
+        t.log_metrics({"a": 1})
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        (run_dir,) = find_runs(tmp_path)
+        assert load_run(run_dir).status == "running"
+        sync(tmp_path)
+        assert load_run(run_dir).status == "running"  # sync does not close a live run
+    finally:
+        proc.kill()
+        proc.wait()
+    assert load_run(run_dir).status == "killed"
