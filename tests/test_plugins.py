@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from support.cli import run_cli
+from support.cli import run_cli, with_pythonpath
 
 PLUGIN = '''
 from insideLLMs.probes.base import Probe, Verdict
@@ -49,7 +49,7 @@ def _install_plugin(root: Path) -> dict[str, str]:
         "[insidellms.probes]\nshout = shout_plugin:ShoutProbe\n\n[insidellms.models]\nreverse = shout_plugin:ReverseModel\n",
         encoding="utf-8",
     )
-    return {"PYTHONPATH": str(root)}
+    return {"PYTHONPATH": with_pythonpath(root)}
 
 
 def test_entry_point_plugins_are_listed_and_run(tmp_path: Path) -> None:

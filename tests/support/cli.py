@@ -15,6 +15,11 @@ import yaml
 INSIDELLMS = str(Path(sys.executable).parent / "insidellms")
 
 
+def with_pythonpath(path: Path) -> str:
+    """``path`` in front of the current PYTHONPATH (kept: it may point at the code under test)."""
+    return os.pathsep.join(p for p in (str(path), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", **(env or {})}
     return subprocess.run(

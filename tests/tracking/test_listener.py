@@ -16,7 +16,7 @@ from insideLLMs.tracking.store import read_journal
 from insideLLMs.tracking._listener import TrackingListener
 from insideLLMs.tracking.store import find_runs, load_run
 from insideLLMs.tracking.delivery._table import flat_rows
-from support.cli import run_cli, write_config, write_jsonl
+from support.cli import run_cli, write_config, write_jsonl, with_pythonpath
 from support.tracking_sinks import BACKEND, delivered
 
 TESTS_DIR = Path(__file__).parents[1]  # tests/: where support/ is
@@ -127,7 +127,7 @@ def test_secrets_in_the_config_reach_no_tracked_file(tmp_path: Path, fake_llm_se
     data["model"] = {"type": "openai", "args": {"model_name": "gpt-4o-mini", "base_url": fake_llm_server.openai_base_url,
                                                 "api_key": secret, "headers": {"X-Proxy-Authorization": f"Bearer {bearer}"}}}
     write_config(cfg, data)
-    proc = run_cli("run", str(cfg), "--run-dir", "runs/s", cwd=tmp_path, env={"PYTHONPATH": str(TESTS_DIR)})
+    proc = run_cli("run", str(cfg), "--run-dir", "runs/s", cwd=tmp_path, env={"PYTHONPATH": with_pythonpath(TESTS_DIR)})
     assert proc.returncode == 0, proc.stderr
     written = [p for p in (tmp_path / "tracking_logs").rglob("*") if p.is_file()]
     written += [p for p in (tmp_path / "remote").rglob("*") if p.is_file()]
@@ -145,7 +145,7 @@ def test_backend_down_never_harms_the_run(tmp_path: Path) -> None:
     (remote / "FAIL").touch()
     cfg = _config(tmp_path, {"backend": ["local", BACKEND], "log_dir": str(remote), "flush_timeout_s": 1})
     started = time.monotonic()
-    proc = run_cli("run", str(cfg), "--run-dir", "runs/down", cwd=tmp_path, env={"PYTHONPATH": str(TESTS_DIR)})
+    proc = run_cli("run", str(cfg), "--run-dir", "runs/down", cwd=tmp_path, env={"PYTHONPATH": with_pythonpath(TESTS_DIR)})
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     assert elapsed < 60
@@ -157,7 +157,7 @@ def test_backend_down_never_harms_the_run(tmp_path: Path) -> None:
     assert run_cli("run", str(cfg), "--run-dir", "runs/plain", "--no-track", cwd=tmp_path).returncode == 0
     assert (tmp_path / "runs/down/records.jsonl").read_bytes() == (tmp_path / "runs/plain/records.jsonl").read_bytes()
     (remote / "FAIL").unlink()
-    synced = run_cli("tracking", "sync", "tracking_logs", cwd=tmp_path, env={"PYTHONPATH": str(TESTS_DIR)})
+    synced = run_cli("tracking", "sync", "tracking_logs", cwd=tmp_path, env={"PYTHONPATH": with_pythonpath(TESTS_DIR)})
     assert synced.returncode == 0, synced.stderr
     assert len(delivered(remote, run_dir)) == total
 

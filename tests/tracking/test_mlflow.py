@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import with_pythonpath
 
 from insideLLMs.tracking.sink import Event, SinkContext, SinkError
 
@@ -187,7 +188,7 @@ def test_a_tracking_server_is_spoken_to_without_importing_mlflow(tmp_path: Path,
     )
     tests_dir = Path(__file__).parents[1]
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, **mlflow_env, "PYTHONPATH": str(tests_dir)}, timeout=120)
+                          env={**os.environ, **mlflow_env, "PYTHONPATH": with_pythonpath(tests_dir)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     run_id, imported = proc.stdout.split()
     assert imported == "False"
