@@ -394,3 +394,26 @@ def line_of(loaded: LoadedConfig, *keys: Any) -> int:
     """The line of a key path in the loaded file (for errors found after validation)."""
     node = yaml.compose(loaded.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     return _line_for(_line_index(node), keys) if node is not None else 1
+
+
+__all__ = [
+    "BackendName",
+    "Config",
+    "ConfigError",
+    "DatasetConfig",
+    "GenerationConfig",
+    "KNOWN_BACKENDS",
+    "LoadedConfig",
+    "ModelConfig",
+    "ProbeConfig",
+    "RunnerConfig",
+    "SchemaError",
+    "Settings",
+    "TrackingConfig",
+    "field_error",
+    "line_of",
+    "load_config",
+    "parse_config",
+    "redact_config",
+    "validate",
+]

@@ -53,3 +53,9 @@ def _entry_points(group: str) -> Any:
 def _import(path: str) -> type[Any]:
     module_name, _, attr = path.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+__all__ = [
+    "Registry",
+    "UnknownTypeError",
+]

@@ -72,18 +72,39 @@ class Change:
 
 
 @dataclass(slots=True)
+class SideCounts:
+    """One side's records of a model × probe: how many, how many with a verdict, how many passed."""
+
+    n: int = 0
+    scored: int = 0
+    passed: int = 0
+
+    def add(self, passed: bool | None, n: int = 1) -> None:
+        """Count ``n`` records whose verdict is ``passed`` (None: not scored)."""
+        self.n += n
+        if passed is not None:
+            self.scored += n
+            self.passed += n if passed is True else 0
+
+    def merge(self, other: SideCounts) -> None:
+        self.n += other.n
+        self.scored += other.scored
+        self.passed += other.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "passed": self.passed,
+                "pass_rate": round(self.passed / self.scored, 6) if self.scored else None}
+
+
+@dataclass(slots=True)
 class GroupStats:
     """Counts for one model × probe; pass counts are over each side's records with a verdict."""
 
     model: str
     probe: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
-    baseline_n: int = 0
-    candidate_n: int = 0
-    baseline_passed: int = 0
-    candidate_passed: int = 0
-    baseline_scored: int = 0
-    candidate_scored: int = 0
+    baseline: SideCounts = field(default_factory=SideCounts)
+    candidate: SideCounts = field(default_factory=SideCounts)
     pass_to_fail: int = 0
     fail_to_pass: int = 0
 
@@ -91,17 +112,10 @@ class GroupStats:
     def mcnemar(self) -> McNemarResult:
         return mcnemar_drop(self.pass_to_fail, self.fail_to_pass)
 
-    @staticmethod
-    def _rate(passed: int, scored: int) -> float | None:
-        return round(passed / scored, 6) if scored else None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "probe": self.probe, "counts": self.counts,
-            "baseline": {"n": self.baseline_n, "passed": self.baseline_passed,
-                         "pass_rate": self._rate(self.baseline_passed, self.baseline_scored)},
-            "candidate": {"n": self.candidate_n, "passed": self.candidate_passed,
-                          "pass_rate": self._rate(self.candidate_passed, self.candidate_scored)},
+            "baseline": self.baseline.to_dict(), "candidate": self.candidate.to_dict(),
             "mcnemar": self.mcnemar.to_dict(),
         }
 
@@ -226,14 +240,8 @@ class _Accumulator:
         for (model, probe, passed), n in self.identical.items():
             g = self._group(self.label if self.match_on == "example" else model, probe)
             g.counts["unchanged"] += n
-            g.baseline_n += n
-            g.candidate_n += n
-            if passed is not None:
-                g.baseline_scored += n
-                g.candidate_scored += n
-                if passed is True:
-                    g.baseline_passed += n
-                    g.candidate_passed += n
+            g.baseline.add(passed, n)
+            g.candidate.add(passed, n)
         self.identical.clear()
 
     def add(self, b_row: Row | None, c_row: Row | None) -> None:
@@ -248,17 +256,9 @@ class _Accumulator:
             label = bm if bm is not None else cm
         g = self._group(label, probe)  # type: ignore[arg-type]
         if b is not None:
-            g.baseline_n += 1
-            bp = b.get("passed")
-            if bp is not None:
-                g.baseline_scored += 1
-                g.baseline_passed += bp is True
+            g.baseline.add(b.get("passed"))
         if c is not None:
-            g.candidate_n += 1
-            cp = c.get("passed")
-            if cp is not None:
-                g.candidate_scored += 1
-                g.candidate_passed += cp is True
+            g.candidate.add(c.get("passed"))
         if b is None or c is None:
             kind = "only-in-baseline" if c is None else "only-in-candidate"
             reasons = [f"example only in the {kind[8:]}"]
@@ -334,9 +334,10 @@ def _merge_groups(a: GroupStats | None, b: GroupStats) -> GroupStats:
         return b
     for kind, n in b.counts.items():
         a.counts[kind] += n
-    for name in ("baseline_n", "candidate_n", "baseline_passed", "candidate_passed",
-                 "baseline_scored", "candidate_scored", "pass_to_fail", "fail_to_pass"):
-        setattr(a, name, getattr(a, name) + getattr(b, name))
+    a.baseline.merge(b.baseline)
+    a.candidate.merge(b.candidate)
+    a.pass_to_fail += b.pass_to_fail
+    a.fail_to_pass += b.fail_to_pass
     return a
 
 
