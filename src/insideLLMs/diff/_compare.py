@@ -34,9 +34,10 @@ from insideLLMs.diff._pairing import (
 )
 from insideLLMs.diff._stats import McNemarResult, mcnemar_drop
 from insideLLMs.diff._verdict import LOWER_IS_BETTER_SUFFIXES, Classifier, show
+from insideLLMs.rundir import INCOMPLETE, MANIFEST, RECORDS
 
 __all__ = [
-    "CLASSES", "Change", "DiffInputError", "DiffResult", "GateResult", "GroupStats",
+    "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats",
     "LOWER_IS_BETTER_SUFFIXES", "MatchOn", "diff_runs", "evaluate_gate", "run_records_path",
 ]
 
@@ -120,6 +121,37 @@ class GroupStats:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How much of the baseline the comparison covered: a gate must not pass on less than it was asked to compare."""
+
+    baseline_n: int
+    candidate_n: int
+    compared: int  # examples present on both sides
+    candidate_complete: bool  # false for an interrupted run (``.incomplete``, or no manifest.json)
+
+    @property
+    def missing(self) -> int:
+        """Baseline examples the candidate does not have."""
+        return self.baseline_n - self.compared
+
+    def problems(self, candidate: Path) -> list[str]:
+        """What makes this comparison partial, one sentence each (empty: it covers the whole baseline)."""
+        found = []
+        if not self.candidate_complete:
+            found.append(f"the candidate {candidate} is an incomplete run (interrupted: finish it with --resume)")
+        if self.compared == 0:
+            found.append(f"no example matched: the baseline has {self.baseline_n:,} and the candidate "
+                         f"{self.candidate_n:,}, none with the same key (different probes or models? see --match-on)")
+        elif self.missing:
+            found.append(f"the candidate lacks {self.missing:,} of the baseline's {self.baseline_n:,} examples")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline_n": self.baseline_n, "candidate_n": self.candidate_n, "compared": self.compared,
+                "candidate_complete": self.candidate_complete}
+
+
 @dataclass(slots=True)
 class DiffResult:
     baseline: Path
@@ -132,6 +164,7 @@ class DiffResult:
     groups: list[GroupStats]
     changes: list[Change]
     limit: int
+    coverage: Coverage
     spec_changes: list[str] = field(default_factory=list)
 
     @property
@@ -147,6 +180,7 @@ class DiffResult:
             "tolerances": self.tolerances,
             "lower_is_better_suffixes": list(LOWER_IS_BETTER_SUFFIXES),
             "counts": self.counts,
+            "coverage": self.coverage.to_dict(),
             "spec_changes": self.spec_changes,
             "groups": [g.to_dict() for g in self.groups],
             "changes": [c.to_dict() for c in self.changes],
@@ -167,9 +201,9 @@ def run_records_path(run_dir: Path, role: str) -> Path:
         raise DiffInputError(f"{role} {run_dir}: no such directory")
     if not run_dir.is_dir():
         raise DiffInputError(f"{role} {run_dir}: not a directory (give a run directory)")
-    records = run_dir / "records.jsonl"
+    records = run_dir / RECORDS
     if not records.is_file():
-        raise DiffInputError(f"{role} {run_dir}: not a run directory (no records.jsonl)")
+        raise DiffInputError(f"{role} {run_dir}: not a run directory (no {RECORDS})")
     return records
 
 
@@ -311,8 +345,14 @@ class _Accumulator:
             for g in self.groups.values():
                 merged[(g.model, g.probe)] = _merge_groups(merged.get((g.model, g.probe)), g)
             self.groups = merged
+        baseline_n = sum(g.baseline.n for g in self.groups.values())
+        coverage = Coverage(
+            baseline_n=baseline_n, candidate_n=sum(g.candidate.n for g in self.groups.values()),
+            compared=baseline_n - self.counts["only-in-baseline"],
+            candidate_complete=(cand_dir / MANIFEST).is_file() and not (cand_dir / INCOMPLETE).exists(),
+        )
         return DiffResult(
-            baseline=base_dir, candidate=cand_dir,
+            baseline=base_dir, candidate=cand_dir, coverage=coverage,
             baseline_run_id=_run_id(base_dir), candidate_run_id=_run_id(cand_dir),
             match_on=self.match_on, tolerances=tolerances, counts=self.counts,
             groups=sorted(self.groups.values(), key=lambda g: (g.model, g.probe)),
@@ -384,14 +424,27 @@ def evaluate_gate(
     fail_on_regressions: bool = False,
     fail_on_significant_regression: bool = False,
     alpha: float = 0.05,
+    allow_missing: bool = False,
 ) -> GateResult:
-    """Apply the CI gate options to a diff; no option set means the gate always passes."""
+    """Apply the CI gate options to a diff; no option set means the gate always passes.
+
+    A gate that was asked for fails when the comparison is partial: nothing matched (always), or,
+    unless ``allow_missing``, the candidate is incomplete or lacks some of the baseline's examples.
+    """
     failures: list[str] = []
     checks: list[str] = []
+    if fail_on_changes or fail_on_regressions or fail_on_significant_regression:
+        coverage = result.coverage
+        if coverage.compared == 0:
+            failures.append(coverage.problems(result.candidate)[-1] + "; the gate compared nothing")
+        elif not allow_missing:
+            failures.extend(f"{p} (--allow-missing to gate on the examples both runs have)"
+                            for p in coverage.problems(result.candidate))
     if fail_on_changes:
         checks.append("--fail-on-changes")
-        if result.total_changes:
-            failures.append(f"{result.total_changes} example(s) not unchanged (--fail-on-changes)")
+        changed = result.total_changes - (result.counts["only-in-baseline"] if allow_missing else 0)
+        if changed:
+            failures.append(f"{changed} example(s) not unchanged (--fail-on-changes)")
     if fail_on_regressions:
         checks.append("--fail-on-regressions")
         if result.counts["regression"]:

@@ -36,6 +36,8 @@ def render_diff_report(result: DiffResult, gate: GateResult | None = None) -> by
         + ("probe/example (model ignored)" if result.match_on == "example" else "model/probe/example")
         + "</p>",
         "".join(f'<p class="meta">run configuration differs: {esc(line)}</p>' for line in result.spec_changes),
+        "".join(f'<p class="gate-fail">partial comparison: {esc(p)}</p>'
+                for p in result.coverage.problems(result.candidate)),
         _gate_section(gate),
         _counts_section(result),
         _charts_section(result),
