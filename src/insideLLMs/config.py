@@ -117,6 +117,28 @@ BackendName = Literal["local", "wandb", "mlflow", "tensorboard"]
 KNOWN_BACKENDS = ("local", "wandb", "mlflow", "tensorboard")
 
 
+#: URI schemes MLflow can track to besides http(s): its file store and SQLAlchemy databases (``dialect+driver``)
+_STORE_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
+def tracking_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot be an MLflow tracking URI, or None. Checked with the config, before any model call."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    usable = "give http(s)://host:port, a database URI (sqlite:///mlflow.db, postgresql://...) or a local folder"
+    if scheme in ("http", "https"):
+        return None if parts.hostname else f"{uri!r} names no host; {usable}"
+    if scheme.split("+")[0] in _STORE_SCHEMES:
+        return None
+    if len(scheme) > 1:  # a one-letter scheme is a Windows drive: a local path
+        return f"{uri!r}: unsupported scheme '{parts.scheme}'; {usable}"
+    if not uri.strip() or any(c.isspace() for c in uri):
+        return f"{uri!r} is not a URI or a folder path; {usable}"
+    return None
+
+
 class TrackingConfig(Settings):
     """Where a run is tracked. ``backend`` is one name or a list (fan-out); the journal is always kept
     under ``output_dir``, whatever the backends."""
@@ -141,6 +163,8 @@ class TrackingConfig(Settings):
         for name in names:
             if name not in KNOWN_BACKENDS and ":" not in name:
                 raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(KNOWN_BACKENDS)}")
+        if self.tracking_uri is not None and (problem := tracking_uri_problem(self.tracking_uri)):
+            raise field_error("tracking_uri", problem)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "TrackingConfig":
