@@ -57,7 +57,7 @@ def test_show_latest_by_name_by_key_prefix_and_path(two_runs: Path, monkeypatch:
 def test_show_unknown_run_is_one_clear_line(two_runs: Path) -> None:
     result = CliRunner().invoke(tracking, ["show", "nope", "--dir", str(two_runs)])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: no run 'nope' in {two_runs}; see: insidellms tracking list {two_runs}"
+    assert result.output.strip() == f"error: no run 'nope' in {two_runs}; see: insidellms tracking list {two_runs}"
 
 
 def test_compare_tables_and_html(two_runs: Path, tmp_path: Path) -> None:
