@@ -56,10 +56,11 @@ def field_error(name: str, message: str) -> ValueError:
     return ValueError(f"@{name}: {message}")
 
 
-def validate(data: Any, kind: type[T]) -> T:
-    """``data`` as a ``kind`` record (strict: no str -> int coercion), or ``SchemaError``."""
+def validate(data: Any, kind: type[T], *, strict: bool = True) -> T:
+    """``data`` as a ``kind`` record, or ``SchemaError``. Strict: no str -> int coercion, unless told
+    otherwise (values from ``${VAR}`` are text, and take the type their setting needs)."""
     try:
-        return msgspec.convert(data, kind)
+        return msgspec.convert(data, kind, strict=strict)
     except msgspec.ValidationError as exc:
         raise _schema_error(str(exc), data) from None
 
@@ -330,9 +331,9 @@ def _substitute_env(value: Any, where: str, env: dict[str, str]) -> tuple[Any, A
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in env:
+            if env.get(name) or (name in env and default is None):
                 return env[name]
-            if default is not None:
+            if default is not None:  # as in the shell, ``:-`` also covers a variable set to ""
                 return default
             raise ConfigError(f"{where}: environment variable {name} is not set (export it, or write ${{{name}:-default}})")
 
@@ -393,7 +394,7 @@ def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> Lo
     for key, value in raw.items():
         substituted[key], with_refs[key] = _substitute_env(value, f"{path}:{_line_for(lines, (key,))}", env)
     try:
-        config = validate(substituted, Config)
+        config = validate(substituted, Config, strict=substituted == with_refs)
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.loc) or "config"
         raise ConfigError(f"{path}:{_line_for(lines, exc.loc)}: {where}: {exc.message}") from None
