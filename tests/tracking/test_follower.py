@@ -76,7 +76,7 @@ def _pid_gone(pid: int, within_s: float = 10) -> bool:
     return False
 
 
-def _steps(run_dir: Path, name: str = "latency_ms") -> list[int]:
+def _steps(run_dir: Path, name: str = "example/latency_ms") -> list[int]:
     return [s for s, _ in load_run(run_dir, series=True).state.series[name]]
 
 
@@ -90,10 +90,11 @@ def test_each_record_is_one_step_and_the_follower_is_gone_when_the_command_retur
     records = [json.loads(line) for line in _whole_lines(tmp_path / "runs/a/records.jsonl")]
     timings = [json.loads(line) for line in _whole_lines(tmp_path / "runs/a/timings.jsonl")]
     series = view.state.series
-    assert [s for s, _ in series["latency_ms"]] == list(range(FOLLOW_FROM))
-    assert [v for _, v in series["latency_ms"]] == [t["latency_ms"] for t in timings]
-    assert [v for _, v in series["passed"]] == [float(r["passed"]) for r in records] and 1.0 in dict(series["passed"]).values()
-    assert [v for _, v in series["f1"]] == [r["scores"]["f1"] for r in records]
+    assert [s for s, _ in series["example/latency_ms"]] == list(range(FOLLOW_FROM))
+    assert [v for _, v in series["example/latency_ms"]] == [t["latency_ms"] for t in timings]
+    assert [v for _, v in series["example/passed"]] == [float(r["passed"]) for r in records]
+    assert 1.0 in dict(series["example/passed"]).values()
+    assert [v for _, v in series["example/f1"]] == [r["scores"]["f1"] for r in records]
     assert (tracked / "artifacts/timings.jsonl").read_bytes() == (tmp_path / "runs/a/timings.jsonl").read_bytes()
     # report.html is only ever replaced: the tracked one is the same file, not a second copy
     assert (tracked / "artifacts/report.html").stat().st_ino == (tmp_path / "runs/a/report.html").stat().st_ino
