@@ -114,8 +114,31 @@ def _value_at(data: Any, loc: list[str | int]) -> Any:
 
 # --- the tracking: block (not part of the run_id: where a run is tracked never changes it) ---
 
-BackendName = Literal["local", "wandb", "mlflow", "tensorboard"]
-KNOWN_BACKENDS = ("local", "wandb", "mlflow", "tensorboard")
+class Backend(msgspec.Struct, frozen=True):
+    """A tracking backend: the keys of the ``tracking:`` block it reads, and for a remote one its
+    sink (``module:Class``, imported only in the delivery process), the library the sink needs and
+    the pip extra that installs it, and a cheap "is the server there" check (``module:function``).
+
+    The one table of backends is here, beside the block that names them, so config can check a
+    backend name without importing tracking, and tracking, the CLI and the docs tests read it."""
+
+    name: str
+    options: tuple[str, ...]
+    sink: str | None = None  # None: the local journal itself, no sink
+    library: str | None = None
+    extra: str | None = None
+    preflight: str | None = None
+
+
+_SINKS = "insideLLMs.tracking.backends"
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("local", ("output_dir",)),
+    Backend("wandb", ("project", "entity", "mode", "run_name"), f"{_SINKS}.wandb:WandbSink", "wandb", "wandb"),
+    Backend("mlflow", ("tracking_uri", "experiment_name", "run_name"), f"{_SINKS}.mlflow:MlflowSink", "mlflow", "mlflow",
+            preflight="insideLLMs.tracking.delivery._preflight:mlflow"),
+    Backend("tensorboard", ("log_dir", "run_name"), f"{_SINKS}.tensorboard:TensorBoardSink", "tensorboardX",
+            "tensorboard"),
+)}
 
 
 #: URI schemes MLflow can track to besides http(s): its file store and SQLAlchemy databases (``dialect+driver``)
@@ -145,7 +168,7 @@ class TrackingConfig(Settings):
     under ``output_dir``, whatever the backends."""
 
     enabled: bool = True
-    backend: str | list[str] = "local"  # local | wandb | mlflow | tensorboard | "package.module:SinkClass"
+    backend: str | list[str] = "local"  # names in BACKENDS, or a custom sink "package.module:SinkClass"
     project: str | None = None  # wandb
     entity: str | None = None  # wandb
     mode: Literal["online", "offline"] | None = None  # wandb; default: WANDB_MODE or online
@@ -162,8 +185,8 @@ class TrackingConfig(Settings):
         if not names:
             raise field_error("backend", "give at least one backend")
         for name in names:
-            if name not in KNOWN_BACKENDS and ":" not in name:
-                raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(KNOWN_BACKENDS)}")
+            if name not in BACKENDS and ":" not in name:
+                raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(BACKENDS)}")
         if self.tracking_uri is not None and (problem := tracking_uri_problem(self.tracking_uri)):
             raise field_error("tracking_uri", problem)
 

@@ -110,3 +110,13 @@ def test_push_reports_clearly_when_unavailable(tmp_path: Path) -> None:
         pytest.skip("push is available; it is tested with the real backends")
     result = CliRunner().invoke(tracking, ["push", str(tmp_path), "--backend", "local"])
     assert result.exit_code == 1 and "not available" in result.output
+
+
+def test_sync_and_push_take_every_option_a_remote_backend_reads() -> None:
+    from insideLLMs.config import BACKENDS
+
+    options = {n for b in BACKENDS.values() if b.sink for n in b.options} - {"run_name"}
+    assert options >= {"tracking_uri", "experiment_name", "project", "entity", "mode", "log_dir"}
+    for command in ("sync", "push"):
+        text = _invoke(command, "--help")
+        assert all(f"--{name.replace('_', '-')}" in text for name in options), text

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from insideLLMs.cli._errors import Group
+from insideLLMs.config import BACKENDS
 
 DEFAULT_DIR = "tracking_logs"
 
@@ -242,18 +243,16 @@ def compare_cmd(runs: tuple[str, ...], directory: Path, output: Path | None) -> 
         click.echo(f"wrote {output}")
 
 
-_SINK_OPTIONS = [
-    click.option("--tracking-uri", help="MLflow server (overrides the stored one)."),
-    click.option("--experiment-name", help="MLflow experiment."),
-    click.option("--project", help="W&B project."),
-    click.option("--entity", help="W&B entity."),
-    click.option("--log-dir", help="TensorBoard log directory."),
-]
-
-
 def _sink_options(func: Any) -> Any:
-    for option in reversed(_SINK_OPTIONS):
-        func = option(func)
+    """``--tracking-uri``, ``--project``, … : each option a remote backend reads (the table in config.BACKENDS)."""
+    readers: dict[str, list[str]] = {}
+    for backend in BACKENDS.values():
+        for name in backend.options if backend.sink else ():
+            if name != "run_name":  # the run's own name, never overridden here
+                readers.setdefault(name, []).append(backend.name)
+    for name, backends in reversed(readers.items()):
+        func = click.option(f"--{name.replace('_', '-')}", name,
+                            help=f"The {' and '.join(backends)} {name} (overrides the stored one).")(func)
     return func
 
 
@@ -318,7 +317,7 @@ def status_cmd(path: Path) -> None:
 
 @tracking.command("push")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--backend", required=True, help="local, mlflow, wandb or tensorboard.")
+@click.option("--backend", required=True, help=f"One of: {', '.join(BACKENDS)}.")
 @click.option("--new-run", is_flag=True, help="Create a new tracked run even if this run directory was pushed before.")
 @_sink_options
 def push_cmd(run_dir: Path, backend: str, new_run: bool, **options: Any) -> None:
