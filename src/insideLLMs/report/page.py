@@ -240,8 +240,7 @@ def _head_parts() -> tuple[bytes, bytes, bytes]:
 
 def page_head() -> bytes:
     """The first bytes of every page: the styles and the inlined plotly.js, the same for every page
-    of one installation. The page's own content comes after them, so a reader that knows them
-    (tracking, public_spans.py) can skip them when scanning and hash them once per process."""
+    of one installation; the page's own content comes after them."""
     return b"".join(_head_parts())
 
 

@@ -158,13 +158,9 @@ def _as_path(kind: type, value: Any) -> Any:
 
 
 def _warm_up() -> None:
-    """Load now, while the evaluation starts, what the end of the run needs: the file redaction, and
-    the head every report page starts with (skipped by the scan, its hash worked out once)."""
+    """Load now, while the evaluation starts, what the end of the run needs: the file redaction."""
     try:
         from insideLLMs.tracking.store import _artifact_copy  # noqa: F401  (the scanner, compiled once)
-        from insideLLMs.tracking.store._public_content import warm_up
-
-        warm_up()
     except Exception:  # nothing is lost: the same work is done when the run ends
         pass
 

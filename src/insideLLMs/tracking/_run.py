@@ -262,7 +262,7 @@ class TrackingRun:
         """``log_artifact(name, path)`` for each file that exists (the others are skipped), in the
         order given; returns name -> path in the run folder. If a copy fails, the files copied are
         logged and the first error is raised. ``replaced_only``: names of files their writer only
-        ever replaces, never changes in place; a big one may be hard-linked (``copy_redacted``)."""
+        ever replaces, never changes in place; a clean one is hard-linked (``copy_redacted``)."""
         from insideLLMs.tracking.store._artifact_copy import copy_redacted
 
         written: dict[str, Path] = {}
