@@ -445,12 +445,12 @@ def line_of(loaded: LoadedConfig, *keys: Any) -> int:
 
 
 __all__ = [
-    "BackendName",
+    "BACKENDS",
+    "Backend",
     "Config",
     "ConfigError",
     "DatasetConfig",
     "GenerationConfig",
-    "KNOWN_BACKENDS",
     "LoadedConfig",
     "ModelConfig",
     "ProbeConfig",
