@@ -46,9 +46,9 @@ def metric_grid(metrics: Mapping[str, float], params: Mapping[str, Any]) -> Metr
             overall[key] = value
     rows = [(model, probe, values) for (model, probe), values in groups.items()]
     if overall:
-        single = not groups and "," not in str(params.get("model_name", ",")) + str(params.get("probe_type", ","))
-        label = (str(params["model_name"]), str(params["probe_type"])) if single else (ALL, ALL)
-        rows.append((*label, overall))
+        model, probe = params.get("model_name"), params.get("probe_type")  # "a, b" for several (run_params)
+        one_group = not groups and model and probe and ", " not in f"{model}{probe}"
+        rows.append((str(model), str(probe), overall) if one_group else (ALL, ALL, overall))
     names = {name for _, _, values in rows for name in values}
     means = sorted(n for n in names if n.endswith("_mean") and n not in _COST)
     other = sorted(names.difference(_RESULTS, _COST, means))
