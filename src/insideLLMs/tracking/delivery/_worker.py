@@ -26,7 +26,7 @@ from insideLLMs.secrets import redact
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 from insideLLMs.tracking.delivery._table import rows_event
 from insideLLMs.config import BACKENDS as TABLE, Backend
-from insideLLMs.errors import UserError
+from insideLLMs.errors import InsideLLMsError, UserError
 
 # derived from the one table of backends (config.BACKENDS)
 REMOTE_BACKENDS: dict[str, Backend] = {name: b for name, b in TABLE.items() if b.sink is not None}
@@ -136,7 +136,7 @@ def all_marks(run_dir: Path) -> list[DeliveryMark]:
     return [m for m in marks if m is not None]
 
 
-class SinkBusy(RuntimeError):
+class SinkBusy(InsideLLMsError):
     """Another process (a live run or another sync) is delivering to this sink right now."""
 
 
