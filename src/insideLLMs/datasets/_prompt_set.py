@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -75,14 +77,17 @@ class PromptSet:
         return cls(tuple(examples), name=name, source=None)
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, *, id_field: str = "id", name: str | None = None) -> "PromptSet":
-        path = Path(path)
+    def from_jsonl(
+        cls, path: str | Path, *, id_field: str = "id", name: str | None = None, base_dir: str | Path | None = None
+    ) -> "PromptSet":
+        """``base_dir``: the folder a relative ``path`` is in and ``source`` is named from (default: the working folder)."""
+        source, path = _locate(path, base_dir)
         _check_file(path)
         examples = [
             _example(row, index, id_field, where=f"{path}:{lineno}")
             for index, (lineno, row) in enumerate(iter_objects(path, DatasetError))
         ]
-        return cls(tuple(examples), name=name or path.stem, source=str(path))
+        return cls(tuple(examples), name=name or path.stem, source=source)
 
     @classmethod
     def from_csv(
@@ -92,9 +97,11 @@ class PromptSet:
         columns: Mapping[str, str] | None = None,
         id_field: str = "id",
         name: str | None = None,
+        base_dir: str | Path | None = None,
     ) -> "PromptSet":
-        """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep their names."""
-        path = Path(path)
+        """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep
+        their names. ``base_dir`` as for ``from_jsonl``."""
+        source, path = _locate(path, base_dir)
         rename = {header: fld for fld, header in (columns or {}).items()}
         examples = []
         _check_file(path)
@@ -110,7 +117,7 @@ class PromptSet:
                     raise DatasetError(f"{path}:{lineno}: more fields than the header has")
                 row = {rename.get(k, k): v for k, v in raw.items()}
                 examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
-        return cls(tuple(examples), name=name or path.stem, source=str(path))
+        return cls(tuple(examples), name=name or path.stem, source=source)
 
     @classmethod
     def from_hf(
@@ -152,6 +159,22 @@ def _example(row: dict[str, Any], index: int, id_field: str, where: str | None =
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
         raise DatasetError(f"{where or 'item ' + str(index)}: field {id_field!r} must be a string or an integer")
     return Example(id=str(raw_id), data=row)
+
+
+def _locate(path: str | Path, base_dir: str | Path | None) -> tuple[str, Path]:
+    """How the run directory names a data file, and the path to open.
+
+    The name is never a machine path, so a run directory is the same in every checkout: the
+    path relative to ``base_dir`` with posix separators; for a file outside ``base_dir``, the
+    relative path as given (``../shared/qa.jsonl``), or the file name when given an absolute one.
+    """
+    given = Path(path)
+    base = Path(base_dir) if base_dir is not None else Path()
+    full = given if given.is_absolute() else base / given
+    try:
+        return Path(os.path.abspath(full)).relative_to(os.path.abspath(base)).as_posix(), full
+    except ValueError:  # outside base_dir
+        return (given.name if given.is_absolute() else posixpath.normpath(given.as_posix())), full
 
 
 def _check_file(path: Path) -> None:

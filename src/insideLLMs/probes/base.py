@@ -6,6 +6,7 @@ several answers, like ``bias`` with its paired prompts, overrides ``build_all``/
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.resources import as_file, files
@@ -67,4 +68,6 @@ class Probe(ABC):
             raise LookupError(f"probe {self.name!r} has no bundled prompt set; give a dataset in the config")
         resource = files("insideLLMs") / "data" / self.default_dataset
         with as_file(resource) as path:
-            return PromptSet.from_jsonl(path, name=f"{self.name}-bundled")
+            bundled = PromptSet.from_jsonl(path, name=f"{self.name}-bundled")
+        # named by package resource, not by where the package is installed
+        return dataclasses.replace(bundled, source=f"insideLLMs:data/{self.default_dataset}")

@@ -6,7 +6,6 @@ missing data file), reported as ``file:line: what is wrong``.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from pathlib import Path
 from typing import Any
@@ -60,14 +59,10 @@ def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
             id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision,
         )
     assert dataset.path
-    path = Path(dataset.path)
-    full = path if path.is_absolute() else base_dir / path
     if dataset.format == "csv":
-        ps = PromptSet.from_csv(full, columns=dataset.columns, id_field=dataset.id_field, name=dataset.name)
-    else:
-        ps = PromptSet.from_jsonl(full, id_field=dataset.id_field, name=dataset.name)
-    # the manifest names the file as the config does, so it does not depend on where the repo lives
-    return dataclasses.replace(ps, source=dataset.path)
+        return PromptSet.from_csv(dataset.path, columns=dataset.columns, id_field=dataset.id_field, name=dataset.name,
+                                  base_dir=base_dir)
+    return PromptSet.from_jsonl(dataset.path, id_field=dataset.id_field, name=dataset.name, base_dir=base_dir)
 
 
 def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[tuple[Probe, PromptSet]]:

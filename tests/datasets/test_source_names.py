@@ -1,0 +1,31 @@
+"""How a prompt set names its file in the run directory: never by a path of this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from insideLLMs.datasets import PromptSet
+from insideLLMs.probes import get_probe
+from support.cli import qa_rows, write_jsonl
+
+
+def test_files_are_named_relative_to_their_base_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_jsonl(tmp_path / "project/data/qa.jsonl", qa_rows(2))
+    write_jsonl(tmp_path / "shared/qa.jsonl", qa_rows(2))
+    (tmp_path / "project/data/qa.csv").write_text("prompt,answer\nhi,1\n", encoding="utf-8")
+    project = tmp_path / "project"
+    assert PromptSet.from_jsonl("./data/qa.jsonl", base_dir=project).source == "data/qa.jsonl"
+    assert PromptSet.from_jsonl(project / "data/qa.jsonl", base_dir=project).source == "data/qa.jsonl"
+    assert PromptSet.from_csv("data/qa.csv", base_dir=project).source == "data/qa.csv"
+    assert PromptSet.from_jsonl("../shared/qa.jsonl", base_dir=project).source == "../shared/qa.jsonl"
+    assert PromptSet.from_jsonl(tmp_path / "shared/qa.jsonl", base_dir=project).source == "qa.jsonl"
+    monkeypatch.chdir(project)  # without base_dir: the working folder
+    assert PromptSet.from_jsonl(project / "data/qa.jsonl").source == "data/qa.jsonl"
+    assert PromptSet.from_jsonl("data/qa.jsonl").source == "data/qa.jsonl"
+
+
+def test_a_bundled_set_is_named_by_package_resource() -> None:
+    prompt_set = get_probe("factuality").load_default_dataset()
+    assert prompt_set.source == "insideLLMs:data/factuality.jsonl" and len(prompt_set) > 0
