@@ -28,6 +28,8 @@ class DatasetError(UserError):
 class Example:
     id: str
     data: dict[str, Any]
+    #: the 1-based line of its file (JSONL, CSV) the row came from, for error messages
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class PromptSet:
         source, path = _locate(path, base_dir)
         _check_file(path)
         examples = [
-            _example(row, index, id_field, where=f"{path}:{lineno}")
+            _example(row, index, id_field, where=f"{path}:{lineno}", line=lineno)
             for index, (lineno, row) in enumerate(iter_objects(path, DatasetError))
         ]
         return cls(tuple(examples), name=name or path.stem, source=source)
@@ -116,7 +118,7 @@ class PromptSet:
                 if None in raw:
                     raise DatasetError(f"{path}:{lineno}: more fields than the header has")
                 row = {rename.get(k, k): v for k, v in raw.items()}
-                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
+                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}", line=lineno))
         return cls(tuple(examples), name=name or path.stem, source=source)
 
     @classmethod
@@ -152,13 +154,13 @@ def _content_hash(examples: tuple[Example, ...]) -> str:
     return digest.hexdigest()
 
 
-def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None) -> Example:
+def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None, line: int | None = None) -> Example:
     raw_id = row.get(id_field)
     if raw_id is None:
-        return Example(id=str(index), data=row)
+        return Example(id=str(index), data=row, line=line)
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
         raise DatasetError(f"{where or 'item ' + str(index)}: field {id_field!r} must be a string or an integer")
-    return Example(id=str(raw_id), data=row)
+    return Example(id=str(raw_id), data=row, line=line)
 
 
 def _locate(path: str | Path, base_dir: str | Path | None) -> tuple[str, Path]:
