@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from array import array
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -28,8 +29,6 @@ class DatasetError(UserError):
 class Example:
     id: str
     data: dict[str, Any]
-    #: the 1-based line of its file (JSONL, CSV) the row came from, for error messages
-    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,8 @@ class PromptSet:
     name: str = "inline"
     source: str | None = None
     hash: str = field(default="")
+    #: the 1-based line of its file each example came from (JSONL, CSV), for error messages
+    lines: array | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         ids = [e.id for e in self.examples]
@@ -58,7 +59,8 @@ class PromptSet:
         """The first ``n`` examples (``--max-examples``); a new hash, so a new run_id."""
         if n is None or n >= len(self.examples):
             return self
-        return PromptSet(self.examples[:n], name=self.name, source=self.source)
+        lines = self.lines[:n] if self.lines is not None else None
+        return PromptSet(self.examples[:n], name=self.name, source=self.source, lines=lines)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -85,11 +87,11 @@ class PromptSet:
         """``base_dir``: the folder a relative ``path`` is in and ``source`` is named from (default: the working folder)."""
         source, path = _locate(path, base_dir)
         _check_file(path)
-        examples = [
-            _example(row, index, id_field, where=f"{path}:{lineno}", line=lineno)
-            for index, (lineno, row) in enumerate(iter_objects(path, DatasetError))
-        ]
-        return cls(tuple(examples), name=name or path.stem, source=source)
+        examples, lines = [], array("I")
+        for index, (lineno, row) in enumerate(iter_objects(path, DatasetError)):
+            examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
+            lines.append(lineno)
+        return cls(tuple(examples), name=name or path.stem, source=source, lines=lines)
 
     @classmethod
     def from_csv(
@@ -105,7 +107,7 @@ class PromptSet:
         their names. ``base_dir`` as for ``from_jsonl``."""
         source, path = _locate(path, base_dir)
         rename = {header: fld for fld, header in (columns or {}).items()}
-        examples = []
+        examples, lines = [], array("I")
         _check_file(path)
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -118,8 +120,9 @@ class PromptSet:
                 if None in raw:
                     raise DatasetError(f"{path}:{lineno}: more fields than the header has")
                 row = {rename.get(k, k): v for k, v in raw.items()}
-                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}", line=lineno))
-        return cls(tuple(examples), name=name or path.stem, source=source)
+                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
+                lines.append(lineno)
+        return cls(tuple(examples), name=name or path.stem, source=source, lines=lines)
 
     @classmethod
     def from_hf(
@@ -154,13 +157,13 @@ def _content_hash(examples: tuple[Example, ...]) -> str:
     return digest.hexdigest()
 
 
-def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None, line: int | None = None) -> Example:
+def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None) -> Example:
     raw_id = row.get(id_field)
     if raw_id is None:
-        return Example(id=str(index), data=row, line=line)
+        return Example(id=str(index), data=row)
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
         raise DatasetError(f"{where or 'item ' + str(index)}: field {id_field!r} must be a string or an integer")
-    return Example(id=str(raw_id), data=row, line=line)
+    return Example(id=str(raw_id), data=row)
 
 
 def _locate(path: str | Path, base_dir: str | Path | None) -> tuple[str, Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, line_of
-from insideLLMs.datasets import DatasetError, Example, PromptSet
+from insideLLMs.datasets import DatasetError, PromptSet
 from insideLLMs.models import MODELS, Model
 from insideLLMs.probes import PROBES, Probe
 from insideLLMs.registry import UnknownTypeError
@@ -101,29 +101,29 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
     return out
 
 
-def _check_fields(probe: Probe, prompt_set: PromptSet, locate: Callable[[int, Example], str]) -> None:
+def _check_fields(probe: Probe, prompt_set: PromptSet, locate: Callable[[int], str]) -> None:
     """Every example has the fields the probe needs, or one line names the first that does not
     (``locate`` says where that row is written): a run must not spend requests on rows it cannot score."""
     for index, example in enumerate(prompt_set):
         missing = probe.missing_fields(example.data)
         if missing is not None:
             has = ", ".join(map(str, example.data)) or "no fields"
-            raise DatasetError(f"{locate(index, example)}: {missing} missing for probe {probe.name} (the row has: {has})")
+            raise DatasetError(f"{locate(index)}: {missing} missing for probe {probe.name} (the row has: {has})")
 
 
 def _row_location(
-    loaded: LoadedConfig, dataset: DatasetConfig | None, keys: tuple[Any, ...], prompt_set: PromptSet, index: int,
-    example: Example,
+    loaded: LoadedConfig, dataset: DatasetConfig | None, keys: tuple[Any, ...], prompt_set: PromptSet, index: int
 ) -> str:
     """Where a user finds a row: its file and line, the config line of an inline item, or its Hugging Face row."""
-    if dataset is None:  # the probe's bundled prompt set
-        return f"{prompt_set.source}:{example.line}"
-    if dataset.format == "inline":
+    if dataset is not None and dataset.format == "inline":
         return f"{loaded.path}:{line_of(loaded, *keys, 'items', index)}"
-    if dataset.format == "hf":
+    if dataset is not None and dataset.format == "hf":
         return f"{prompt_set.source} row {index}"
+    assert prompt_set.lines is not None  # the JSONL and CSV loaders record them
+    if dataset is None:  # the probe's bundled prompt set
+        return f"{prompt_set.source}:{prompt_set.lines[index]}"
     path = Path(dataset.path or "")
-    return f"{path if path.is_absolute() else loaded.base_dir / path}:{example.line}"
+    return f"{path if path.is_absolute() else loaded.base_dir / path}:{prompt_set.lines[index]}"
 
 
 def build_harness(
