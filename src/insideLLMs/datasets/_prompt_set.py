@@ -135,17 +135,22 @@ class PromptSet:
         id_field: str = "id",
         limit: int | None = None,
         revision: str | None = None,
+        base_dir: str | Path | None = None,
     ) -> "PromptSet":
-        """A Hugging Face dataset (``hf`` extra). Uses the local cache when the hub is unreachable."""
+        """A Hugging Face dataset (``hf`` extra): a hub id, or a local folder (relative to ``base_dir``, default the
+        working folder). Uses the local cache when the hub is unreachable."""
         from insideLLMs.datasets._hf import load_hf_rows
 
-        rows = load_hf_rows(dataset, split=split, subset=subset, limit=limit, revision=revision)
+        named, folder = _locate(dataset, base_dir)
+        if not folder.is_dir():  # a hub id
+            named, folder = dataset, Path(dataset)
+        rows = load_hf_rows(str(folder), split=split, subset=subset, limit=limit, revision=revision)
         rename = {header: fld for fld, header in (columns or {}).items()}
         examples = [
             _example({rename.get(k, k): v for k, v in row.items()}, index, id_field) for index, row in enumerate(rows)
         ]
-        label = f"{dataset}{'/' + subset if subset else ''}:{split}"
-        return cls(tuple(examples), name=dataset.rsplit("/", 1)[-1], source=f"hf:{label}")
+        label = f"{named}{'/' + subset if subset else ''}:{split}"
+        return cls(tuple(examples), name=named.rsplit("/", 1)[-1], source=f"hf:{label}")
 
 
 def _content_hash(examples: tuple[Example, ...]) -> str:

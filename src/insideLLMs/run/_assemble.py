@@ -68,7 +68,7 @@ def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
         assert dataset.name
         return PromptSet.from_hf(
             dataset.name, split=dataset.split, subset=dataset.subset, columns=dataset.columns,
-            id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision,
+            id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision, base_dir=base_dir,
         )
     assert dataset.path
     if dataset.format == "csv":
