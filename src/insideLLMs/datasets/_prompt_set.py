@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from array import array
 import os
 import posixpath
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping

@@ -6,9 +6,8 @@ several answers, like ``bias`` with its paired prompts, overrides ``build_all``/
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import as_file, files
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -50,7 +49,7 @@ class Probe(ABC):
     def missing_fields(self, row: Mapping[str, Any]) -> str | None:
         """What ``row`` lacks for this probe (``"field 'prompt'"``), or None when it has what the probe needs."""
         missing = [name for name in self.required_fields if name not in row]
-        return fields_phrase(missing) if missing else None
+        return _fields_phrase(missing) if missing else None
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -83,10 +82,10 @@ class Probe(ABC):
         with as_file(resource) as path:
             bundled = PromptSet.from_jsonl(path, name=f"{self.name}-bundled")
         # named by package resource, not by where the package is installed
-        return dataclasses.replace(bundled, source=f"insideLLMs:data/{self.default_dataset}")
+        return replace(bundled, source=f"insideLLMs:data/{self.default_dataset}")
 
 
-def fields_phrase(names: Sequence[str]) -> str:
+def _fields_phrase(names: Sequence[str]) -> str:
     """``field 'a'`` or ``fields 'a', 'b' and 'c'``, for messages about missing fields."""
     quoted = [repr(name) for name in names]
     if len(quoted) == 1:
