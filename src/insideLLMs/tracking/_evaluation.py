@@ -17,6 +17,7 @@ import platform
 from typing import Any, Mapping
 
 from insideLLMs.events import RunStarted
+from insideLLMs.stats import percentile
 from insideLLMs.tracking.sink import EXAMPLE_SERIES_PREFIX
 
 _CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
@@ -110,13 +111,6 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
     return out
 
 
-def _percentile(sorted_xs: list[float], q: float) -> float | None:
-    if not sorted_xs:
-        return None
-    index = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
-    return round(sorted_xs[index], 3)
-
-
 def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, float]:
     """success_rate, error_count, pass_rate, token totals, latency p50/p95, and per model×probe keys."""
     volatile = summary.get("volatile") or {}
@@ -127,8 +121,8 @@ def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, 
         overall = per_group_latency.get(f"{g['model']}/{g['probe']}")
     else:
         xs = sorted(latencies)
-        overall = {"p50": _percentile(xs, 0.5), "p95": _percentile(xs, 0.95),
-                   "mean": round(sum(xs) / len(xs), 3) if xs else None}
+        overall = {"p50": round(percentile(xs, 50), 3), "p95": round(percentile(xs, 95), 3),
+                   "mean": round(sum(xs) / len(xs), 3)} if xs else None
     metrics = _group_metrics("", summary.get("totals") or {}, overall)
     if len(groups) > 1:
         for g in groups:
