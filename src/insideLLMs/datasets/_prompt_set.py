@@ -119,6 +119,9 @@ class PromptSet:
                 lineno = reader.line_num
                 if None in raw:
                     raise DatasetError(f"{path}:{lineno}: more fields than the header has")
+                if None in raw.values():
+                    given = sum(v is not None for v in raw.values())
+                    raise DatasetError(f"{path}:{lineno}: {given} field(s) where the header has {len(headers)}")
                 row = {rename.get(k, k): v for k, v in raw.items()}
                 examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
                 lines.append(lineno)

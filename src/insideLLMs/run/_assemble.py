@@ -61,7 +61,16 @@ def build_models(loaded: LoadedConfig, constructors: list[Callable[[], Model]]) 
 
 
 def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
-    """Load a prompt set; relative paths are relative to the config file's folder."""
+    """Load a prompt set; relative paths are relative to the config file's folder. An empty one is a mistake."""
+    prompt_set = _load(dataset, base_dir)
+    if not len(prompt_set):
+        what = {"inline": "'items' holds no examples", "hf": "the dataset split holds no rows"}.get(
+            dataset.format, "the file holds no examples")
+        raise DatasetError(f"{dataset.path or dataset.name or 'inline'}: {what}")
+    return prompt_set
+
+
+def _load(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
     if dataset.format == "inline":
         return PromptSet.from_list(dataset.items or [], name=dataset.name or "inline", id_field=dataset.id_field)
     if dataset.format == "hf":
