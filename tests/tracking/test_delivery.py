@@ -239,3 +239,13 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_delivery_imports_where_fcntl_does_not_exist() -> None:
+    """Windows has no fcntl: the delivery modules (every remote backend goes through them) still import."""
+    code = ("import sys; sys.modules['fcntl'] = None\n"
+            "import insideLLMs.tracking.delivery._worker, insideLLMs.tracking.delivery._process, insideLLMs.tracking.delivery\n"
+            "from insideLLMs.tracking import get_tracker\n"
+            "print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

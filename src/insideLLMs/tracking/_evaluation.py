@@ -1,9 +1,8 @@
 """What a tracked evaluation records, worked out from what the runner says: the run's params and
 default name, its tags, one step of metrics per example, and the final metrics from the summary.
 
-Pure functions, shared by the in-process listener (listener.py), the run-directory follower
-(follower.py) and ``tracking push`` (push.py), so a run tracked live and the same run pushed
-afterwards log the same things.
+Pure functions, shared by the listener (_listener.py) and ``tracking push`` (_push.py), so a run
+tracked live and the same run pushed (or caught up after a crash) afterwards log the same things.
 """
 
 from __future__ import annotations
