@@ -14,8 +14,10 @@
    ``--designs name=SRC,…`` measures several source trees side by side in one run (how the one
    tracking path was chosen: bench/README.md).
 4. ``tracking sync`` of 20,000 points to the live server vs per-point ``log_metric``. target ≥ 50×
+5. The delivery child's exit once its work is done, which the end of a run with a remote backend
+   waits for: ``os._exit`` vs a normal interpreter exit.                                   (info)
 
-    .venv/bin/python bench/tracking_overhead.py [--quick] [--sections 1,2,3,4] [--designs a=SRC,b=SRC]
+    .venv/bin/python bench/tracking_overhead.py [--quick] [--sections 1,2,3,4,5] [--designs a=SRC,b=SRC]
 
 Sections 2 and 4 need a real ``mlflow server`` (started here).
 """
@@ -319,10 +321,44 @@ def section_sync(tmp: Path, reps: int, url: str, env: dict[str, str]) -> list[Ro
              f"{per_point_sync:.1f}s*", f"{per_point_sync / sync_s:.0f}× faster", "≥ 50×")]
 
 
+# -- 5. the delivery child's exit ---------------------------------------------------------------------
+
+CHILD_EXIT = """
+import os, sys
+import insideLLMs.tracking.delivery._process, insideLLMs.tracking.backends.mlflow
+sys.stdout.write("ready")
+sys.stdout.flush()
+sys.stdin.readline()
+if sys.argv[1] == "os._exit":
+    os._exit(0)
+sys.exit(0)
+"""
+
+
+def section_child_exit(reps: int, env: dict[str, str]) -> list[Row]:
+    """How long the end of a run with a remote backend waits for its delivery child to exit once its
+    work is done (``DeliveryProcess.finish`` waits for the exit): ``os._exit`` vs a normal exit."""
+    waited: dict[str, list[float]] = {"os._exit": [], "sys.exit": []}
+    for _ in range(reps):
+        for mode, times in waited.items():
+            proc = subprocess.Popen([sys.executable, "-c", CHILD_EXIT, mode], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdout.read(5)
+            started = time.perf_counter()
+            proc.stdin.write(b"\n")
+            proc.stdin.flush()
+            proc.wait()
+            times.append(time.perf_counter() - started)
+    fast, slow = (statistics.median(waited[m]) for m in ("os._exit", "sys.exit"))
+    return [("delivery child's exit after its work: os._exit vs interpreter teardown", f"{fast * 1e3:.1f}ms",
+             f"{slow * 1e3:.1f}ms", f"{(slow - fast) * 1e3:+.0f} ms", "(info)")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repetition each (noisier)")
-    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run (default: all)")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="which sections to run (default: all)")
     parser.add_argument("--harness-examples", type=int, default=2000)
     parser.add_argument("--harness-reps", type=int, default=7, help="interleaved repetitions of section 3 (noisy)")
     parser.add_argument("--designs", default=f"current={ROOT / 'src'}",
@@ -349,6 +385,8 @@ def main() -> None:
 
         if 1 in sections:
             rows += section_local(tmp, artifact, reps)
+        if 5 in sections:
+            rows += section_child_exit(15, env)
         server = None
         if sections & {2, 4}:
             server = MlflowServer(tmp / "mlflow", port=free_port())
