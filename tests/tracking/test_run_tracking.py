@@ -105,7 +105,7 @@ def test_evaluation_killed_shows_killed_with_its_duration_and_sync_brings_it_up_
     view = load_run(tracked)
     assert view.status == "killed" and view.state.status == "running"  # told by the dead pid, at read time
     assert view.ended_at is not None and view.ended_at >= read_journal(tracked).events[-1].ts
-    assert view.duration_s is not None and view.duration_s > 0.3
+    assert view.duration_s is not None and view.duration_s > 0.1  # not the 0.0 s of a run that never said it ended
 
     shown = run_cli("tracking", "show", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
