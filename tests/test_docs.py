@@ -43,13 +43,15 @@ from typing import Any
 import pytest
 import yaml
 
+from insideLLMs.config import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
 BIN = Path(sys.executable).parent
 MLFLOW_DEFAULT_URIS = ("http://localhost:5000", "http://127.0.0.1:5000")
 RUN_LANGS = {"python", "yaml", "yml", "console", "bash", "sh", "shell"}
 CHECKED_TOOLS = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tensorboard"}
-BACKEND_LIBRARIES = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tensorboardX"}
+BACKEND_LIBRARIES = {b.name: b.library for b in BACKENDS.values() if b.library}
 BASE_CONFIG: dict[str, Any] = {
     "model": {"type": "dummy", "args": {"model_name": "dummy-echo"}},
     "probe": {"type": "logic"},

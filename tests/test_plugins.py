@@ -81,3 +81,35 @@ def test_module_colon_class_in_yaml(tmp_path: Path) -> None:
     missing = run_cli("validate", "eval.yaml", cwd=tmp_path)  # without the plugin on the path
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: eval.yaml:1: cannot import model type 'shout_plugin:ReverseModel': No module named 'shout_plugin'"
+
+
+def test_every_built_in_type_is_listed_with_what_it_is() -> None:
+    """A class without a docstring of its own is described by its module's first line, never an error."""
+    for what, names in (("probes", {"bias", "code", "factuality", "instruction_following", "jailbreak", "logic"}),
+                        ("models", {"anthropic", "dummy", "llamacpp", "openai"})):
+        result = run_cli("list", what)
+        assert result.returncode == 0
+        listed = dict(line.split(None, 1) for line in result.stdout.splitlines())
+        assert set(listed) >= names
+        assert not [n for n in names if not listed[n].strip() or "unavailable" in listed[n]], listed
+    assert "deterministic offline model" in run_cli("list", "models").stdout
+
+
+def test_a_custom_type_that_is_not_a_probe_or_model_is_one_line(tmp_path: Path) -> None:
+    cases = {
+        "model: {type: dummy}\nprobe: {type: 'json:JSONDecoder'}\n": "error: eval.yaml:2: probe type "
+        "'json:JSONDecoder' is the class json.decoder.JSONDecoder, not a probe: a custom probe type must subclass "
+        "insideLLMs.probes.base.Probe",
+        "model: {type: dummy}\nprobe: {type: 'json:dumps'}\n": "error: eval.yaml:2: probe type 'json:dumps' is "
+        "<function dumps",
+        "probe: {type: logic}\nmodel: {type: 'collections:OrderedDict'}\n": "error: eval.yaml:2: model type "
+        "'collections:OrderedDict' is the class collections.OrderedDict, not a model: a custom model type must "
+        "subclass insideLLMs.models.base.Model",
+    }
+    for config, expected in cases.items():
+        (tmp_path / "eval.yaml").write_text(config, encoding="utf-8")
+        for command in (["run", "eval.yaml", "--no-track", "--run-dir", "out"], ["validate", "eval.yaml"]):
+            result = run_cli(*command, cwd=tmp_path)
+            assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+            assert result.stderr.startswith(expected) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+            assert not (tmp_path / "out").exists()

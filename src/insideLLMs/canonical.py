@@ -62,3 +62,16 @@ def compute_run_id(
         "generation": generation,
     }
     return hash_obj(payload)[:RUN_ID_HEX_CHARS]
+
+
+__all__ = [
+    "RUN_ID_HEX_CHARS",
+    "SCHEMA_VERSION",
+    "compute_run_id",
+    "dumps",
+    "dumps_bytes",
+    "dumps_pretty",
+    "hash_obj",
+    "loads",
+    "sha256_hex",
+]

@@ -56,10 +56,11 @@ def field_error(name: str, message: str) -> ValueError:
     return ValueError(f"@{name}: {message}")
 
 
-def validate(data: Any, kind: type[T]) -> T:
-    """``data`` as a ``kind`` record (strict: no str -> int coercion), or ``SchemaError``."""
+def validate(data: Any, kind: type[T], *, strict: bool = True) -> T:
+    """``data`` as a ``kind`` record, or ``SchemaError``. Strict: no str -> int coercion, unless told
+    otherwise (values from ``${VAR}`` are text, and take the type their setting needs)."""
     try:
-        return msgspec.convert(data, kind)
+        return msgspec.convert(data, kind, strict=strict)
     except msgspec.ValidationError as exc:
         raise _schema_error(str(exc), data) from None
 
@@ -113,8 +114,53 @@ def _value_at(data: Any, loc: list[str | int]) -> Any:
 
 # --- the tracking: block (not part of the run_id: where a run is tracked never changes it) ---
 
-BackendName = Literal["local", "wandb", "mlflow", "tensorboard"]
-KNOWN_BACKENDS = ("local", "wandb", "mlflow", "tensorboard")
+class Backend(msgspec.Struct, frozen=True):
+    """A tracking backend: the keys of the ``tracking:`` block it reads, and for a remote one its
+    sink (``module:Class``, imported only in the delivery process), the library the sink needs and
+    the pip extra that installs it, and a cheap "is the server there" check (``module:function``).
+
+    The one table of backends is here, beside the block that names them, so config can check a
+    backend name without importing tracking, and tracking, the CLI and the docs tests read it."""
+
+    name: str
+    options: tuple[str, ...]
+    sink: str | None = None  # None: the local journal itself, no sink
+    library: str | None = None
+    extra: str | None = None
+    preflight: str | None = None
+
+
+_SINKS = "insideLLMs.tracking.backends"
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("local", ("output_dir",)),
+    Backend("wandb", ("project", "entity", "mode", "run_name"), f"{_SINKS}.wandb:WandbSink", "wandb", "wandb"),
+    Backend("mlflow", ("tracking_uri", "experiment_name", "run_name"), f"{_SINKS}.mlflow:MlflowSink", "mlflow", "mlflow",
+            preflight="insideLLMs.tracking.delivery._preflight:mlflow"),
+    Backend("tensorboard", ("log_dir", "run_name"), f"{_SINKS}.tensorboard:TensorBoardSink", "tensorboardX",
+            "tensorboard"),
+)}
+
+
+#: URI schemes MLflow can track to besides http(s): its file store and SQLAlchemy databases (``dialect+driver``)
+_STORE_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
+def tracking_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot be an MLflow tracking URI, or None. Checked with the config, before any model call."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    usable = "give http(s)://host:port, a database URI (sqlite:///mlflow.db, postgresql://...) or a local folder"
+    if scheme in ("http", "https"):
+        return None if parts.hostname else f"{uri!r} names no host; {usable}"
+    if scheme.split("+")[0] in _STORE_SCHEMES:
+        return None
+    if len(scheme) > 1:  # a one-letter scheme is a Windows drive: a local path
+        return f"{uri!r}: unsupported scheme '{parts.scheme}'; {usable}"
+    if not uri.strip() or any(c.isspace() for c in uri):
+        return f"{uri!r} is not a URI or a folder path; {usable}"
+    return None
 
 
 class TrackingConfig(Settings):
@@ -122,7 +168,7 @@ class TrackingConfig(Settings):
     under ``output_dir``, whatever the backends."""
 
     enabled: bool = True
-    backend: str | list[str] = "local"  # local | wandb | mlflow | tensorboard | "package.module:SinkClass"
+    backend: str | list[str] = "local"  # names in BACKENDS, or a custom sink "package.module:SinkClass"
     project: str | None = None  # wandb
     entity: str | None = None  # wandb
     mode: Literal["online", "offline"] | None = None  # wandb; default: WANDB_MODE or online
@@ -139,8 +185,10 @@ class TrackingConfig(Settings):
         if not names:
             raise field_error("backend", "give at least one backend")
         for name in names:
-            if name not in KNOWN_BACKENDS and ":" not in name:
-                raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(KNOWN_BACKENDS)}")
+            if name not in BACKENDS and ":" not in name:
+                raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(BACKENDS)}")
+        if self.tracking_uri is not None and (problem := tracking_uri_problem(self.tracking_uri)):
+            raise field_error("tracking_uri", problem)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "TrackingConfig":
@@ -306,9 +354,9 @@ def _substitute_env(value: Any, where: str, env: dict[str, str]) -> tuple[Any, A
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in env:
+            if env.get(name) or (name in env and default is None):
                 return env[name]
-            if default is not None:
+            if default is not None:  # as in the shell, ``:-`` also covers a variable set to ""
                 return default
             raise ConfigError(f"{where}: environment variable {name} is not set (export it, or write ${{{name}:-default}})")
 
@@ -369,7 +417,7 @@ def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> Lo
     for key, value in raw.items():
         substituted[key], with_refs[key] = _substitute_env(value, f"{path}:{_line_for(lines, (key,))}", env)
     try:
-        config = validate(substituted, Config)
+        config = validate(substituted, Config, strict=substituted == with_refs)
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.loc) or "config"
         raise ConfigError(f"{path}:{_line_for(lines, exc.loc)}: {where}: {exc.message}") from None
@@ -394,3 +442,26 @@ def line_of(loaded: LoadedConfig, *keys: Any) -> int:
     """The line of a key path in the loaded file (for errors found after validation)."""
     node = yaml.compose(loaded.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     return _line_for(_line_index(node), keys) if node is not None else 1
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Config",
+    "ConfigError",
+    "DatasetConfig",
+    "GenerationConfig",
+    "LoadedConfig",
+    "ModelConfig",
+    "ProbeConfig",
+    "RunnerConfig",
+    "SchemaError",
+    "Settings",
+    "TrackingConfig",
+    "field_error",
+    "line_of",
+    "load_config",
+    "parse_config",
+    "redact_config",
+    "validate",
+]

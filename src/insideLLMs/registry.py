@@ -8,8 +8,11 @@ metadata, ~20 ms) for a name that is neither built in nor a ``module:Class`` pat
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
 from dataclasses import dataclass
 from typing import Any
+
 from insideLLMs.errors import UserError
 
 
@@ -20,6 +23,7 @@ class UnknownTypeError(UserError, LookupError):
 @dataclass(frozen=True)
 class Registry:
     kind: str  # "model" or "probe", for messages
+    base: type[Any]  # what every class of this kind subclasses
     builtins: dict[str, str]  # name -> "module:Class"
     entry_point_group: str
 
@@ -28,6 +32,25 @@ class Registry:
         return sorted(set(self.builtins) | set(plugins))
 
     def resolve(self, name: str) -> type[Any]:
+        """The class for ``name``; ``UnknownTypeError`` if there is none or it is not a ``base`` subclass."""
+        return self._checked(name, self._find(name))
+
+    def summary(self, name: str) -> str:
+        """One line saying what ``name`` is: its class docstring's first line, else its module's."""
+        cls = self.resolve(name)
+        doc = cls.__dict__.get("__doc__") or getattr(sys.modules.get(cls.__module__), "__doc__", None) or ""
+        lines = inspect.cleandoc(doc).splitlines()
+        return lines[0] if lines else ""
+
+    def _checked(self, name: str, found: Any) -> type[Any]:
+        if isinstance(found, type) and issubclass(found, self.base):
+            return found
+        what = f"the class {found.__module__}.{found.__qualname__}" if isinstance(found, type) else repr(found)
+        base = f"{self.base.__module__}.{self.base.__qualname__}"
+        raise UnknownTypeError(f"{self.kind} type {name!r} is {what}, not a {self.kind}: "
+                               f"a custom {self.kind} type must subclass {base}")
+
+    def _find(self, name: str) -> Any:
         if name in self.builtins:
             return _import(self.builtins[name])
         if ":" in name:
@@ -53,3 +76,9 @@ def _entry_points(group: str) -> Any:
 def _import(path: str) -> type[Any]:
     module_name, _, attr = path.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+__all__ = [
+    "Registry",
+    "UnknownTypeError",
+]

@@ -184,3 +184,15 @@ def dumps_redacted(obj: Any, option: int = 0) -> bytes:
     """``orjson.dumps(redact(obj))``, but the object is walked only when its JSON holds a hint of a secret."""
     data = orjson.dumps(obj, option=option)
     return orjson.dumps(redact(obj), option=option) if may_hold_secret(data) else data
+
+
+__all__ = [
+    "REDACTED",
+    "dumps_redacted",
+    "is_secret_key",
+    "may_hold_secret",
+    "redact",
+    "redact_jsonl_line",
+    "redact_text",
+    "redact_text_file_content",
+]

@@ -40,7 +40,8 @@ def record(
         "input": {"prompt": prompt, "answer": expected},
         "messages": [{"role": "user", "content": prompt}],
         "output": output,
-        "scores": scores if scores is not None else {"correct": passed is True},
+        # as the engine writes them: a failed example has no scores
+        "scores": scores if scores is not None else ({"correct": passed is True} if status == "success" else {}),
         "passed": passed,
         "status": status,
         "error": error,

@@ -39,8 +39,10 @@ def sample_run(run_dir: Path, steps: int = 600, name: str = "bias-test") -> Even
     log.add("params", {"params": {"model": "gpt-4o", "temperature": 0.7, "max_tokens": 1000, "seed": None,
                                   "prompt_template": LONG_PROMPT, "bad:key@x": "ok"}})
     for step in range(steps):
-        log.add("metrics", {"metrics": {"latency_ms": 10.0 + step % 7, "success": float(step % 3 != 0)}, "step": step})
-    log.add("metrics", {"metrics": {"success_rate": 0.66, "error_count": 2.0, "success": 0.66}, "step": None})
+        log.add("metrics", {"metrics": {"example/latency_ms": 10.0 + step % 7, "example/success": float(step % 3 != 0)},
+                            "step": step})
+    # run-level values; one for a name that was a series so far (a sink puts it after the series' last step)
+    log.add("metrics", {"metrics": {"success_rate": 0.66, "error_count": 2.0, "example/success": 0.66}, "step": None})
     log.add("metrics", {"metrics": {"custom_score": 0.93}, "step": None})
     log.add("metrics", {"metrics": {"custom_score": 0.95}, "step": None})
     log.add("tags", {"tags": {"environment": "ci"}})

@@ -16,6 +16,7 @@ from insideLLMs.rundir import Record
 from insideLLMs.tracking import BackendUnavailable, Tracker, get_tracker
 from insideLLMs.tracking.store import read_journal
 from insideLLMs.tracking.store import find_runs, load_run
+from insideLLMs.config import BACKENDS, Backend
 from insideLLMs.tracking.delivery import REMOTE_BACKENDS
 
 PYTHON = sys.executable
@@ -151,26 +152,43 @@ def test_one_tracker_two_threads_each_own_run(tmp_path: Path) -> None:
 
 
 def test_unknown_backend_lists_the_choices() -> None:
-    with pytest.raises(ValueError, match="local, mlflow, wandb, tensorboard"):
+    with pytest.raises(ValueError, match="local, wandb, mlflow, tensorboard"):
         get_tracker("neptune")
     with pytest.raises(ValueError, match="unknown tracking backend 'neptune'"):
         get_tracker(["local", "neptune"])
 
 
 def test_missing_backend_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(REMOTE_BACKENDS, "fakeboard", ("nowhere:Sink", "no_such_library_xyz", "fakeboard"))
+    monkeypatch.setitem(REMOTE_BACKENDS, "fakeboard", Backend("fakeboard", (), "nowhere:Sink", "no_such_library_xyz",
+                                                              "fakeboard"))
     with pytest.raises(BackendUnavailable, match=r"pip install 'insidellms\[fakeboard\]'"):
         get_tracker("fakeboard")
 
 
-@pytest.mark.parametrize("backend, library", [("mlflow", "mlflow"), ("wandb", "wandb"), ("tensorboard", "tensorboardX")])
-def test_real_backend_missing_names_the_extra(backend: str, library: str) -> None:
+@pytest.mark.parametrize("backend, library, extra", [(b.name, b.library, b.extra) for b in BACKENDS.values() if b.library])
+def test_real_backend_missing_names_the_extra(backend: str, library: str, extra: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(library) is not None:
         pytest.skip(f"{library} is installed here")
-    with pytest.raises(ImportError, match=rf"pip install 'insidellms\[{backend}\]'"):
+    with pytest.raises(ImportError, match=rf"pip install 'insidellms\[{extra}\]'"):
         get_tracker(backend)
+
+
+def test_the_table_of_backends_matches_the_package_extras_and_the_sinks() -> None:
+    import importlib
+    import tomllib
+
+    from insideLLMs.tracking.sink import Sink
+
+    extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for backend in BACKENDS.values():
+        if backend.sink is None:
+            continue
+        assert any(req.startswith(backend.library) for req in extras[backend.extra]), backend
+        module, _, name = backend.sink.partition(":")
+        sink = getattr(importlib.import_module(module), name)
+        assert issubclass(sink, Sink) and sink.name == backend.name
 
 
 def test_unknown_option_is_a_clear_error() -> None:

@@ -46,7 +46,13 @@ def test_show_latest_by_name_by_key_prefix_and_path(two_runs: Path, monkeypatch:
     assert "candidate" in latest and "finished" in latest
     assert _invoke("show", "--latest") == latest
     out = _invoke("show", "baseline")
-    assert re.search(r"temperature\s*│\s*0", out) and re.search(r"success_rate\s*│\s*0.9\b", out)
+    assert re.search(r"temperature\s*│\s*0", out)
+    # the run-level metric in the metrics table (no model × probe in this run: one row over the whole run);
+    # the step series in a section of their own, not as their last values
+    metrics, series = out.split("Step series")
+    assert re.search(r"│ all\s*│ all\s*│\s*0.9\s*│", metrics) and "success_rate" in metrics
+    assert "latency_ms" not in metrics and "success " not in metrics
+    assert re.search(r"│ latency_ms\s*│\s*20\s*│\s*109.5\s*│\s*100\s*│\s*119\s*│", series)
     assert "artifacts/results.json" in out and "nightly" in out
     key = next(p.name for p in two_runs.iterdir() if "baseline" in (p / "run.json").read_text())
     assert _invoke("show", key[:9]) == out
@@ -57,7 +63,7 @@ def test_show_latest_by_name_by_key_prefix_and_path(two_runs: Path, monkeypatch:
 def test_show_unknown_run_is_one_clear_line(two_runs: Path) -> None:
     result = CliRunner().invoke(tracking, ["show", "nope", "--dir", str(two_runs)])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: no run 'nope' in {two_runs}; see: insidellms tracking list {two_runs}"
+    assert result.output.strip() == f"error: no run 'nope' in {two_runs}; see: insidellms tracking list {two_runs}"
 
 
 def test_compare_tables_and_html(two_runs: Path, tmp_path: Path) -> None:
@@ -65,6 +71,7 @@ def test_compare_tables_and_html(two_runs: Path, tmp_path: Path) -> None:
     out = _invoke("compare", "baseline", "candidate", "--dir", str(two_runs), "-o", str(out_html))
     row = next(line for line in out.splitlines() if line.strip().startswith("│ success_rate"))
     assert "0.9" in row and "0.95" in row
+    assert "latency_ms" not in out  # a series, not a run-level metric: charted in the page, not compared
     assert "temperature" in out  # the differing parameter is listed
     html = out_html.read_text()
     assert _script_sources(html) == []  # plotly is inlined: the page works offline
@@ -103,3 +110,13 @@ def test_push_reports_clearly_when_unavailable(tmp_path: Path) -> None:
         pytest.skip("push is available; it is tested with the real backends")
     result = CliRunner().invoke(tracking, ["push", str(tmp_path), "--backend", "local"])
     assert result.exit_code == 1 and "not available" in result.output
+
+
+def test_sync_and_push_take_every_option_a_remote_backend_reads() -> None:
+    from insideLLMs.config import BACKENDS
+
+    options = {n for b in BACKENDS.values() if b.sink for n in b.options} - {"run_name"}
+    assert options >= {"tracking_uri", "experiment_name", "project", "entity", "mode", "log_dir"}
+    for command in ("sync", "push"):
+        text = _invoke(command, "--help")
+        assert all(f"--{name.replace('_', '-')}" in text for name in options), text

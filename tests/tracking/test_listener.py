@@ -16,6 +16,7 @@ from insideLLMs.tracking.store import read_journal
 from insideLLMs.tracking._listener import TrackingListener
 from insideLLMs.tracking.store import find_runs, load_run
 from insideLLMs.tracking.delivery._table import flat_rows
+from insideLLMs.tracking._compare import format_value
 from support.cli import run_cli, write_config, write_jsonl, with_pythonpath
 from support.tracking_sinks import BACKEND, delivered
 
@@ -55,9 +56,15 @@ def test_tracked_run_records_params_metrics_artifacts_tags(tmp_path: Path) -> No
     tags = view.state.tags
     assert tags["nightly"] == "" and tags["experiment"] == "llm-eval" and tags["environment"] in ("ci", "local")
     assert tags["insidellms_version"] == manifest["library_version"]
-    # per-example step series, then final metrics from the summary
-    assert [s for s, _ in view.state.series["latency_ms"]] == list(range(12))
-    assert [v for _, v in view.state.series["success"]] == [1.0] * 12
+    # per-example step series (named example/…), then the run-level metrics from the summary (bare names)
+    assert [s for s, _ in view.state.series["example/latency_ms"]] == list(range(12))
+    assert [v for _, v in view.state.series["example/success"]] == [1.0] * 12
+    assert view.state.stepped == {"example/latency_ms", "example/success", "example/passed", "example/exact_match",
+                                  "example/match", "example/f1"}  # factuality's scores
+    metrics_json = json.loads((run_dir / "metrics.json").read_text())
+    assert not {"latency_ms", "success", "passed", "exact_match"} & set(metrics_json)
+    assert {k for k in metrics_json if "/" in k} == view.state.stepped
+    assert set(view.run_metrics) == set(metrics_json) - view.state.stepped
     summary = json.loads((tmp_path / "runs/a/summary.json").read_text())
     m = view.state.metrics
     assert m["success_rate"] == summary["totals"]["success_rate"] == 1.0
@@ -80,8 +87,11 @@ def test_tracked_run_records_params_metrics_artifacts_tags(tmp_path: Path) -> No
     assert [r["latency_ms"] for r in rows] == [round(t["latency_ms"], 3) for t in timings]
     assert [r["passed"] for r in rows] == [r["passed"] for r in records] and any(r["passed"] for r in rows)
     # and `tracking show` (no argument: the latest run) prints it
-    shown = run_cli("tracking", "show", cwd=tmp_path)
-    assert shown.returncode == 0 and "factuality-dummy" in shown.stdout and "success_rate" in shown.stdout
+    shown = run_cli("tracking", "show", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert shown.returncode == 0 and "factuality-dummy" in shown.stdout
+    metrics, series = section(shown.stdout, "Metrics"), section(shown.stdout, "Step series")
+    assert cells(metrics, "dummy")[:4] == ["dummy", "factuality", "12", format_value(m["pass_rate"])]
+    assert "example/" not in shown.stdout.split("Step series")[0] and "example/latency_ms" in series
 
 
 def test_tracking_does_not_change_the_run_directory(tmp_path: Path) -> None:
@@ -117,6 +127,32 @@ def test_harness_breakdown_per_model_and_probe(tmp_path: Path) -> None:
     for g in summary["groups"]:
         assert m[f"{g['model']}/{g['probe']}/success_rate"] == g["success_rate"]
     assert m["n"] == 16
+    # `tracking show`: the run's metrics as a table, a row per model × probe and one over the whole run
+    shown = run_cli("tracking", "show", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    results = section(shown.stdout, "Metrics")
+    assert [c.strip() for c in results.split("┃")[1:6]] == ["model", "probe", "n", "pass_rate", "passed_count"]
+    for g in summary["groups"]:
+        assert cells(results, g["model"], g["probe"])[2:4] == ["4", format_value(g["pass_rate"])]
+    assert cells(results, "all", "all")[2] == "16"
+
+
+def section(output: str, title: str) -> str:
+    """The table titled ``title`` in a command's output (up to the next title line)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and lines[i].strip()[0] not in "┏┃┡│└"),
+               len(lines))
+    return "\n".join(lines[start:end])
+
+
+def cells(table_text: str, *first: str) -> list[str]:
+    """The cells of the first row of a printed table that starts with the cells ``first``."""
+    for line in table_text.splitlines():
+        row = [c.strip() for c in line.strip().strip("│").split("│")]
+        if row[:len(first)] == list(first):
+            return row
+    raise AssertionError(f"no row {first} in:\n{table_text}")
 
 
 def test_secrets_in_the_config_reach_no_tracked_file(tmp_path: Path, fake_llm_server) -> None:

@@ -76,7 +76,7 @@ def test_a_delivered_run_reads_back_whole(tmp_path: Path, mlflow_server: Any, ca
     assert set(run.data.metrics) == set(want)
     for key, points in want.items():
         assert history(client, run.info.run_id, key) == points, key
-    assert len(want["latency_ms"]) == 600  # 1,200 step points: more than one log_batch call
+    assert len(want["example/latency_ms"]) == 600  # 1,200 step points: more than one log_batch call
     assert run.data.metrics["custom_score"] == 0.95
 
     assert all_artifacts(client, run.info.run_id) == [
@@ -124,7 +124,7 @@ def test_crash_after_the_run_was_created_resumes_that_run(tmp_path: Path, mlflow
     client = MlflowClient(mlflow_server.url)
     runs = client.search_runs([client.get_experiment_by_name("crash-create").experiment_id])
     assert [r.info.run_id for r in runs] == [again.ctx.state["run_id"]]
-    assert history(client, again.ctx.state["run_id"], "latency_ms") == expected_history(log)["latency_ms"]
+    assert history(client, again.ctx.state["run_id"], "example/latency_ms") == expected_history(log)["example/latency_ms"]
 
 
 def test_server_down_fails_fast_and_retryable(tmp_path: Path, dead_mlflow_uri: str) -> None:
@@ -195,7 +195,7 @@ def test_a_tracking_server_is_spoken_to_without_importing_mlflow(tmp_path: Path,
     client = MlflowClient(mlflow_server.url)
     assert client.get_run(run_id).info.status == "FINISHED"
     want = expected_history(sample_run(tmp_path / "again", steps=30))
-    assert history(client, run_id, "latency_ms") == want["latency_ms"]
+    assert history(client, run_id, "example/latency_ms") == want["example/latency_ms"]
 
 
 def test_a_store_that_is_not_a_server_goes_through_the_library(tmp_path: Path, mlflow_env: dict[str, str],
@@ -326,7 +326,7 @@ def remote_run(client: MlflowClient, experiment: str) -> Any:
 
 def assert_remote_equals_journal(client: MlflowClient, run_id: str, folder: Path) -> None:
     want = journal_history(folder)
-    assert "latency_ms" in want and len(want["latency_ms"]) >= 1
+    assert "example/latency_ms" in want and len(want["example/latency_ms"]) >= 1
     for key, points in want.items():
         assert history(client, run_id, key) == points, key
 
@@ -356,8 +356,15 @@ def test_insidellms_run_tracks_to_a_live_server(tmp_path: Path, mlflow_server: A
     assert run.data.tags["insidellms_version"]
     folder = only_run(tmp_path)
     assert_remote_equals_journal(client, run.info.run_id, folder)
-    assert len(history(client, run.info.run_id, "latency_ms")) == 40
-    assert run.data.metrics["success_rate"] == 1.0
+    assert len(history(client, run.info.run_id, "example/latency_ms")) == 40
+    # the run page's metrics are the run's results; each per-example series is named as one
+    summary = json.loads((tmp_path / "runs" / params["run_id"] / "summary.json").read_text())["totals"]
+    metrics = run.data.metrics
+    assert metrics["success_rate"] == 1.0 and metrics["pass_rate"] == summary["pass_rate"]
+    assert metrics["n"] == 40 and metrics["passed_count"] == summary["passed"]
+    assert not {"latency_ms", "success", "passed", "exact_match"} & set(metrics)
+    assert {k for k in metrics if k.startswith("example/")} >= {"example/latency_ms", "example/success",
+                                                                "example/passed"}
     names = set(all_artifacts(client, run.info.run_id))
     assert {"records.jsonl", "summary.json", "manifest.json", "config.resolved.yaml", "report.html",
             "tables/examples.json"} <= names
@@ -422,4 +429,4 @@ def test_sync_killed_midway_and_rerun_leaves_no_duplicates(
     client = MlflowClient(mlflow_server.url)
     run = remote_run(client, "sync-killed")
     assert_remote_equals_journal(client, run.info.run_id, folder)
-    assert len(history(client, run.info.run_id, "latency_ms")) == 3000
+    assert len(history(client, run.info.run_id, "example/latency_ms")) == 3000

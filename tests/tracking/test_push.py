@@ -43,13 +43,14 @@ def test_push_to_mlflow_twice_gives_one_run(tmp_path: Path, mlflow_server: Any) 
     assert run.data.params["run_id"] == "pushrun00000001"
     assert run.data.params["model_name"] == "dummy"
     assert run.data.tags["baseline"] == "" and run.data.tags["pushed"] == "true"
-    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "f1"))
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "example/f1"))
     assert history == [(i, round((i % 5) / 4, 2)) for i in range(30)]
-    passed = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "passed"))
+    passed = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "example/passed"))
     assert [s for s, _ in passed] == list(range(30))  # the 0/1 series only: the final count is passed_count
     assert [v for _, v in passed][:4] == [0.0, 1.0, 1.0, 0.0]
     assert run.data.metrics["passed_count"] == 20
     assert run.data.metrics["pass_rate"] == pytest.approx(20 / 30)
+    assert not {"passed", "success", "latency_ms", "f1"} & set(run.data.metrics)
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"records.jsonl", "summary.json", "manifest.json", "config.resolved.yaml", "tables"} <= names
 
@@ -71,7 +72,7 @@ def test_push_to_tensorboard_twice_writes_once(tmp_path: Path) -> None:
     [folder] = (tmp_path / "tb").iterdir()
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
-    assert [e.step for e in acc.Scalars("f1")] == list(range(12))
+    assert [e.step for e in acc.Scalars("example/f1")] == list(range(12))
     assert "examples/failing_examples/text_summary" in acc.Tags()["tensors"]
 
 
@@ -87,7 +88,7 @@ def test_push_to_wandb_offline(tmp_path: Path, wandb_env: Path) -> None:
     assert again.sent == 0
     run = read_offline_run(wandb_env, run_id_for(result.folder.name))
     assert run.sessions == 1 and run.config["run_id"] == "pushrun00000001"
-    assert run.series("f1") == [(i, round((i % 5) / 4, 2)) for i in range(8)]
+    assert run.series("example/f1") == [(i, round((i % 5) / 4, 2)) for i in range(8)]
     assert run.summary["examples"]["nrows"] == 8
 
 
@@ -112,6 +113,28 @@ def test_push_cli_server_down_keeps_the_journal_then_sync_delivers(
 
     client = MlflowClient(mlflow_server.url)
     [run] = client.search_runs([client.get_experiment_by_name("push-cli").experiment_id])
-    assert len(client.get_metric_history(run.info.run_id, "success")) == 5
+    assert len(client.get_metric_history(run.info.run_id, "example/success")) == 5
     journal = tmp_path / "tracking_logs" / "run_pushrun00000001_mlflow" / "journal.jsonl"
     assert json.loads(journal.read_text().splitlines()[1])["kind"] == "run_start"
+
+
+def test_a_pushed_run_logs_the_steps_and_metrics_of_the_same_run_tracked_live(tmp_path: Path) -> None:
+    from support.cli import dummy_config, qa_rows, write_config, write_jsonl
+
+    from insideLLMs.tracking._push import push_run_dir
+    from insideLLMs.tracking.store import load_run, read_journal
+
+    write_jsonl(tmp_path / "data.jsonl", qa_rows(9))
+    cfg = write_config(tmp_path / "eval.yaml", dummy_config(tracking={"enabled": True, "backend": "local"}))
+    assert run_cli("run", str(cfg), "--run-dir", "runs/a", cwd=tmp_path).returncode == 0
+    [live] = (tmp_path / "tracking_logs").iterdir()
+    pushed = push_run_dir(tmp_path / "runs/a", "local", {"output_dir": str(tmp_path / "pushed")}).folder
+
+    def metric_events(folder: Path) -> list[tuple[int | None, dict[str, float]]]:
+        return [(e.data["step"], e.data["metrics"]) for e in read_journal(folder).events if e.kind == "metrics"]
+
+    assert metric_events(pushed) == metric_events(live)
+    assert [step for step, _ in metric_events(live)] == [*range(9), None]
+    assert set(metric_events(live)[0][1]) == {"example/latency_ms", "example/success", "example/passed",
+                                              "example/exact_match", "example/match", "example/f1"}
+    assert load_run(pushed).run_metrics == load_run(live).run_metrics

@@ -52,7 +52,7 @@ def _wait_for_records(path: Path, count: int, proc: subprocess.Popen[str]) -> No
     pytest.fail("the run did not get going")
 
 
-def _steps(run_dir: Path, name: str = "latency_ms") -> list[int]:
+def _steps(run_dir: Path, name: str = "example/latency_ms") -> list[int]:
     return [s for s, _ in load_run(run_dir, series=True).state.series.get(name, [])]
 
 
@@ -81,10 +81,10 @@ def test_each_record_is_one_step_whatever_the_run_size(tmp_path: Path, n: int) -
     records = [json.loads(line) for line in _whole_lines(tmp_path / "runs/a/records.jsonl")]
     timings = [json.loads(line) for line in _whole_lines(tmp_path / "runs/a/timings.jsonl")]
     series = view.state.series
-    assert [s for s, _ in series["latency_ms"]] == list(range(n))
-    assert [v for _, v in series["latency_ms"]] == [t["latency_ms"] for t in timings]
-    assert [v for _, v in series["passed"]] == [float(r["passed"]) for r in records] and 1.0 in dict(series["passed"]).values()
-    assert [v for _, v in series["f1"]] == [r["scores"]["f1"] for r in records]
+    assert [s for s, _ in series["example/latency_ms"]] == list(range(n))
+    assert [v for _, v in series["example/latency_ms"]] == [t["latency_ms"] for t in timings]
+    assert [v for _, v in series["example/passed"]] == [float(r["passed"]) for r in records] and 1.0 in dict(series["example/passed"]).values()
+    assert [v for _, v in series["example/f1"]] == [r["scores"]["f1"] for r in records]
     for name in ("records.jsonl", "timings.jsonl", "summary.json"):
         assert (tracked / "artifacts" / name).read_bytes() == (tmp_path / "runs/a" / name).read_bytes()
     # report.html is only ever replaced: the tracked one is the same file, not a second copy
@@ -122,7 +122,7 @@ def test_evaluation_killed_shows_killed_with_its_duration_and_sync_brings_it_up_
     timings = _whole_lines(tmp_path / "runs/k/timings.jsonl")
     assert len(records) > len(steps) - 1
     assert _steps(tracked) == list(range(min(len(records), len(timings))))
-    assert [v for _, v in load_run(tracked, series=True).state.series["latency_ms"]] == [
+    assert [v for _, v in load_run(tracked, series=True).state.series["example/latency_ms"]] == [
         json.loads(t)["latency_ms"] for t in timings[:len(records)]]
     assert (tracked / "artifacts/records.jsonl").read_bytes() == b"".join(records)
     journal = read_journal(tracked)

@@ -45,8 +45,8 @@ def test_offline_run_has_config_history_summary_tags_table_and_files(
     assert set(run.tags) >= {"v1", "team:eval", "environment:ci"}
     assert run.config["model"] == "gpt-4o" and run.config["temperature"] == 0.7
     assert run.config["max_tokens"] == 1000 and run.config["seed"] is None
-    assert run.series("latency_ms") == stepped(log, "latency_ms")
-    assert run.series("success") == stepped(log, "success")
+    assert run.series("example/latency_ms") == stepped(log, "example/latency_ms")
+    assert run.series("example/success") == stepped(log, "example/success")
     assert run.summary["success_rate"] == 0.66 and run.summary["custom_score"] == 0.95
     assert run.summary["records"]["_type"] == "table-file" and run.summary["records"]["nrows"] == 5
     [files] = [a for a in run.artifacts if a["type"] == "run-files"]
@@ -70,8 +70,8 @@ def test_redelivery_and_resume_leave_one_copy_of_each_step(tmp_path: Path, wandb
 
     run = read_offline_run(wandb_env, run_id_for("run_wb0002"))
     assert run.sessions == 2  # two offline sessions of one W&B run id (W&B merges them on sync)
-    assert run.series("latency_ms") == stepped(log, "latency_ms")
-    assert run.series("success") == stepped(log, "success")
+    assert run.series("example/latency_ms") == stepped(log, "example/latency_ms")
+    assert run.series("example/success") == stepped(log, "example/success")
     assert run.exit_codes[-1] == 0
 
 
@@ -102,8 +102,11 @@ def test_insidellms_run_tracks_to_wandb_offline(tmp_path: Path, wandb_env: Path)
     assert {"v1", "experiment:my-llm-evaluation"} <= set(run.tags)
     assert any(t.startswith("environment:") for t in run.tags)
     assert run.config["model_name"] == "dummy" and run.config["max_tokens"] == 64
-    assert [s for s, _ in run.series("latency_ms")] == list(range(25))
-    assert run.summary["success_rate"] == 1.0
+    assert [s for s, _ in run.series("example/latency_ms")] == list(range(25))
+    assert [v for _, v in run.series("example/success")] == [1.0] * 25
+    # the run summary (the run page's overview, the runs table) holds the run's results, not one example's
+    assert run.summary["success_rate"] == 1.0 and 0 <= run.summary["pass_rate"] <= 1 and run.summary["n"] == 25
+    assert not [k for k in run.summary if k.startswith("example/") or k in ("example/latency_ms", "success", "passed")]
     assert run.summary["examples"]["nrows"] == 25
     [files] = [a for a in run.artifacts if a["type"] == "run-files"]
     assert {"records.jsonl", "summary.json", "manifest.json", "config.resolved.yaml"} <= set(files["files"])

@@ -36,6 +36,9 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--fail-on-regressions", is_flag=True, help="Exit 2 if any example got worse.")
 @click.option("--fail-on-significant-regression", is_flag=True,
               help="Exit 2 if a model × probe's pass rate dropped significantly (exact McNemar test).")
+@click.option("--allow-missing", is_flag=True,
+              help="Let a gate pass on a partial comparison: an incomplete candidate, or one lacking baseline "
+                   "examples (a comparison that matched nothing always fails).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
               show_default=True, help="Significance level for --fail-on-significant-regression.")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="NAME=NUMBER",
@@ -57,7 +60,7 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--accept", is_flag=True, help="Make the candidate the new baseline (copies its deterministic files).")
 def diff(
     baseline: Path, candidate: Path, fail_on_changes: bool, fail_on_regressions: bool,
-    fail_on_significant_regression: bool, alpha: float, tolerances: tuple[str, ...],
+    fail_on_significant_regression: bool, allow_missing: bool, alpha: float, tolerances: tuple[str, ...],
     lower_is_better: tuple[str, ...], match_on: str, fmt: str, output: Path | None,
     html_path: Path | None, top: int, limit: int, accept: bool,
 ) -> None:
@@ -76,6 +79,7 @@ def diff(
     gate = evaluate_gate(
         result, fail_on_changes=fail_on_changes, fail_on_regressions=fail_on_regressions,
         fail_on_significant_regression=fail_on_significant_regression, alpha=alpha,
+        allow_missing=allow_missing,
     )
     payload: bytes = render_json(result, gate) if fmt == "json" else render_text(result, gate, top).encode()
     _write_or_print(payload, output)

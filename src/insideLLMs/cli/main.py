@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from insideLLMs.cli._errors import Group
+from insideLLMs.cli._errors import Group, error_exit
 
 from insideLLMs import __version__
 
@@ -56,7 +56,7 @@ GC_THRESHOLDS = (20_000, 50, 100)
 
 def main() -> None:
     """Entry point. Usage errors exit 1 (click's default 2 is ``diff``'s "gate failed")."""
-    from insideLLMs.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
+    from insideLLMs.errors import EXIT_INTERRUPTED
 
     gc.set_threshold(*GC_THRESHOLDS)
     try:
@@ -64,9 +64,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:  # a usage error exits 1: click's 2 is diff's "gate failed"
-        exc.show()
-        sys.exit(EXIT_USER_ERROR if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.ClickException as exc:
+        shown = error_exit(exc)
+        shown.show()
+        sys.exit(shown.exit_code)
     finally:
         # The command has closed what it opened. Frozen objects are skipped by the collection
         # the interpreter runs at exit, which otherwise walks every module's objects (~40 ms);

@@ -69,9 +69,8 @@ def list_(what: str) -> None:
 
     registry = MODELS if what == "models" else PROBES
     for name in registry.names():
-        doc = ""
         try:
-            doc = (registry.resolve(name).__doc__ or "").strip().splitlines()[0]
+            doc = registry.summary(name)
         except Exception as exc:  # a plugin or provider that cannot import still gets listed
             doc = f"(unavailable: {exc})"
         click.echo(f"{name:<24} {doc}")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from insideLLMs.cli._errors import Command, warn
-from insideLLMs.config import LoadedConfig, TrackingConfig, load_config
+from insideLLMs.config import BACKENDS, LoadedConfig, TrackingConfig, load_config
 from insideLLMs.errors import EXIT_EXAMPLE_ERRORS, EXIT_INTERRUPTED, UserError
 from insideLLMs.rundir import REPORT
 
@@ -22,7 +22,7 @@ def _run_options(fn: Any) -> Any:
         click.option("--overwrite", is_flag=True, help="Replace an existing run in --run-dir."),
         click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight at once (overrides runner.concurrency)."),
         click.option("--max-examples", type=click.IntRange(min=1), help="Only the first N examples of each prompt set."),
-        click.option("--track", "track", metavar="BACKEND", help="Track to BACKEND (local, wandb, mlflow, tensorboard; comma-separated for several)."),
+        click.option("--track", "track", metavar="BACKEND", help=f"Track to BACKEND ({', '.join(BACKENDS)}; comma-separated for several)."),
         click.option("--no-track", is_flag=True, help="Do not track this run, whatever the config says."),
         click.option("--fail-on-errors", is_flag=True, help=f"Exit {EXIT_EXAMPLE_ERRORS} if any example ended in an error."),
         click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
@@ -56,7 +56,7 @@ def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) ->
         try:
             cfg = TrackingConfig.from_options(base | {"enabled": True, "backend": backends[0] if len(backends) == 1 else backends})
         except ValueError:
-            raise UserError(f"--track {track}: backends are local, wandb, mlflow, tensorboard") from None
+            raise UserError(f"--track {track}: backends are {', '.join(BACKENDS)}") from None
     return cfg if cfg and cfg.enabled else None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from insideLLMs.cli._errors import Group, warn
+from insideLLMs.config import BACKENDS
 
 DEFAULT_DIR = "tracking_logs"
 
@@ -79,7 +80,7 @@ def list_runs(directory: Path) -> None:
         status = view.status + (" (torn tail)" if view.torn_tail else "")
         table.add_row(
             view.key, view.state.name, _status(status), _when(view.state.started_at), _duration(view.duration_s),
-            str(len(view.state.metrics)), ", ".join(view.backends), f"{pending.get(run_dir, 0):,}",
+            str(len(view.run_metrics)), ", ".join(view.backends), f"{pending.get(run_dir, 0):,}",
         )
     _console().print(table)
 
@@ -99,7 +100,7 @@ def _resolve(ref: str | None, directory: Path) -> Path:
 @click.option("--dir", "directory", default=DEFAULT_DIR, show_default=True, type=click.Path(path_type=Path),
               help="Where to look for RUN.")
 def show(run: str | None, latest: bool, directory: Path) -> None:
-    """Show one run: status, tags, params, final metrics, artifacts, delivery.
+    """Show one run: status, tags, params, its metrics per model × probe, its step series, artifacts, delivery.
 
     RUN is a run folder, a run key (or its start, e.g. 7f3a), or a run name; omitted: the latest run.
     """
@@ -114,7 +115,7 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
         raise click.UsageError("give RUN or --latest, not both")
     run_dir = _resolve(run, directory)
     try:
-        view = load_run(run_dir)
+        view = load_run(run_dir, series=True)
     except JournalError as exc:
         raise _fail(exc) from None
     console = _console()
@@ -131,15 +132,18 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
     head.add_row("tags", ", ".join(f"{k}={v}" if v else k for k, v in sorted(state.tags.items())) or "—")
     head.add_row("folder", str(run_dir))
     console.print(head)
-    for title, data in (("Parameters", state.params), ("Final metrics", state.metrics)):
-        table = Table(title=title)
-        table.add_column("name", overflow="fold")
-        table.add_column("value", overflow="fold", justify="right" if title != "Parameters" else "left")
-        for key in sorted(data):
-            table.add_row(key, format_value(data[key]))
-        if not data:
-            table.add_row("—", "—")
+    table = Table(title="Parameters")
+    table.add_column("name", overflow="fold")
+    table.add_column("value", overflow="fold")
+    for key in sorted(state.params):
+        table.add_row(key, format_value(state.params[key]))
+    if not state.params:
+        table.add_row("—", "—")
+    console.print(table)
+    for table in _metric_tables(view):
         console.print(table)
+    if state.series:
+        console.print(_series_table(view))
     if state.artifacts:
         table = Table(title="Artifacts")
         for col in ("name", "kind", "path", "size"):
@@ -157,6 +161,44 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
         console.print(table)
 
 
+def _metric_tables(view: Any) -> list[Any]:
+    """The run-level metrics: a row per model × probe, a column per metric (a table per theme)."""
+    from rich.table import Table
+
+    from insideLLMs.tracking._compare import format_value, metric_grid
+
+    grid = metric_grid(view.run_metrics, view.state.params)
+    tables = []
+    for title, columns in grid.sections or [("Metrics", [])]:
+        table = Table(title=title)
+        for col in ("model", "probe"):
+            table.add_column(col, overflow="fold")
+        for name in columns:
+            table.add_column(name, justify="right", overflow="fold")
+        for model, probe, values in grid.rows:
+            table.add_row(model, probe, *(format_value(values.get(name)) for name in columns))
+        if not grid.rows:
+            table.add_row("—", "—")
+        tables.append(table)
+    return tables
+
+
+def _series_table(view: Any) -> Any:
+    """Every step series (a tracked evaluation's per-example ``example/…`` ones among them), in brief."""
+    from rich.table import Table
+
+    from insideLLMs.tracking._compare import format_value
+
+    table = Table(title="Step series")
+    for col in ("series", "points", "mean", "min", "max"):
+        table.add_column(col, overflow="fold", justify="left" if col == "series" else "right")
+    for name in sorted(view.state.series):
+        values = [v for _, v in view.state.series[name]]
+        table.add_row(name, f"{len(values):,}", format_value(round(sum(values) / len(values), 6)),
+                      format_value(min(values)), format_value(max(values)))
+    return table
+
+
 @tracking.command("compare")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--dir", "directory", default=DEFAULT_DIR, show_default=True, type=click.Path(path_type=Path),
@@ -164,7 +206,7 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a self-contained HTML page with a chart per step series.")
 def compare_cmd(runs: tuple[str, ...], directory: Path, output: Path | None) -> None:
-    """Compare runs side by side: final metrics and the parameters that differ."""
+    """Compare runs side by side: run-level metrics and the parameters that differ."""
     from rich.table import Table
 
     from insideLLMs.tracking._compare import compare, format_value, run_label, write_html
@@ -178,7 +220,7 @@ def compare_cmd(runs: tuple[str, ...], directory: Path, output: Path | None) -> 
     comparison = compare(views)
     console = _console()
     labels = [run_label(v) for v in views]
-    table = Table(title="Final metrics")
+    table = Table(title="Metrics")
     table.add_column("metric", overflow="fold")
     for label in labels:
         table.add_column(label, justify="right", overflow="fold")
@@ -201,18 +243,16 @@ def compare_cmd(runs: tuple[str, ...], directory: Path, output: Path | None) -> 
         click.echo(f"wrote {output}")
 
 
-_SINK_OPTIONS = [
-    click.option("--tracking-uri", help="MLflow server (overrides the stored one)."),
-    click.option("--experiment-name", help="MLflow experiment."),
-    click.option("--project", help="W&B project."),
-    click.option("--entity", help="W&B entity."),
-    click.option("--log-dir", help="TensorBoard log directory."),
-]
-
-
 def _sink_options(func: Any) -> Any:
-    for option in reversed(_SINK_OPTIONS):
-        func = option(func)
+    """``--tracking-uri``, ``--project``, … : each option a remote backend reads (the table in config.BACKENDS)."""
+    readers: dict[str, list[str]] = {}
+    for backend in BACKENDS.values():
+        for name in backend.options if backend.sink else ():
+            if name != "run_name":  # the run's own name, never overridden here
+                readers.setdefault(name, []).append(backend.name)
+    for name, backends in reversed(readers.items()):
+        func = click.option(f"--{name.replace('_', '-')}", name,
+                            help=f"The {' and '.join(backends)} {name} (overrides the stored one).")(func)
     return func
 
 
@@ -285,7 +325,7 @@ def status_cmd(path: Path) -> None:
 
 @tracking.command("push")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--backend", required=True, help="local, mlflow, wandb or tensorboard.")
+@click.option("--backend", required=True, help=f"One of: {', '.join(BACKENDS)}.")
 @click.option("--new-run", is_flag=True, help="Create a new tracked run even if this run directory was pushed before.")
 @_sink_options
 def push_cmd(run_dir: Path, backend: str, new_run: bool, **options: Any) -> None:

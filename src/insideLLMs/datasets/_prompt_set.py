@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import posixpath
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -34,6 +37,8 @@ class PromptSet:
     name: str = "inline"
     source: str | None = None
     hash: str = field(default="")
+    #: the 1-based line of its file each example came from (JSONL, CSV), for error messages
+    lines: array | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         ids = [e.id for e in self.examples]
@@ -54,7 +59,8 @@ class PromptSet:
         """The first ``n`` examples (``--max-examples``); a new hash, so a new run_id."""
         if n is None or n >= len(self.examples):
             return self
-        return PromptSet(self.examples[:n], name=self.name, source=self.source)
+        lines = self.lines[:n] if self.lines is not None else None
+        return PromptSet(self.examples[:n], name=self.name, source=self.source, lines=lines)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -75,14 +81,17 @@ class PromptSet:
         return cls(tuple(examples), name=name, source=None)
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, *, id_field: str = "id", name: str | None = None) -> "PromptSet":
-        path = Path(path)
+    def from_jsonl(
+        cls, path: str | Path, *, id_field: str = "id", name: str | None = None, base_dir: str | Path | None = None
+    ) -> "PromptSet":
+        """``base_dir``: the folder a relative ``path`` is in and ``source`` is named from (default: the working folder)."""
+        source, path = _locate(path, base_dir)
         _check_file(path)
-        examples = [
-            _example(row, index, id_field, where=f"{path}:{lineno}")
-            for index, (lineno, row) in enumerate(iter_objects(path, DatasetError))
-        ]
-        return cls(tuple(examples), name=name or path.stem, source=str(path))
+        examples, lines = [], array("I")
+        for index, (lineno, row) in enumerate(iter_objects(path, DatasetError)):
+            examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
+            lines.append(lineno)
+        return cls(tuple(examples), name=name or path.stem, source=source, lines=lines)
 
     @classmethod
     def from_csv(
@@ -92,11 +101,13 @@ class PromptSet:
         columns: Mapping[str, str] | None = None,
         id_field: str = "id",
         name: str | None = None,
+        base_dir: str | Path | None = None,
     ) -> "PromptSet":
-        """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep their names."""
-        path = Path(path)
+        """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep
+        their names. ``base_dir`` as for ``from_jsonl``."""
+        source, path = _locate(path, base_dir)
         rename = {header: fld for fld, header in (columns or {}).items()}
-        examples = []
+        examples, lines = [], array("I")
         _check_file(path)
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -110,7 +121,8 @@ class PromptSet:
                     raise DatasetError(f"{path}:{lineno}: more fields than the header has")
                 row = {rename.get(k, k): v for k, v in raw.items()}
                 examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
-        return cls(tuple(examples), name=name or path.stem, source=str(path))
+                lines.append(lineno)
+        return cls(tuple(examples), name=name or path.stem, source=source, lines=lines)
 
     @classmethod
     def from_hf(
@@ -123,17 +135,22 @@ class PromptSet:
         id_field: str = "id",
         limit: int | None = None,
         revision: str | None = None,
+        base_dir: str | Path | None = None,
     ) -> "PromptSet":
-        """A Hugging Face dataset (``hf`` extra). Uses the local cache when the hub is unreachable."""
+        """A Hugging Face dataset (``hf`` extra): a hub id, or a local folder (relative to ``base_dir``, default the
+        working folder). Uses the local cache when the hub is unreachable."""
         from insideLLMs.datasets._hf import load_hf_rows
 
-        rows = load_hf_rows(dataset, split=split, subset=subset, limit=limit, revision=revision)
+        named, folder = _locate(dataset, base_dir)
+        if not folder.is_dir():  # a hub id
+            named, folder = dataset, Path(dataset)
+        rows = load_hf_rows(str(folder), split=split, subset=subset, limit=limit, revision=revision)
         rename = {header: fld for fld, header in (columns or {}).items()}
         examples = [
             _example({rename.get(k, k): v for k, v in row.items()}, index, id_field) for index, row in enumerate(rows)
         ]
-        label = f"{dataset}{'/' + subset if subset else ''}:{split}"
-        return cls(tuple(examples), name=dataset.rsplit("/", 1)[-1], source=f"hf:{label}")
+        label = f"{named}{'/' + subset if subset else ''}:{split}"
+        return cls(tuple(examples), name=named.rsplit("/", 1)[-1], source=f"hf:{label}")
 
 
 def _content_hash(examples: tuple[Example, ...]) -> str:
@@ -152,6 +169,22 @@ def _example(row: dict[str, Any], index: int, id_field: str, where: str | None =
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
         raise DatasetError(f"{where or 'item ' + str(index)}: field {id_field!r} must be a string or an integer")
     return Example(id=str(raw_id), data=row)
+
+
+def _locate(path: str | Path, base_dir: str | Path | None) -> tuple[str, Path]:
+    """How the run directory names a data file, and the path to open.
+
+    The name is never a machine path, so a run directory is the same in every checkout: the
+    path relative to ``base_dir`` with posix separators; for a file outside ``base_dir``, the
+    relative path as given (``../shared/qa.jsonl``), or the file name when given an absolute one.
+    """
+    given = Path(path)
+    base = Path(base_dir) if base_dir is not None else Path()
+    full = given if given.is_absolute() else base / given
+    try:
+        return Path(os.path.abspath(full)).relative_to(os.path.abspath(base)).as_posix(), full
+    except ValueError:  # outside base_dir
+        return (given.name if given.is_absolute() else posixpath.normpath(given.as_posix())), full
 
 
 def _check_file(path: Path) -> None:

@@ -6,6 +6,7 @@ from insideLLMs.diff._accept import accept_candidate
 from insideLLMs.diff._compare import (
     CLASSES,
     Change,
+    Coverage,
     DiffResult,
     GateResult,
     GroupStats,
@@ -21,6 +22,7 @@ from insideLLMs.diff._stats import McNemarResult, binomial_upper_tail, mcnemar_d
 __all__ = [
     "CLASSES",
     "Change",
+    "Coverage",
     "DiffInputError",
     "DiffResult",
     "GateResult",

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from insideLLMs.errors import UserError
+from insideLLMs.rundir import INCOMPLETE, MANIFEST
 
 #: files of a run directory that are never copied into a baseline
 VOLATILE_FILES = frozenset({"timings.jsonl"})
@@ -22,6 +23,8 @@ def accept_candidate(baseline: Path, candidate: Path) -> list[str]:
     baseline, candidate = Path(baseline), Path(candidate)
     if baseline.resolve() == candidate.resolve():
         raise UserError("baseline and candidate are the same directory")
+    if (candidate / INCOMPLETE).exists() or not (candidate / MANIFEST).is_file():
+        raise UserError(f"{candidate}: an incomplete run cannot become the baseline; finish it with --resume first")
     staging = baseline.with_name(f".{baseline.name}.accept-new")
     retired = baseline.with_name(f".{baseline.name}.accept-old")
     for leftover in (staging, retired):

@@ -34,9 +34,10 @@ from insideLLMs.diff._pairing import (
 )
 from insideLLMs.diff._stats import McNemarResult, mcnemar_drop
 from insideLLMs.diff._verdict import LOWER_IS_BETTER_SUFFIXES, Classifier, show
+from insideLLMs.rundir import INCOMPLETE, MANIFEST, RECORDS
 
 __all__ = [
-    "CLASSES", "Change", "DiffInputError", "DiffResult", "GateResult", "GroupStats",
+    "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats",
     "LOWER_IS_BETTER_SUFFIXES", "MatchOn", "diff_runs", "evaluate_gate", "run_records_path",
 ]
 
@@ -72,18 +73,39 @@ class Change:
 
 
 @dataclass(slots=True)
+class SideCounts:
+    """One side's records of a model × probe: how many, how many with a verdict, how many passed."""
+
+    n: int = 0
+    scored: int = 0
+    passed: int = 0
+
+    def add(self, passed: bool | None, n: int = 1) -> None:
+        """Count ``n`` records whose verdict is ``passed`` (None: not scored)."""
+        self.n += n
+        if passed is not None:
+            self.scored += n
+            self.passed += n if passed is True else 0
+
+    def merge(self, other: SideCounts) -> None:
+        self.n += other.n
+        self.scored += other.scored
+        self.passed += other.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "passed": self.passed,
+                "pass_rate": round(self.passed / self.scored, 6) if self.scored else None}
+
+
+@dataclass(slots=True)
 class GroupStats:
     """Counts for one model × probe; pass counts are over each side's records with a verdict."""
 
     model: str
     probe: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
-    baseline_n: int = 0
-    candidate_n: int = 0
-    baseline_passed: int = 0
-    candidate_passed: int = 0
-    baseline_scored: int = 0
-    candidate_scored: int = 0
+    baseline: SideCounts = field(default_factory=SideCounts)
+    candidate: SideCounts = field(default_factory=SideCounts)
     pass_to_fail: int = 0
     fail_to_pass: int = 0
 
@@ -91,19 +113,43 @@ class GroupStats:
     def mcnemar(self) -> McNemarResult:
         return mcnemar_drop(self.pass_to_fail, self.fail_to_pass)
 
-    @staticmethod
-    def _rate(passed: int, scored: int) -> float | None:
-        return round(passed / scored, 6) if scored else None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "probe": self.probe, "counts": self.counts,
-            "baseline": {"n": self.baseline_n, "passed": self.baseline_passed,
-                         "pass_rate": self._rate(self.baseline_passed, self.baseline_scored)},
-            "candidate": {"n": self.candidate_n, "passed": self.candidate_passed,
-                          "pass_rate": self._rate(self.candidate_passed, self.candidate_scored)},
+            "baseline": self.baseline.to_dict(), "candidate": self.candidate.to_dict(),
             "mcnemar": self.mcnemar.to_dict(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How much of the baseline the comparison covered: a gate must not pass on less than it was asked to compare."""
+
+    baseline_n: int
+    candidate_n: int
+    compared: int  # examples present on both sides
+    candidate_complete: bool  # false for an interrupted run (``.incomplete``, or no manifest.json)
+
+    @property
+    def missing(self) -> int:
+        """Baseline examples the candidate does not have."""
+        return self.baseline_n - self.compared
+
+    def problems(self, candidate: Path) -> list[str]:
+        """What makes this comparison partial, one sentence each (empty: it covers the whole baseline)."""
+        found = []
+        if not self.candidate_complete:
+            found.append(f"the candidate {candidate} is an incomplete run (interrupted: finish it with --resume)")
+        if self.compared == 0:
+            found.append(f"no example matched: the baseline has {self.baseline_n:,} and the candidate "
+                         f"{self.candidate_n:,}, none with the same key (different probes or models? see --match-on)")
+        elif self.missing:
+            found.append(f"the candidate lacks {self.missing:,} of the baseline's {self.baseline_n:,} examples")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline_n": self.baseline_n, "candidate_n": self.candidate_n, "compared": self.compared,
+                "candidate_complete": self.candidate_complete}
 
 
 @dataclass(slots=True)
@@ -118,6 +164,7 @@ class DiffResult:
     groups: list[GroupStats]
     changes: list[Change]
     limit: int
+    coverage: Coverage
     spec_changes: list[str] = field(default_factory=list)
 
     @property
@@ -133,6 +180,7 @@ class DiffResult:
             "tolerances": self.tolerances,
             "lower_is_better_suffixes": list(LOWER_IS_BETTER_SUFFIXES),
             "counts": self.counts,
+            "coverage": self.coverage.to_dict(),
             "spec_changes": self.spec_changes,
             "groups": [g.to_dict() for g in self.groups],
             "changes": [c.to_dict() for c in self.changes],
@@ -153,9 +201,9 @@ def run_records_path(run_dir: Path, role: str) -> Path:
         raise DiffInputError(f"{role} {run_dir}: no such directory")
     if not run_dir.is_dir():
         raise DiffInputError(f"{role} {run_dir}: not a directory (give a run directory)")
-    records = run_dir / "records.jsonl"
+    records = run_dir / RECORDS
     if not records.is_file():
-        raise DiffInputError(f"{role} {run_dir}: not a run directory (no records.jsonl)")
+        raise DiffInputError(f"{role} {run_dir}: not a run directory (no {RECORDS})")
     return records
 
 
@@ -226,14 +274,8 @@ class _Accumulator:
         for (model, probe, passed), n in self.identical.items():
             g = self._group(self.label if self.match_on == "example" else model, probe)
             g.counts["unchanged"] += n
-            g.baseline_n += n
-            g.candidate_n += n
-            if passed is not None:
-                g.baseline_scored += n
-                g.candidate_scored += n
-                if passed is True:
-                    g.baseline_passed += n
-                    g.candidate_passed += n
+            g.baseline.add(passed, n)
+            g.candidate.add(passed, n)
         self.identical.clear()
 
     def add(self, b_row: Row | None, c_row: Row | None) -> None:
@@ -248,17 +290,9 @@ class _Accumulator:
             label = bm if bm is not None else cm
         g = self._group(label, probe)  # type: ignore[arg-type]
         if b is not None:
-            g.baseline_n += 1
-            bp = b.get("passed")
-            if bp is not None:
-                g.baseline_scored += 1
-                g.baseline_passed += bp is True
+            g.baseline.add(b.get("passed"))
         if c is not None:
-            g.candidate_n += 1
-            cp = c.get("passed")
-            if cp is not None:
-                g.candidate_scored += 1
-                g.candidate_passed += cp is True
+            g.candidate.add(c.get("passed"))
         if b is None or c is None:
             kind = "only-in-baseline" if c is None else "only-in-candidate"
             reasons = [f"example only in the {kind[8:]}"]
@@ -311,8 +345,14 @@ class _Accumulator:
             for g in self.groups.values():
                 merged[(g.model, g.probe)] = _merge_groups(merged.get((g.model, g.probe)), g)
             self.groups = merged
+        baseline_n = sum(g.baseline.n for g in self.groups.values())
+        coverage = Coverage(
+            baseline_n=baseline_n, candidate_n=sum(g.candidate.n for g in self.groups.values()),
+            compared=baseline_n - self.counts["only-in-baseline"],
+            candidate_complete=(cand_dir / MANIFEST).is_file() and not (cand_dir / INCOMPLETE).exists(),
+        )
         return DiffResult(
-            baseline=base_dir, candidate=cand_dir,
+            baseline=base_dir, candidate=cand_dir, coverage=coverage,
             baseline_run_id=_run_id(base_dir), candidate_run_id=_run_id(cand_dir),
             match_on=self.match_on, tolerances=tolerances, counts=self.counts,
             groups=sorted(self.groups.values(), key=lambda g: (g.model, g.probe)),
@@ -334,9 +374,10 @@ def _merge_groups(a: GroupStats | None, b: GroupStats) -> GroupStats:
         return b
     for kind, n in b.counts.items():
         a.counts[kind] += n
-    for name in ("baseline_n", "candidate_n", "baseline_passed", "candidate_passed",
-                 "baseline_scored", "candidate_scored", "pass_to_fail", "fail_to_pass"):
-        setattr(a, name, getattr(a, name) + getattr(b, name))
+    a.baseline.merge(b.baseline)
+    a.candidate.merge(b.candidate)
+    a.pass_to_fail += b.pass_to_fail
+    a.fail_to_pass += b.fail_to_pass
     return a
 
 
@@ -383,14 +424,27 @@ def evaluate_gate(
     fail_on_regressions: bool = False,
     fail_on_significant_regression: bool = False,
     alpha: float = 0.05,
+    allow_missing: bool = False,
 ) -> GateResult:
-    """Apply the CI gate options to a diff; no option set means the gate always passes."""
+    """Apply the CI gate options to a diff; no option set means the gate always passes.
+
+    A gate that was asked for fails when the comparison is partial: nothing matched (always), or,
+    unless ``allow_missing``, the candidate is incomplete or lacks some of the baseline's examples.
+    """
     failures: list[str] = []
     checks: list[str] = []
+    if fail_on_changes or fail_on_regressions or fail_on_significant_regression:
+        coverage = result.coverage
+        if coverage.compared == 0:
+            failures.append(coverage.problems(result.candidate)[-1] + "; the gate compared nothing")
+        elif not allow_missing:
+            failures.extend(f"{p} (--allow-missing to gate on the examples both runs have)"
+                            for p in coverage.problems(result.candidate))
     if fail_on_changes:
         checks.append("--fail-on-changes")
-        if result.total_changes:
-            failures.append(f"{result.total_changes} example(s) not unchanged (--fail-on-changes)")
+        changed = result.total_changes - (result.counts["only-in-baseline"] if allow_missing else 0)
+        if changed:
+            failures.append(f"{changed} example(s) not unchanged (--fail-on-changes)")
     if fail_on_regressions:
         checks.append("--fail-on-regressions")
         if result.counts["regression"]:

@@ -14,20 +14,8 @@ from insideLLMs.rundir import TIMINGS, RunDirError, read_jsonl, write_atomic
 from insideLLMs.diff._compare import CLASSES, Change, DiffResult, GateResult
 from insideLLMs.diff._render import output_text, unified_output_diff
 from insideLLMs.diff._stats import TEST_NAME
-from insideLLMs.report.page import (
-    MAX_EXAMPLES,
-    Markup,
-    esc,
-    expected_of,
-    figure,
-    filter_box,
-    latency_chart,
-    page,
-    pre,
-    prompt_of,
-    rate,
-    table,
-)
+from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
+from insideLLMs.report.page import page, pre, prompt_of, rate, table
 
 __all__ = ["render_diff_report", "write_diff_report"]
 
@@ -48,6 +36,8 @@ def render_diff_report(result: DiffResult, gate: GateResult | None = None) -> by
         + ("probe/example (model ignored)" if result.match_on == "example" else "model/probe/example")
         + "</p>",
         "".join(f'<p class="meta">run configuration differs: {esc(line)}</p>' for line in result.spec_changes),
+        "".join(f'<p class="gate-fail">partial comparison: {esc(p)}</p>'
+                for p in result.coverage.problems(result.candidate)),
         _gate_section(gate),
         _counts_section(result),
         _charts_section(result),
@@ -73,7 +63,7 @@ def _counts_section(result: DiffResult) -> str:
     for g in result.groups:
         d, m = g.to_dict(), g.mcnemar
         rows.append([
-            g.model, g.probe, f"{g.baseline_n:,} / {g.candidate_n:,}",
+            g.model, g.probe, f"{g.baseline.n:,} / {g.candidate.n:,}",
             f"{rate(d['baseline']['pass_rate'])} → {rate(d['candidate']['pass_rate'])}",
             g.counts["regression"], g.counts["improvement"], g.counts["changed"],
             g.counts["only-in-baseline"] + g.counts["only-in-candidate"],

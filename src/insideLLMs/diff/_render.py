@@ -53,6 +53,10 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
         "matched on " + ("probe/example (model ignored)" if result.match_on == "example" else "model/probe/example"),
         "",
     ]
+    problems = result.coverage.problems(result.candidate)
+    if problems:
+        out.extend(f"! partial comparison: {p}" for p in problems)
+        out.append("")
     if result.spec_changes:
         out.append("run configuration differs (not counted per example):")
         out.extend(f"  {line}" for line in result.spec_changes)

@@ -7,6 +7,7 @@ higher-is-better unless its name ends in one of :data:`LOWER_IS_BETTER_SUFFIXES`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +74,7 @@ class Classifier:
                 continue
             delta = float(cv) - float(bv)
             tol = 0.0 if boolean else self.tolerances.get(name, self.default_tol)
-            if abs(delta) <= tol:
+            if abs(delta) <= tol or math.isclose(abs(delta), tol, rel_tol=1e-9):  # 0.55 - 0.50 is 0.05000000000000004
                 continue
             equal = False
             lower = _lower_is_better(name, self.lower)

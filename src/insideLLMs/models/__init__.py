@@ -21,6 +21,7 @@ from insideLLMs.registry import Registry
 
 MODELS = Registry(
     kind="model",
+    base=Model,
     builtins={
         "dummy": "insideLLMs.models.dummy:DummyModel",
         "openai": "insideLLMs.models.openai:OpenAIModel",

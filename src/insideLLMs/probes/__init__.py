@@ -9,6 +9,7 @@ from insideLLMs.registry import Registry
 
 PROBES = Registry(
     kind="probe",
+    base=Probe,
     builtins={
         "logic": "insideLLMs.probes.logic:LogicProbe",
         "factuality": "insideLLMs.probes.factuality:FactualityProbe",

@@ -7,9 +7,9 @@ several answers, like ``bias`` with its paired prompts, overrides ``build_all``/
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import as_file, files
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping, Sequence
 
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.models.base import Completion, Message
@@ -34,9 +34,22 @@ class Probe(ABC):
     default_dataset: ClassVar[str | None] = None
     #: True when ``score`` blocks (subprocesses, I/O): the runner then scores in a worker thread
     blocking_score: ClassVar[bool] = False
+    #: fields every example must have, checked on every row before any model is called. The default
+    #: ``build`` reads ``prompt``; a probe with its own ``build`` declares what it reads (none if it does not)
+    required_fields: ClassVar[tuple[str, ...]] = ("prompt",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "required_fields" not in cls.__dict__ and {"build", "build_all"} & cls.__dict__.keys():
+            cls.required_fields = ()  # its own build may not read ``prompt``: nothing is assumed
 
     def __init__(self, **params: Any) -> None:
         self.params = params
+
+    def missing_fields(self, row: Mapping[str, Any]) -> str | None:
+        """What ``row`` lacks for this probe (``"field 'prompt'"``), or None when it has what the probe needs."""
+        missing = [name for name in self.required_fields if name not in row]
+        return _fields_phrase(missing) if missing else None
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -67,4 +80,14 @@ class Probe(ABC):
             raise LookupError(f"probe {self.name!r} has no bundled prompt set; give a dataset in the config")
         resource = files("insideLLMs") / "data" / self.default_dataset
         with as_file(resource) as path:
-            return PromptSet.from_jsonl(path, name=f"{self.name}-bundled")
+            bundled = PromptSet.from_jsonl(path, name=f"{self.name}-bundled")
+        # named by package resource, not by where the package is installed
+        return replace(bundled, source=f"insideLLMs:data/{self.default_dataset}")
+
+
+def _fields_phrase(names: Sequence[str]) -> str:
+    """``field 'a'`` or ``fields 'a', 'b' and 'c'``, for messages about missing fields."""
+    quoted = [repr(name) for name in names]
+    if len(quoted) == 1:
+        return f"field {quoted[0]}"
+    return f"fields {', '.join(quoted[:-1])} and {quoted[-1]}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 from insideLLMs.datasets import Example
 from insideLLMs.models.base import Completion, Message
@@ -74,6 +74,11 @@ class BiasProbe(Probe):
         super().__init__(
             max_sentiment_gap=max_sentiment_gap, min_length_ratio=min_length_ratio, min_jaccard=min_jaccard
         )
+
+    def missing_fields(self, row: Mapping[str, Any]) -> str | None:
+        if ("prompt_a" in row and "prompt_b" in row) or ("template" in row and "groups" in row):
+            return None
+        return "fields 'prompt_a' and 'prompt_b' (or 'template' and 'groups')"
 
     def build(self, example: Example) -> list[Message]:
         return [{"role": "user", "content": paired_prompts(example)[0]}]

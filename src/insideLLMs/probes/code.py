@@ -167,6 +167,7 @@ class CodeProbe(Probe):
     name: ClassVar[str] = "code"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "code.jsonl"
+    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "tests")
     blocking_score: ClassVar[bool] = True
 
     def __init__(self, timeout_s: float = 10.0, memory_mb: int = 1024, instruction: bool = True) -> None:

@@ -30,6 +30,7 @@ class FactualityProbe(Probe):
     name: ClassVar[str] = "factuality"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "factuality.jsonl"
+    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "answer")
 
     def __init__(self, instruction: bool = True) -> None:
         """``instruction=False`` sends the question as it is, without asking for a short answer."""

@@ -121,6 +121,7 @@ class InstructionFollowingProbe(Probe):
     name: ClassVar[str] = "instruction_following"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "instruction_following.jsonl"
+    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "constraints")
 
     def __init__(self) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ class JailbreakProbe(Probe):
     name: ClassVar[str] = "jailbreak"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "jailbreak.jsonl"
+    required_fields: ClassVar[tuple[str, ...]] = ("prompt",)
 
     def __init__(self, refusal_window: int = REFUSAL_WINDOW) -> None:
         """``refusal_window``: how many leading characters of a reply are searched for a refusal."""

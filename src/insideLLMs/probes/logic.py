@@ -31,6 +31,7 @@ class LogicProbe(Probe):
     name: ClassVar[str] = "logic"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "logic.jsonl"
+    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "answer")
 
     def __init__(self, instruction: bool = True) -> None:
         """``instruction=False`` sends the prompt as it is, without asking for an 'Answer:' line."""

@@ -17,20 +17,8 @@ from typing import Any
 
 from insideLLMs.rundir import REPORT, SUMMARY, RunReader, summarize, write_atomic
 from insideLLMs.canonical import dumps_pretty
-from insideLLMs.report.page import (
-    MAX_EXAMPLES,
-    Markup,
-    esc,
-    expected_of,
-    figure,
-    filter_box,
-    latency_chart,
-    page,
-    pre,
-    prompt_of,
-    rate,
-    table,
-)
+from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
+from insideLLMs.report.page import page, pre, prompt_of, rate, table
 
 __all__ = ["ReportData", "rebuild_summary", "render_report", "write_report"]
 

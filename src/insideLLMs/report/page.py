@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from insideLLMs.stats import percentile
+
 MAX_EXAMPLES = 500
 MAX_TEXT_CHARS = 4000
 EXPECTED_KEYS = ("expected", "answer", "target", "reference", "label", "expected_answer", "solution")
@@ -139,7 +141,7 @@ def latency_chart(div_id: str, series: Mapping[str, array], bins: int = 30) -> s
     if len(series) > 2:
         return _latency_boxes(div_id, series)
     values = sorted(v for xs in series.values() for v in xs)
-    lo, hi = values[0], values[min(len(values) - 1, int(len(values) * 0.99))]
+    lo, hi = values[0], percentile(values, 99)
     if hi <= lo:
         hi = lo + 1.0
     width = (hi - lo) / bins
@@ -158,10 +160,6 @@ def latency_chart(div_id: str, series: Mapping[str, array], bins: int = 30) -> s
     return figure(div_id, data, layout)
 
 
-def _quantile(sorted_xs: list[float], q: float) -> float:
-    return round(sorted_xs[min(len(sorted_xs) - 1, int(q * len(sorted_xs)))], 3)
-
-
 def _latency_boxes(div_id: str, series: Mapping[str, array]) -> str:
     data = []
     for name, xs in series.items():
@@ -169,8 +167,9 @@ def _latency_boxes(div_id: str, series: Mapping[str, array]) -> str:
             continue
         s = sorted(xs)
         data.append({
-            "type": "box", "name": name, "x": [name], "q1": [_quantile(s, 0.25)], "median": [_quantile(s, 0.5)],
-            "q3": [_quantile(s, 0.75)], "lowerfence": [round(s[0], 3)], "upperfence": [_quantile(s, 0.99)],
+            "type": "box", "name": name, "x": [name], "q1": [round(percentile(s, 25), 3)],
+            "median": [round(percentile(s, 50), 3)], "q3": [round(percentile(s, 75), 3)],
+            "lowerfence": [round(s[0], 3)], "upperfence": [round(percentile(s, 99), 3)],
             "mean": [round(sum(s) / len(s), 3)], "showlegend": False,
         })
     layout = {
@@ -240,8 +239,7 @@ def _head_parts() -> tuple[bytes, bytes, bytes]:
 
 def page_head() -> bytes:
     """The first bytes of every page: the styles and the inlined plotly.js, the same for every page
-    of one installation. The page's own content comes after them, so a reader that knows them
-    (tracking, public_spans.py) can skip them when scanning and hash them once per process."""
+    of one installation; the page's own content comes after them."""
     return b"".join(_head_parts())
 
 

@@ -6,10 +6,10 @@ missing data file), reported as ``file:line: what is wrong``.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, line_of
 from insideLLMs.datasets import DatasetError, PromptSet
@@ -19,7 +19,8 @@ from insideLLMs.registry import UnknownTypeError
 from insideLLMs.run._runner import Harness, RunSettings
 
 
-def _build(registry: Any, type_name: str, args: dict[str, Any], loaded: LoadedConfig, keys: tuple[Any, ...]) -> Any:
+def _constructor(registry: Any, type_name: str, args: dict[str, Any], loaded: LoadedConfig, keys: tuple[Any, ...]) -> Callable[[], Any]:
+    """Builds what a config entry describes when called; its type and argument names are checked now."""
     where = f"{loaded.path}:{line_of(loaded, *keys)}"
     try:
         cls = registry.resolve(type_name)
@@ -29,22 +30,32 @@ def _build(registry: Any, type_name: str, args: dict[str, Any], loaded: LoadedCo
         inspect.signature(cls).bind(**args)
     except TypeError as exc:
         raise ConfigError(f"{where}: bad args for {registry.kind} type {type_name!r}: {exc}") from None
-    try:
-        return cls(**args)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: bad args for {registry.kind} type {type_name!r}: {exc}") from None
+
+    def build() -> Any:
+        try:
+            return cls(**args)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: bad args for {registry.kind} type {type_name!r}: {exc}") from None
+
+    return build
 
 
-def build_models(loaded: LoadedConfig) -> list[Model]:
+def model_constructors(loaded: LoadedConfig) -> list[Callable[[], Model]]:
+    """The config's models, their types and argument names checked; ``build_models`` builds them."""
     cfg = loaded.config
     key = "models" if cfg.models else "model"
-    models = []
-    for i, model_cfg in enumerate(cfg.model_list):
-        keys: tuple[Any, ...] = (key, i, "type") if cfg.models else (key, "type")
-        models.append(_build(MODELS, model_cfg.type, model_cfg.args, loaded, keys))
+    return [
+        _constructor(MODELS, model_cfg.type, model_cfg.args, loaded, (key, i, "type") if cfg.models else (key, "type"))
+        for i, model_cfg in enumerate(cfg.model_list)
+    ]
+
+
+def build_models(loaded: LoadedConfig, constructors: list[Callable[[], Model]]) -> list[Model]:
+    models = [build() for build in constructors]
     ids = [m.model_id for m in models]
     dup = next((i for i in ids if ids.count(i) > 1), None)
     if dup:
+        key = "models" if loaded.config.models else "model"
         raise ConfigError(f"{loaded.path}:{line_of(loaded, key)}: two models are named {dup!r}; give each a distinct model_name")
     return models
 
@@ -57,17 +68,13 @@ def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
         assert dataset.name
         return PromptSet.from_hf(
             dataset.name, split=dataset.split, subset=dataset.subset, columns=dataset.columns,
-            id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision,
+            id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision, base_dir=base_dir,
         )
     assert dataset.path
-    path = Path(dataset.path)
-    full = path if path.is_absolute() else base_dir / path
     if dataset.format == "csv":
-        ps = PromptSet.from_csv(full, columns=dataset.columns, id_field=dataset.id_field, name=dataset.name)
-    else:
-        ps = PromptSet.from_jsonl(full, id_field=dataset.id_field, name=dataset.name)
-    # the manifest names the file as the config does, so it does not depend on where the repo lives
-    return dataclasses.replace(ps, source=dataset.path)
+        return PromptSet.from_csv(dataset.path, columns=dataset.columns, id_field=dataset.id_field, name=dataset.name,
+                                  base_dir=base_dir)
+    return PromptSet.from_jsonl(dataset.path, id_field=dataset.id_field, name=dataset.name, base_dir=base_dir)
 
 
 def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[tuple[Probe, PromptSet]]:
@@ -76,8 +83,9 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
     out = []
     for i, probe_cfg in enumerate(cfg.probe_list):
         keys: tuple[Any, ...] = (key, i) if cfg.probes else (key,)
-        probe: Probe = _build(PROBES, probe_cfg.type, probe_cfg.args, loaded, (*keys, "type"))
+        probe: Probe = _constructor(PROBES, probe_cfg.type, probe_cfg.args, loaded, (*keys, "type"))()
         dataset = probe_cfg.dataset or cfg.dataset
+        dkeys = (*keys, "dataset") if probe_cfg.dataset else ("dataset",)
         try:
             if dataset is not None:
                 prompt_set = load_dataset(dataset, loaded.base_dir)
@@ -86,10 +94,36 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
         except LookupError as exc:
             raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: {exc}") from None
         except DatasetError as exc:
-            dkeys = (*keys, "dataset") if probe_cfg.dataset else ("dataset",)
             raise ConfigError(f"{exc} (dataset at {loaded.path}:{line_of(loaded, *dkeys)})") from None
-        out.append((probe, prompt_set.head(max_examples)))
+        prompt_set = prompt_set.head(max_examples)
+        _check_fields(probe, prompt_set, partial(_row_location, loaded, dataset, dkeys, prompt_set))
+        out.append((probe, prompt_set))
     return out
+
+
+def _check_fields(probe: Probe, prompt_set: PromptSet, locate: Callable[[int], str]) -> None:
+    """Every example has the fields the probe needs, or one line names the first that does not
+    (``locate`` says where that row is written): a run must not spend requests on rows it cannot score."""
+    for index, example in enumerate(prompt_set):
+        missing = probe.missing_fields(example.data)
+        if missing is not None:
+            has = ", ".join(map(str, example.data)) or "no fields"
+            raise DatasetError(f"{locate(index)}: {missing} missing for probe {probe.name} (the row has: {has})")
+
+
+def _row_location(
+    loaded: LoadedConfig, dataset: DatasetConfig | None, keys: tuple[Any, ...], prompt_set: PromptSet, index: int
+) -> str:
+    """Where a user finds a row: its file and line, the config line of an inline item, or its Hugging Face row."""
+    if dataset is not None and dataset.format == "inline":
+        return f"{loaded.path}:{line_of(loaded, *keys, 'items', index)}"
+    if dataset is not None and dataset.format == "hf":
+        return f"{prompt_set.source} row {index}"
+    assert prompt_set.lines is not None  # the JSONL and CSV loaders record them
+    if dataset is None:  # the probe's bundled prompt set
+        return f"{prompt_set.source}:{prompt_set.lines[index]}"
+    path = Path(dataset.path or "")
+    return f"{path if path.is_absolute() else loaded.base_dir / path}:{prompt_set.lines[index]}"
 
 
 def build_harness(
@@ -101,8 +135,9 @@ def build_harness(
 ) -> Harness:
     """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...)."""
     cfg = loaded.config
-    models = build_models(loaded)
-    probes = build_probes(loaded, max_examples or cfg.runner.max_examples)
+    models_checked = model_constructors(loaded)  # config mistakes are reported in file order
+    probes = build_probes(loaded, max_examples or cfg.runner.max_examples)  # every row checked before a model is built
+    models = build_models(loaded, models_checked)
     run_settings = RunSettings(
         concurrency=concurrency or cfg.runner.concurrency,
         max_retries=cfg.runner.max_retries,

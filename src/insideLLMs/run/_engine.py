@@ -10,6 +10,7 @@ leaves the run directory resumable.
 from __future__ import annotations
 
 import asyncio
+import reprlib
 import time
 import warnings
 from collections import deque
@@ -24,7 +25,7 @@ from insideLLMs.canonical import SCHEMA_VERSION, compute_run_id, dumps_bytes, ha
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.events import ExampleFinished, RunFinished, RunListener, RunStarted, RunStatus
 from insideLLMs.models.base import Completion, Model, ModelError
-from insideLLMs.probes.base import Probe
+from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.run._progress import Progress
 from insideLLMs.rundir import Record, Timing
 from insideLLMs.run._retry import RetryPolicy, call_model
@@ -289,14 +290,7 @@ class Engine:
             record = Record(**base, messages=messages, output=None, scores={}, passed=None,
                             status="error", error=_error_record(exc))
             return record, self._timing(cell, example, t0, wall_start, max(attempts, 1))
-        try:
-            if cell.probe.blocking_score:
-                verdict = await asyncio.to_thread(cell.probe.score_all, example, completions)
-            else:
-                verdict = cell.probe.score_all(example, completions)
-        except Exception as exc:
-            verdict = None
-            score_error = {"type": "ProbeError", "message": f"{type(exc).__name__}: {exc}"}
+        verdict, score_error = await _score(cell.probe, example, completions)
         first = completions[0]
         usage = None
         if len(completions) == 1:
@@ -396,6 +390,22 @@ class Engine:
                            "timeout_s": self.settings.timeout_s},
             }
         return yaml.safe_dump(config, sort_keys=True, allow_unicode=True)
+
+
+async def _score(probe: Probe, example: Example, completions: list[Completion]) -> tuple[Verdict | None, dict[str, str] | None]:
+    """The probe's verdict, or the error record when scoring raised or returned something else."""
+    try:
+        if probe.blocking_score:
+            verdict = await asyncio.to_thread(probe.score_all, example, completions)
+        else:
+            verdict = probe.score_all(example, completions)
+    except Exception as exc:
+        return None, {"type": "ProbeError", "message": f"{type(exc).__name__}: {exc}"}
+    if not isinstance(verdict, Verdict):
+        method = "score" if type(probe).score_all is Probe.score_all else "score_all"
+        got = "None" if verdict is None else f"{reprlib.repr(verdict)} ({type(verdict).__name__})"
+        return None, {"type": "ProbeError", "message": f"probe {probe.name!r} {method}() returned {got}, expected a Verdict"}
+    return verdict, None
 
 
 class _Fatal(Exception):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from insideLLMs.canonical import SCHEMA_VERSION
+from insideLLMs.stats import percentile
 
 
 @dataclass
@@ -70,23 +71,17 @@ class _Group:
 
     def latency(self) -> dict[str, float | None]:
         xs = sorted(self.latencies)
+        if not xs:
+            return {"p50": None, "p95": None, "mean": None}
         return {
-            "p50": _percentile(xs, 0.50),
-            "p95": _percentile(xs, 0.95),
-            "mean": round(sum(xs) / len(xs), 3) if xs else None,
+            "p50": round(percentile(xs, 50), 3),
+            "p95": round(percentile(xs, 95), 3),
+            "mean": round(sum(xs) / len(xs), 3),
         }
 
 
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 6) if b else None
-
-
-def _percentile(sorted_xs: list[float], q: float) -> float | None:
-    """Nearest-rank percentile: a value that was actually observed."""
-    if not sorted_xs:
-        return None
-    rank = max(1, min(len(sorted_xs), int(q * len(sorted_xs) + 0.999999)))
-    return round(sorted_xs[rank - 1], 3)
 
 
 class SummaryBuilder:

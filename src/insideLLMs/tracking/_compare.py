@@ -1,7 +1,8 @@
-"""Side-by-side comparison of tracked runs: metric/param tables and a self-contained HTML page.
+"""Tables of tracked runs: one run's metrics per model × probe, and runs side by side (metric and
+param tables and a self-contained HTML page).
 
-The page has one plotly chart per step series with one line per run; plotly's JavaScript is
-inlined once, so the file opens offline (no CDN).
+Only run-level metrics (logged without a step) go in the metric tables; step series get a chart each
+on the page, one line per run. plotly's JavaScript is inlined once, so the page opens offline.
 """
 
 from __future__ import annotations
@@ -10,9 +11,50 @@ import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from insideLLMs.tracking.store._views import RunView
+
+ALL = "all"  # the model or probe column of a row over the whole run
+# the evaluation's run-level metrics by theme, in the order a reader looks for them
+_RESULTS = ("n", "pass_rate", "passed_count", "success_rate", "error_count")
+_COST = ("latency_p50_ms", "latency_p95_ms", "latency_mean_ms", "prompt_tokens", "completion_tokens", "total_tokens",
+         "wall_time_s")
+
+
+@dataclass(frozen=True)
+class MetricGrid:
+    """Run-level metrics as tables: one row per model × probe, one column per metric name, the
+    columns split by theme (results, score means, latency and cost, the rest) so each table fits."""
+
+    sections: list[tuple[str, list[str]]]  # (title, metric names)
+    rows: list[tuple[str, str, dict[str, float]]]  # (model, probe, metric name -> value)
+
+
+def metric_grid(metrics: Mapping[str, float], params: Mapping[str, Any]) -> MetricGrid:
+    """Rows from a run's run-level metrics: ``<model>/<probe>/<name>`` keys (a grid run) make a row per
+    model × probe; the bare names make one more row, over the whole run (labelled with the run's model
+    and probe when it has only one of each). A model id may hold ``/`` itself; a probe id and a
+    metric name do not."""
+    overall: dict[str, float] = {}
+    groups: dict[tuple[str, str], dict[str, float]] = {}
+    for key, value in metrics.items():
+        if key.count("/") >= 2:
+            model, probe, name = key.rsplit("/", 2)
+            groups.setdefault((model, probe), {})[name] = value
+        else:
+            overall[key] = value
+    rows = [(model, probe, values) for (model, probe), values in groups.items()]
+    if overall:
+        model, probe = params.get("model_name"), params.get("probe_type")  # "a, b" for several (run_params)
+        one_group = not groups and model and probe and ", " not in f"{model}{probe}"
+        rows.append((str(model), str(probe), overall) if one_group else (ALL, ALL, overall))
+    names = {name for _, _, values in rows for name in values}
+    means = sorted(n for n in names if n.endswith("_mean") and n not in _COST)
+    other = sorted(names.difference(_RESULTS, _COST, means))
+    sections = [("Metrics", [n for n in _RESULTS if n in names]), ("Score means", means),
+                ("Latency and tokens", [n for n in _COST if n in names]), ("Other metrics", other)]
+    return MetricGrid([(title, cols) for title, cols in sections if cols], rows)
 
 
 @dataclass(frozen=True)
@@ -24,14 +66,15 @@ class Comparison:
     series_names: list[str]
 
     def metric(self, run: RunView, name: str) -> float | None:
-        return run.state.metrics.get(name)
+        return run.run_metrics.get(name)
 
     def param(self, run: RunView, name: str) -> Any:
         return run.state.params.get(name)
 
 
 def compare(runs: list[RunView]) -> Comparison:
-    metric_names = sorted({m for r in runs for m in r.state.metrics})
+    """The runs' run-level metrics and params side by side (the params that differ first), and their series."""
+    metric_names = sorted({m for r in runs for m in r.run_metrics})
     param_names = sorted({p for r in runs for p in r.state.params})
     missing = object()
     differing = {p for p in param_names if len({repr(r.state.params.get(p, missing)) for r in runs}) > 1}
@@ -99,7 +142,7 @@ th {{ background: #f4f4f4; }} tr.diff td {{ background: #fff6d6; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <h2>Runs</h2>{overview}
-<h2>Final metrics</h2>{metrics}
+<h2>Metrics</h2>{metrics}
 <h2>Parameters</h2><p>Highlighted rows differ between runs.</p>{params}
 <h2>Step series</h2>
 {charts_html}

@@ -1,6 +1,10 @@
 """What a tracked evaluation records, worked out from what the runner says: the run's params and
 default name, its tags, one step of metrics per example, and the final metrics from the summary.
 
+The per-example series are named ``example/<name>`` (``EXAMPLE_SERIES_PREFIX``) and the run-level
+metrics bare (``pass_rate``; ``<model>/<probe>/pass_rate`` per model × probe of a grid), so no
+backend's run view mixes an example's last value with the run's result.
+
 Pure functions, shared by the listener (_listener.py) and ``tracking push`` (_push.py), so a run
 tracked live and the same run pushed (or caught up after a crash) afterwards log the same things.
 """
@@ -12,9 +16,12 @@ import platform
 from typing import Any, Mapping
 
 from insideLLMs.events import RunStarted
+from insideLLMs.stats import percentile
+from insideLLMs.tracking.sink import EXAMPLE_SERIES_PREFIX
 
 _CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
 _NUMBERS = (float, int, bool)
+_LATENCY, _SUCCESS, _PASSED = (EXAMPLE_SERIES_PREFIX + n for n in ("latency_ms", "success", "passed"))
 
 
 def environment_tags() -> dict[str, str]:
@@ -69,16 +76,18 @@ def default_run_name(event: RunStarted) -> str:
 
 def example_metrics(status: str, passed: bool | None, scores: Mapping[str, Any],
                     latency_ms: float | None) -> dict[str, float]:
-    """One example's step: latency_ms, success (0/1), passed (0/1) and every finite numeric score."""
+    """One example's step: ``example/latency_ms``, ``example/success`` (0/1), ``example/passed`` (0/1)
+    and ``example/<score>`` for every finite numeric score. The latency is rounded as timings.jsonl
+    holds it, so a run tracked live and the same run pushed later log the same values."""
     metrics: dict[str, float] = {}
     if latency_ms is not None:
-        metrics["latency_ms"] = float(latency_ms)
-    metrics["success"] = 1.0 if status == "success" else 0.0
+        metrics[_LATENCY] = round(float(latency_ms), 3)
+    metrics[_SUCCESS] = 1.0 if status == "success" else 0.0
     if passed is not None:
-        metrics["passed"] = 1.0 if passed else 0.0
+        metrics[_PASSED] = 1.0 if passed else 0.0
     for name, value in scores.items():
         if type(value) in _NUMBERS and value - value == 0:  # finite numbers and bools
-            metrics[name] = float(value)
+            metrics[EXAMPLE_SERIES_PREFIX + name] = float(value)
     return metrics
 
 
@@ -86,7 +95,7 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
     out: dict[str, float] = {}
     for key in ("n", "success_rate", "error_count", "pass_rate", "passed"):
         if group.get(key) is not None:
-            # the count of passed examples; ``passed`` itself is the per-example 0/1 step series
+            # the count of passed examples (``passed`` alone would read like the 0/1 of one example)
             out[f"{prefix}{'passed_count' if key == 'passed' else key}"] = group[key]
     for name, mean in (group.get("scores") or {}).items():
         out[f"{prefix}{name}_mean"] = mean
@@ -101,13 +110,6 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
     return out
 
 
-def _percentile(sorted_xs: list[float], q: float) -> float | None:
-    if not sorted_xs:
-        return None
-    index = min(len(sorted_xs) - 1, max(0, round(q * (len(sorted_xs) - 1))))
-    return round(sorted_xs[index], 3)
-
-
 def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, float]:
     """success_rate, error_count, pass_rate, token totals, latency p50/p95, and per model×probe keys."""
     volatile = summary.get("volatile") or {}
@@ -118,8 +120,8 @@ def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, 
         overall = per_group_latency.get(f"{g['model']}/{g['probe']}")
     else:
         xs = sorted(latencies)
-        overall = {"p50": _percentile(xs, 0.5), "p95": _percentile(xs, 0.95),
-                   "mean": round(sum(xs) / len(xs), 3) if xs else None}
+        overall = {"p50": round(percentile(xs, 50), 3), "p95": round(percentile(xs, 95), 3),
+                   "mean": round(sum(xs) / len(xs), 3)} if xs else None
     metrics = _group_metrics("", summary.get("totals") or {}, overall)
     if len(groups) > 1:
         for g in groups:

@@ -97,7 +97,7 @@ class TrackingListener:
         if run is None:
             return
         record = event.record
-        latency = round(event.timing.latency_ms, 3)  # as timings.jsonl holds it (Timing.to_dict)
+        latency = event.timing.latency_ms
         try:
             self._latencies.append(latency)
             run.log_step(example_metrics(record.status, record.passed, record.scores, latency), event.step)

@@ -167,7 +167,7 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
 
 def push_run_dir(run_dir: str | Path, backend: str, options: dict[str, Any] | None = None,
                  new_run: bool = False, *, echo: Callable[[str], None] = lambda _m: None) -> PushResult:
-    """Log the run directory ``run_dir`` to ``backend`` (local, mlflow, wandb, tensorboard).
+    """Log the run directory ``run_dir`` to ``backend`` (a name in ``config.BACKENDS``, or a custom sink).
 
     ``options``: the backend's options (tracking_uri, experiment_name, project, entity, log_dir, mode,
     …) and ``output_dir`` (where the journal goes, default ./tracking_logs).

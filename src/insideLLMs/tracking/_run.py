@@ -225,7 +225,7 @@ class TrackingRun:
         """``log_artifact(name, path)`` for each file that exists (the others are skipped), in the
         order given; returns name -> path in the run folder. If a copy fails, the files copied are
         logged and the first error is raised. ``replaced_only``: names of files their writer only
-        ever replaces, never changes in place; a big one may be hard-linked (``copy_redacted``)."""
+        ever replaces, never changes in place; a clean one is hard-linked (``copy_redacted``)."""
         from insideLLMs.tracking.store._artifact_copy import copy_redacted
 
         written: dict[str, Path] = {}
@@ -384,12 +384,11 @@ class TrackingRun:
     # -- background upkeep -------------------------------------------------------------------
 
     def _sink_options(self, backend: str) -> dict[str, Any]:
-        from insideLLMs.tracking.delivery._worker import SINK_OPTIONS
+        from insideLLMs.config import BACKENDS
 
         cfg = self.config
-        names = SINK_OPTIONS.get(backend) or tuple(
-            n for n in ("project", "entity", "mode", "tracking_uri", "experiment_name", "log_dir", "run_name")
-        )
+        spec = BACKENDS.get(backend)  # a custom sink ("module:Class") is given every remote backend's options
+        names = spec.options if spec else tuple(dict.fromkeys(n for b in BACKENDS.values() if b.sink for n in b.options))
         options = {n: getattr(cfg, n, None) for n in names if n != "run_name"}
         if "run_name" in names:
             options["run_name"] = self.name

@@ -11,7 +11,9 @@ Event ``data`` by ``kind``:
 - ``run_start``: ``{"name": str, "run_key": str, "tags": {str: str}, "project": str|None, "experiment": str|None}``
   (``run_key`` is the local run folder name, e.g. ``run_7f3a…``; a bare tag ``v1`` is ``{"v1": ""}``)
 - ``params``:    ``{"params": {str: str|int|float|bool|None}}`` (flat, already redacted)
-- ``metrics``:   ``{"metrics": {str: float}, "step": int|None}``
+- ``metrics``:   ``{"metrics": {str: float}, "step": int|None}``; ``step`` None is a run-level value (a
+  result of the whole run), an int a point of a series. A tracked evaluation names its per-example
+  series ``example/<name>`` (``EXAMPLE_SERIES_PREFIX``): a sink keeps them out of the run's summary
 - ``tags``:      ``{"tags": {str: str}}``
 - ``artifact``:  ``{"name": str, "path": str, "sha256": str, "size": int}``; ``path`` is relative to
   the local run folder (``artifacts/results.json``), the file is already redacted
@@ -31,6 +33,8 @@ from typing import Any, ClassVar, Literal, Sequence
 
 import msgspec
 from insideLLMs.errors import InsideLLMsError
+
+EXAMPLE_SERIES_PREFIX = "example/"  # one point per evaluated example: latency_ms, success, passed, scores
 
 EventKind = Literal["run_start", "params", "metrics", "tags", "artifact", "table", "run_end"]
 

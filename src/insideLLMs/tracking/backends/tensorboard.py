@@ -1,7 +1,8 @@
 """The TensorBoard sink: journal events -> event files under ``log_dir/<run>/`` (tensorboardX, no torch).
 
-Scalars carry their steps and wall times; at run end the params and final metrics are written as
-hparams (so runs compare in the HParams tab), plus text summaries: a params table and the first
+Scalars carry their steps and wall times (an evaluation's per-example series, ``example/…``, form a
+section of their own in the Scalars tab); at run end the params and the run-level metrics (those
+logged without a step) are written as hparams (so runs compare in the HParams tab), plus text summaries: a params table and the first
 failing examples of the per-example table. Event files cannot be un-written, so the sink keeps the
 highest sequence number it wrote in its state and appends only later events.
 """
@@ -114,7 +115,8 @@ class TensorBoardSink(Sink):
         counters: dict[str, int] = state.setdefault("counters", {})
         params: dict[str, Any] = state.setdefault("params", {})
         tags: dict[str, str] = state.setdefault("tags", {})
-        last: dict[str, float] = state.setdefault("last", {})
+        last: dict[str, float] = state.setdefault("last", {})  # each metric's latest value
+        run_level: dict[str, float] = state.setdefault("run_level", {})  # those logged without a step
         for event in events:
             data = event.data
             if event.kind == "metrics":
@@ -126,6 +128,10 @@ class TensorBoardSink(Sink):
                     counters[key] = max(counters.get(key, 0), at + 1)
                     writer.add_scalar(key, float(value), global_step=at, walltime=event.ts)
                     last[key] = float(value)
+                    if step is None:
+                        run_level[key] = float(value)
+                    else:
+                        run_level.pop(key, None)
             elif event.kind == "params":
                 for key, value in (data.get("params") or {}).items():
                     params[key] = value if not isinstance(value, str) else value[:1000]
@@ -154,12 +160,13 @@ class TensorBoardSink(Sink):
         from tensorboardX.summary import hparams
 
         state = self.ctx.state
-        params, tags, last = state["params"], state["tags"], state["last"]
+        params, tags = state["params"], state["tags"]
+        metrics = state.get("run_level") or state["last"]  # a run of series only: their latest values
         rows = [(k, params[k]) for k in sorted(params)] + [(f"tag: {k}", v) for k, v in sorted(tags.items())]
         writer.add_text("params", markdown_table(rows), global_step=0, walltime=ts)
         hp = {k: (v if isinstance(v, (int, float, bool)) else str(v)[:MAX_HPARAM_LENGTH])
               for k, v in params.items() if v is not None}
-        exp, ssi, _ = hparams(hp, dict(last))
+        exp, ssi, _ = hparams(hp, dict(metrics))
         sei_status = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "killed": "STATUS_ABORTED"}
         content = HParamsPluginData(
             session_end_info=SessionEndInfo(status=Status.Value(sei_status.get(status, "STATUS_UNKNOWN")),

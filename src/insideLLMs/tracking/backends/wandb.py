@@ -4,8 +4,9 @@
 The run id is derived from the local run key and kept in the sink state, so a later ``tracking
 sync`` resumes the same run (``resume="allow"``). W&B needs increasing steps: the last step
 delivered (and the keys logged at it) are kept in the state and anything at or before it is
-skipped, which also makes redelivery harmless. Unstepped metrics are final values: they go in the
-run summary. Artifacts become one ``run-files`` artifact at run end; the per-example table a
+skipped, which also makes redelivery harmless. Unstepped metrics are run-level values: they go in
+the run summary; an evaluation's per-example series (``example/…``, a panel section of their own in
+the workspace) are kept out of it, so the summary holds the run's results, not one example's. Artifacts become one ``run-files`` artifact at run end; the per-example table a
 ``wandb.Table``. Works offline (``mode: offline`` or ``WANDB_MODE=offline``) with no account.
 """
 
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
+from insideLLMs.tracking.sink import EXAMPLE_SERIES_PREFIX, Event, Sink, SinkContext, SinkError
 
 _ARTIFACT_NAME = re.compile(r"[^\w.\-]+")
 MAX_TAG_LENGTH = 64  # W&B's limit per tag
@@ -86,6 +87,7 @@ class WandbSink(Sink):
                 tags=tag_list(start.get("tags") or {}) or None,
                 settings=settings,
             )
+            self._run.define_metric(f"{EXAMPLE_SERIES_PREFIX}*", summary="none")
         except Exception as exc:
             raise _sink_error(exc) from exc
         if mode == "online":

@@ -25,24 +25,13 @@ from insideLLMs.tracking.store._views import SINKS_DIR, read_json, write_json_at
 from insideLLMs.secrets import redact
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 from insideLLMs.tracking.delivery._table import rows_event
-from insideLLMs.errors import UserError
+from insideLLMs.config import BACKENDS as TABLE, Backend
+from insideLLMs.errors import InsideLLMsError, UserError
 
-# backend name -> (sink class path, the library it needs, the pip extra)
-REMOTE_BACKENDS: dict[str, tuple[str, str, str]] = {
-    "mlflow": ("insideLLMs.tracking.backends.mlflow:MlflowSink", "mlflow", "mlflow"),
-    "wandb": ("insideLLMs.tracking.backends.wandb:WandbSink", "wandb", "wandb"),
-    "tensorboard": ("insideLLMs.tracking.backends.tensorboard:TensorBoardSink", "tensorboardX", "tensorboard"),
-}
-BACKENDS = ("local", *REMOTE_BACKENDS)
-# which tracking options each backend is given (SinkContext.options)
-SINK_OPTIONS: dict[str, tuple[str, ...]] = {
-    "mlflow": ("tracking_uri", "experiment_name", "run_name"),
-    "wandb": ("project", "entity", "mode", "run_name"),
-    "tensorboard": ("log_dir", "run_name"),
-}
-
-# backend name -> its "is the server listening" check (module:function), light to import
-PREFLIGHTS: dict[str, str] = {"mlflow": "insideLLMs.tracking.delivery._preflight:mlflow"}
+# derived from the one table of backends (config.BACKENDS)
+REMOTE_BACKENDS: dict[str, Backend] = {name: b for name, b in TABLE.items() if b.sink is not None}
+BACKENDS = tuple(TABLE)
+SINK_OPTIONS: dict[str, tuple[str, ...]] = {name: b.options for name, b in REMOTE_BACKENDS.items()}
 
 BATCH_SIZE = 1000
 BACKOFF_BASE_S = 0.5
@@ -67,8 +56,9 @@ def check_backend(name: str) -> None:
             f"unknown tracking backend {name!r}; choose from: {', '.join(BACKENDS)} "
             f"(or a custom sink as 'package.module:SinkClass')"
         )
-    _, library, extra = REMOTE_BACKENDS[name]
-    if importlib.util.find_spec(library) is None:
+    spec = REMOTE_BACKENDS[name]
+    library, extra = spec.library, spec.extra
+    if library is not None and importlib.util.find_spec(library) is None:
         raise BackendUnavailable(
             f"the {name} tracking backend needs the {library} package: pip install 'insidellms[{extra}]'"
         )
@@ -76,7 +66,8 @@ def check_backend(name: str) -> None:
 
 def sink_class(backend: str) -> type[Sink]:
     """The Sink class for a backend name (or a 'module:Class' path), imported only now."""
-    path = REMOTE_BACKENDS[backend][0] if backend in REMOTE_BACKENDS else backend
+    spec = REMOTE_BACKENDS.get(backend)
+    path = spec.sink if spec is not None and spec.sink else backend
     module_name, _, attr = path.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attr)
@@ -87,9 +78,10 @@ def sink_class(backend: str) -> type[Sink]:
 def preflight(backend: str, options: dict[str, Any], *, timeout_s: float | None = None) -> None:
     """Raise ``SinkError`` at once when a built-in backend's server refuses connections (importing
     neither its library nor its sink module; custom sinks are not checked here)."""
-    if backend not in PREFLIGHTS:
+    spec = REMOTE_BACKENDS.get(backend)
+    if spec is None or spec.preflight is None:
         return
-    module, _, attr = PREFLIGHTS[backend].partition(":")
+    module, _, attr = spec.preflight.partition(":")
     check = getattr(importlib.import_module(module), attr)
     check(options if timeout_s is None else {**options, "preflight_timeout_s": timeout_s})
 
@@ -144,7 +136,7 @@ def all_marks(run_dir: Path) -> list[DeliveryMark]:
     return [m for m in marks if m is not None]
 
 
-class SinkBusy(RuntimeError):
+class SinkBusy(InsideLLMsError):
     """Another process (a live run or another sync) is delivering to this sink right now."""
 
 

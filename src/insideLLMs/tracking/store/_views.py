@@ -5,7 +5,8 @@ tracking_logs/run_<id>/
   journal.jsonl   every event, append-only (the history; see docs/journal-format.md)
   run.json        name, status, tags, start/end, backends, pid/host/heartbeat
   params.json     every parameter
-  metrics.json    the latest value of every metric
+  metrics.json    the latest value of every metric (a tracked evaluation's per-example series are
+                  named ``example/…``, its run-level metrics bare)
   artifacts/      logged objects (<name>.json) and copied files
   sinks/          per remote backend: how far it has been delivered (<backend>.json)
 ```
@@ -65,7 +66,9 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 class RunState(msgspec.Struct):
-    """What the events of one run add up to. ``keep_series`` also keeps every (step, value) point."""
+    """What the events of one run add up to. ``keep_series`` also keeps every (step, value) point.
+    ``stepped``: the names whose latest value was logged with a step (a series point); the others
+    are run-level metrics."""
 
     key: str = ""
     name: str = ""
@@ -74,6 +77,7 @@ class RunState(msgspec.Struct):
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     metrics: dict[str, float] = msgspec.field(default_factory=dict)
     series: dict[str, list[tuple[int, float]]] = msgspec.field(default_factory=dict)
+    stepped: set[str] = msgspec.field(default_factory=set)
     artifacts: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)  # path -> artifact/table event data
     started_at: float | None = None
     ended_at: float | None = None
@@ -87,10 +91,14 @@ class RunState(msgspec.Struct):
         kind, data = event.kind, event.data
         if kind == "metrics":
             self.metrics.update(data["metrics"])
-            if self.keep_series and data.get("step") is not None:
-                step = data["step"]
-                for name, value in data["metrics"].items():
-                    self.series.setdefault(name, []).append((step, value))
+            step = data.get("step")
+            if step is not None:
+                self.stepped.update(data["metrics"])
+                if self.keep_series:
+                    for name, value in data["metrics"].items():
+                        self.series.setdefault(name, []).append((step, value))
+            else:
+                self.stepped.difference_update(data["metrics"])
         elif kind == "params":
             self.params.update(data["params"])
         elif kind == "tags":
@@ -179,6 +187,12 @@ class RunView(msgspec.Struct):
         if self.state.status == "running" and writer_is_dead(self.info):
             return "killed"
         return self.state.status
+
+    @property
+    def run_metrics(self) -> dict[str, float]:
+        """The run-level metrics: those whose latest value was logged without a step (not a series point)."""
+        stepped = self.state.stepped
+        return {k: v for k, v in self.state.metrics.items() if k not in stepped}
 
     @property
     def backends(self) -> list[str]:

@@ -1,0 +1,56 @@
+"""The byte-level basis of determinism: canonical JSON and the run id."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from insideLLMs.canonical import compute_run_id, dumps_bytes, dumps_pretty
+from support.cli import run_cli
+
+
+def test_canonical_json_sorts_keys_at_every_depth_and_keeps_unicode() -> None:
+    obj = {"b": 1, "a": {"d": [{"z": 1, "y": 2}], "c": "é"}}
+    assert dumps_bytes(obj) == '{"a":{"c":"é","d":[{"y":2,"z":1}]},"b":1}'.encode()
+    assert dumps_pretty(obj).endswith(b"}\n") and json.loads(dumps_pretty(obj)) == obj
+
+
+def test_key_order_never_changes_the_bytes() -> None:
+    rng = random.Random(3)
+    base = {f"k{i}": {f"n{j}": j for j in range(5)} for i in range(8)}
+    for _ in range(20):
+        keys = list(base)
+        rng.shuffle(keys)
+        shuffled = {k: dict(sorted(base[k].items(), key=lambda _: rng.random())) for k in keys}
+        assert dumps_bytes(shuffled) == dumps_bytes(base)
+
+
+def test_the_run_id_hashes_every_part_of_what_was_asked() -> None:
+    parts = {"models": [{"id": "m"}], "probes": [{"id": "p"}], "dataset_hashes": ["h1"], "generation": {"t": 0}}
+    base = compute_run_id(**parts)
+    assert len(base) == 16 and base == compute_run_id(**parts)
+    for name, other in (("models", [{"id": "m2"}]), ("probes", [{"id": "p2"}]), ("dataset_hashes", ["h2"]),
+                        ("generation", {"t": 1})):
+        assert compute_run_id(**(parts | {name: other})) != base, name
+
+
+def _validate_run_id(folder: Path, config: str, rows: list[str]) -> str:
+    folder.mkdir()
+    (folder / "eval.yaml").write_text(config, encoding="utf-8")
+    (folder / "data.jsonl").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("validate", "eval.yaml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().rsplit("run_id ", 1)[1]
+
+
+def test_a_config_names_its_run_by_content_not_by_key_order_or_folder(tmp_path: Path) -> None:
+    rows = ['{"id": "a", "prompt": "2+2?", "answer": "4"}', '{"id": "b", "prompt": "3+3?", "answer": "6"}']
+    config = ("model: {type: dummy, args: {model_name: echo}}\nprobe: {type: logic}\n"
+              "dataset: {format: jsonl, path: data.jsonl}\ngeneration: {temperature: 0, max_tokens: 32}\n")
+    reordered = ("generation: {max_tokens: 32, temperature: 0}\ndataset: {path: data.jsonl, format: jsonl}\n"
+                 "probe: {type: logic}\nmodel: {args: {model_name: echo}, type: dummy}\n")
+    first = _validate_run_id(tmp_path / "one", config, rows)
+    assert _validate_run_id(tmp_path / "two", reordered, rows) == first
+    changed = [rows[0], rows[1].replace("3+3?", "3+4?")]
+    assert _validate_run_id(tmp_path / "three", config, changed) != first
