@@ -5,15 +5,21 @@
 2. The same run to a real ``mlflow server`` through our MLflow backend vs ``mlflow.log_metric``
    once per point, each side as a user waits for it (per-point: a fresh process importing mlflow,
    the calls timed on a sample and scaled; said so in the output).            target ≥ 50×
-3. A 2,000-example harness run with the dummy model: tracking off vs local vs MLflow (live) vs
-   MLflow with the server stopped.                   target ≤ 5 % extra (local; server stopped)
-   With a live server the run ends by delivering what is pending (up to flush_timeout_s): shown, not a target.
+3. ``insidellms harness`` of 2,000 examples against the fake OpenAI-compatible server (50 ms per
+   request, concurrency 64, ≈ 2 s): tracking off vs local vs MLflow with its server stopped (a
+   closed 127.0.0.1 port), interleaved; each ratio is the median of the per-repetition ratios to
+   that repetition's untracked run. Also the fixed cost (ms, from 1-example runs) and the
+   per-example cost (µs, the rest of the 2,000-example difference), in wall and CPU time.
+                                                   target ≤ 3 % extra (local; server stopped)
+   ``--designs name=SRC,…`` measures several source trees side by side in one run (how the one
+   tracking path was chosen: bench/README.md).
 4. ``tracking sync`` of 20,000 points to the live server vs per-point ``log_metric``. target ≥ 50×
+5. The delivery child's exit once its work is done, which the end of a run with a remote backend
+   waits for: ``os._exit`` vs a normal interpreter exit.                                   (info)
 
-    .venv/bin/python bench/tracking_overhead.py [--quick] [--sections 1,2,3,4]
+    .venv/bin/python bench/tracking_overhead.py [--quick] [--sections 1,2,3,4,5] [--designs a=SRC,b=SRC]
 
-Sections 2 and 4 need a real ``mlflow server`` (started here); section 3 adds the live-server variant
-when one runs. Section 3 also prints CPU time: on a shared machine it moves less than wall time.
+Sections 2 and 4 need a real ``mlflow server`` (started here).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -41,7 +46,7 @@ STEPS, METRICS_PER_STEP = 5_000, 4
 ARTIFACT_MB = 10
 SYNC_POINTS = 20_000
 PER_POINT_SAMPLE = 1_000
-SETTLE_S = 1.0  # after a run delivering to the live server, before the next measured run
+HARNESS_CONCURRENCY, HARNESS_LATENCY_MS = 64, 50.0
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -133,40 +138,145 @@ def per_point_total(sample: dict[str, float], points: int) -> float:
 
 # -- 3. harness overhead ---------------------------------------------------------------------------
 
-def harness_project(root: Path, n: int) -> Path:
+HARNESS_VARIANTS = ("off", "local", "mlflow (server stopped)")
+
+
+def harness_config(root: Path, n: int, base_url: str, variant: str, stopped_uri: str) -> Path:
+    """``insidellms harness`` of ``n`` examples against the fake server, tracked as ``variant``."""
     import yaml
 
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "data.jsonl", "w") as fh:
-        for i in range(n // 2):
-            fh.write(json.dumps({"id": f"q{i:05d}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)}) + "\n")
+    data = root / "data.jsonl"
+    if not data.exists():
+        with open(data, "w") as fh:
+            for i in range(n):
+                fh.write(json.dumps({"id": f"q{i:05d}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)}) + "\n")
+    tracking: dict[str, Any] = {"enabled": variant != "off", "backend": "local", "output_dir": str(root / "tracking_logs")}
+    if variant.startswith("mlflow"):
+        tracking.update(backend="mlflow", tracking_uri=stopped_uri, experiment_name="bench-harness")
     config = {
         "name": "bench",
-        "models": [{"type": "dummy", "args": {"model_name": "dummy"}}],
-        "probes": [{"type": "factuality", "dataset": {"format": "jsonl", "path": "data.jsonl"}},
-                   {"type": "factuality", "args": {"instruction": False}, "dataset": {"format": "jsonl", "path": "data.jsonl"}}],
+        "models": [{"type": "openai", "args": {"model_name": "fake", "base_url": base_url}}],
+        "probes": [{"type": "factuality", "dataset": {"format": "jsonl", "path": "data.jsonl"}}],
         "generation": {"temperature": 0, "max_tokens": 64},
-        "runner": {"concurrency": 16, "max_retries": 0},
-        "tracking": {"enabled": True, "backend": "local", "output_dir": "./tracking_logs"},
+        "runner": {"concurrency": HARNESS_CONCURRENCY},
+        "tracking": tracking,
     }
-    path = root / "harness.yaml"
+    path = root / f"harness-{variant.split()[0]}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
-def harness_seconds(cfg: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """One ``insidellms harness`` run: (wall seconds, CPU seconds of the process and its children)."""
+def harness_run(cfg: Path, examples: int, src: str, env: dict[str, str]) -> tuple[float, float]:
+    """One ``insidellms harness`` process on the source tree ``src``: (wall s, CPU s with its children)."""
+    from harness_overhead import run_process  # bench/: the same process timing (wait4) as issue 2's bench
+
     out = cfg.parent / f"runs-{time.monotonic_ns()}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run([INSIDELLMS, "harness", str(cfg), "--run-dir", str(out), "--no-progress", *args],
-                          cwd=cfg.parent, env=env, capture_output=True, text=True)
-    took = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    argv = [INSIDELLMS, "harness", str(cfg), "--run-dir", str(out), "--no-progress", "--max-examples", str(examples)]
+    measured = run_process(argv, {**env, "PYTHONPATH": src})
     shutil.rmtree(out, ignore_errors=True)
-    return took, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return measured.wall_s, measured.cpu_s
+
+
+HOOK_TIMER = r"""
+import atexit, json, os, sys, time
+import insideLLMs.cli.run as cli_run
+from insideLLMs.cli.main import main
+spent = {}  # hook -> [calls, seconds] on the evaluation's thread
+
+def note(name, started):
+    entry = spent.setdefault(name, [0, 0.0])
+    entry[0] += 1
+    entry[1] += time.perf_counter() - started
+
+class Timed:
+    def __init__(self, inner):
+        self._inner = inner
+    def __getattr__(self, name):
+        value = getattr(self._inner, name)
+        if not callable(value) or not (name.startswith("on_") or name == "close"):
+            return value
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return value(*args, **kwargs)
+            finally:
+                note(name, started)
+        return timed
+
+build = cli_run._tracking_listener
+def timed_build(config):
+    started = time.perf_counter()
+    listener = build(config)
+    note("build", started)
+    return listener and Timed(listener)
+cli_run._tracking_listener = timed_build
+atexit.register(lambda: open(os.environ["HOOK_TIMES"], "w").write(json.dumps(spent)))
+sys.argv = ["insidellms", *sys.argv[1:]]
+main()
+"""
+
+
+def hook_times(cfg: Path, examples: int, src: str, env: dict[str, str]) -> dict[str, list[float]]:
+    """Time the evaluation's own thread spends in its tracking listener's calls, per hook: what of
+    tracking cannot overlap with anything in that process (robust to other load, unlike wall time)."""
+    out, times = cfg.parent / f"runs-{time.monotonic_ns()}", cfg.parent / "hook-times.json"
+    subprocess.run([sys.executable, "-c", HOOK_TIMER, "harness", str(cfg), "--run-dir", str(out), "--no-progress",
+                    "--max-examples", str(examples)], env={**env, "PYTHONPATH": src, "HOOK_TIMES": str(times)},
+                   check=True, capture_output=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(times.read_text())
+
+
+def section_harness(tmp: Path, examples: int, reps: int, designs: dict[str, str], env: dict[str, str]) -> list[Row]:
+    from harness_overhead import Server
+
+    server = Server(HARNESS_LATENCY_MS)
+    try:
+        base_url = f"{server.url}/v1"
+        stopped = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        configs = {v: harness_config(tmp / "harness", examples, base_url, v, stopped) for v in HARNESS_VARIANTS}
+        cases = [(d, v, n) for d in designs for v in HARNESS_VARIANTS for n in (1, examples)]
+        times: dict[tuple[str, str, int], list[tuple[float, float]]] = {c: [] for c in cases}
+        for design, variant, n in cases:  # warm caches (files, bytecode) for every case alike
+            harness_run(configs[variant], n, designs[design], env)
+        for _ in range(reps):
+            for case in cases:  # interleaved, so drift hits all alike
+                design, variant, n = case
+                times[case].append(harness_run(configs[variant], n, designs[design], env))
+        hooks = {(d, v): [hook_times(configs[v], examples, designs[d], env) for _ in range(3)]
+                 for d in designs for v in HARNESS_VARIANTS[1:]}
+    finally:
+        server.stop()
+    rows: list[Row] = []
+    median = statistics.median
+    for design in designs:
+        off_big, off_one = times[(design, "off", examples)], times[(design, "off", 1)]
+        label = f" [{design}]" if len(designs) > 1 else ""
+        rows.append((f"harness {examples:,} examples, c={HARNESS_CONCURRENCY}, {HARNESS_LATENCY_MS:g} ms, off{label}",
+                     f"{median(t[0] for t in off_big):.3f}s", "", "", "(baseline)"))
+        for variant in HARNESS_VARIANTS[1:]:
+            big, one = times[(design, variant, examples)], times[(design, variant, 1)]
+            # each repetition's ratio to its own untracked run, then the median: drifts in the machine's
+            # speed (this one has them) cancel out of each pair
+            ratio = median(t[0] / o[0] for t, o in zip(big, off_big))
+            fixed = median(t[0] - o[0] for t, o in zip(one, off_one))
+            per_example = (median(t[0] - o[0] for t, o in zip(big, off_big)) - fixed) / (examples - 1)
+            fixed_cpu = median(t[1] - o[1] for t, o in zip(one, off_one))
+            per_example_cpu = (median(t[1] - o[1] for t, o in zip(big, off_big)) - fixed_cpu) / (examples - 1)
+            q1, _, q3 = statistics.quantiles([t[0] / o[0] for t, o in zip(big, off_big)], n=4) if len(big) > 1 else (ratio,) * 3
+            cpu_ratio = median(t[1] / o[1] for t, o in zip(big, off_big))
+            rows.append((f"  tracking {variant}{label} vs off (quartiles {(q1 - 1) * 100:+.1f}..{(q3 - 1) * 100:+.1f}%; "
+                         f"CPU {(cpu_ratio - 1) * 100:+.1f}%)", f"{median(t[0] for t in big):.3f}s",
+                         f"{median(t[0] for t in off_big):.3f}s", f"{(ratio - 1) * 100:+.1f}%", "≤ +3%"))
+            spent = hooks[(design, variant)]
+            calls = sorted({name for h in spent for name in h})
+            on_thread = ", ".join(f"{name} {median(h.get(name, [0, 0.0])[1] for h in spent) * 1e3:.1f}" for name in calls)
+            total = median(sum(v[1] for v in h.values()) for h in spent)
+            rows.append((f"    on the evaluation's thread: {total * 1e3:.0f} ms ({on_thread} ms)", "", "", "", "(info)"))
+            rows.append((f"    fixed ms / per-example µs: wall {fixed * 1e3:.0f} ms, {per_example * 1e6:+.1f} µs; "
+                         f"CPU {fixed_cpu * 1e3:.0f} ms, {per_example_cpu * 1e6:+.1f} µs", "", "", "", "(info)"))
+    return rows
 
 
 Row = tuple[str, str, str, str, str]
@@ -211,42 +321,48 @@ def section_sync(tmp: Path, reps: int, url: str, env: dict[str, str]) -> list[Ro
              f"{per_point_sync:.1f}s*", f"{per_point_sync / sync_s:.0f}× faster", "≥ 50×")]
 
 
-def section_harness(tmp: Path, examples: int, reps: int, url: str | None, env: dict[str, str]) -> list[Row]:
-    cfg = harness_project(tmp / "harness", examples)
-    variants = {"off": (cfg, ["--no-track"]), "local": (cfg, [])}
-    if url is not None:
-        variants["mlflow (live)"] = (config_variant(cfg, "live", url), [])
-    variants["mlflow (server stopped)"] = (config_variant(cfg, "down", f"http://127.0.0.1:{free_port()}"), [])
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
-    for path, extra in variants.values():  # warm caches (files, bytecode) for every variant alike
-        harness_seconds(path, extra, env)
+# -- 5. the delivery child's exit ---------------------------------------------------------------------
+
+CHILD_EXIT = """
+import os, sys
+import insideLLMs.tracking.delivery._process, insideLLMs.tracking.backends.mlflow
+sys.stdout.write("ready")
+sys.stdout.flush()
+sys.stdin.readline()
+if sys.argv[1] == "os._exit":
+    os._exit(0)
+sys.exit(0)
+"""
+
+
+def section_child_exit(reps: int, env: dict[str, str]) -> list[Row]:
+    """How long the end of a run with a remote backend waits for its delivery child to exit once its
+    work is done (``DeliveryProcess.finish`` waits for the exit): ``os._exit`` vs a normal exit."""
+    waited: dict[str, list[float]] = {"os._exit": [], "sys.exit": []}
     for _ in range(reps):
-        for name, (path, extra) in variants.items():  # interleaved, so drift hits all alike
-            times[name].append(harness_seconds(path, extra, env))
-            if name == "mlflow (live)":
-                time.sleep(SETTLE_S)  # the server is still busy with what it was sent: not on the next run's time
-    base = statistics.median(t[0] for t in times["off"])
-    base_cpu = statistics.median(t[1] for t in times["off"])
-    rows: list[Row] = []
-    for name in list(variants)[1:]:
-        wall = statistics.median(t[0] for t in times[name])
-        cpu = statistics.median(t[1] for t in times[name])
-        # each repetition's ratio to its own "off" run (run just before), then the median: slow drifts in the
-        # machine's speed (this one has them) cancel out of each pair
-        paired = statistics.median(t[0] / o[0] for t, o in zip(times[name], times["off"]))
-        rows.append((f"harness {examples:,} examples, tracking {name} vs off", f"{wall:.3f}s", f"{base:.3f}s",
-                     f"{(paired - 1) * 100:+.1f}%", "(info: waits for delivery)" if name == "mlflow (live)" else "≤ +5%"))
-        rows.append(("  the same in CPU time (less sensitive to other load)", f"{cpu:.3f}s", f"{base_cpu:.3f}s",
-                     f"{(cpu / base_cpu - 1) * 100:+.1f}%", "(info)"))
-    return rows
+        for mode, times in waited.items():
+            proc = subprocess.Popen([sys.executable, "-c", CHILD_EXIT, mode], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdout.read(5)
+            started = time.perf_counter()
+            proc.stdin.write(b"\n")
+            proc.stdin.flush()
+            proc.wait()
+            times.append(time.perf_counter() - started)
+    fast, slow = (statistics.median(waited[m]) for m in ("os._exit", "sys.exit"))
+    return [("delivery child's exit after its work: os._exit vs interpreter teardown", f"{fast * 1e3:.1f}ms",
+             f"{slow * 1e3:.1f}ms", f"{(slow - fast) * 1e3:+.0f} ms", "(info)")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repetition each (noisier)")
-    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run (default: all)")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="which sections to run (default: all)")
     parser.add_argument("--harness-examples", type=int, default=2000)
-    parser.add_argument("--harness-reps", type=int, default=11, help="interleaved repetitions of section 3 (noisy)")
+    parser.add_argument("--harness-reps", type=int, default=7, help="interleaved repetitions of section 3 (noisy)")
+    parser.add_argument("--designs", default=f"current={ROOT / 'src'}",
+                        help="section 3: name=SRC,… source trees (PYTHONPATH) measured side by side")
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="compile every module on every start (PYTHONDONTWRITEBYTECODE, as in some sandboxes)")
     args = parser.parse_args()
@@ -260,7 +376,7 @@ def main() -> None:
         if not args.no_bytecode_cache:  # as an installed package: compiled once, not on every start
             os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # our own delivery children too, not
             os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")  # only the processes given env
-        env = {**os.environ, "NO_COLOR": "1"}
+        env = {**os.environ, "NO_COLOR": "1", "OPENAI_API_KEY": "sk-bench"}
         (tmp / "home").mkdir()
         artifact = make_artifact(tmp / "records.jsonl")
         # compile what the measured processes import once, untimed, as an installed package would have
@@ -269,8 +385,10 @@ def main() -> None:
 
         if 1 in sections:
             rows += section_local(tmp, artifact, reps)
+        if 5 in sections:
+            rows += section_child_exit(15, env)
         server = None
-        if sections & {2, 3, 4}:
+        if sections & {2, 4}:
             server = MlflowServer(tmp / "mlflow", port=free_port())
             print(f"starting mlflow server on {server.url} …", file=sys.stderr)
             server.start()
@@ -280,8 +398,9 @@ def main() -> None:
             if 4 in sections:
                 rows += section_sync(tmp, reps, server.url, env)  # type: ignore[union-attr]
             if 3 in sections:
+                designs = dict(d.split("=", 1) for d in args.designs.split(",") if d.strip())
                 rows += section_harness(tmp, args.harness_examples, 1 if args.quick else args.harness_reps,
-                                        server.url if server else None, env)
+                                        designs, env)
         finally:
             if server is not None:
                 server.kill()
@@ -301,16 +420,6 @@ def main() -> None:
     print("  harness runs use " + ("no bytecode cache (every module compiled at each start)." if args.no_bytecode_cache
                                    else "a bytecode cache, as an installed package does (--no-bytecode-cache: without)."))
 
-
-def config_variant(cfg: Path, label: str, uri: str) -> Path:
-    """The harness config, tracking to MLflow at ``uri`` (the default flush_timeout_s)."""
-    import yaml
-
-    data = yaml.safe_load(cfg.read_text())
-    data["tracking"].update(backend="mlflow", tracking_uri=uri, experiment_name=f"bench-harness-{label}")
-    path = cfg.with_name(f"harness-{label}.yaml")
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 if __name__ == "__main__":

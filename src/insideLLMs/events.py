@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
-if TYPE_CHECKING:  # types only: the tracking follower imports this module without the runner's
+if TYPE_CHECKING:  # types only: importing the run directory's records here would be circular
     from insideLLMs.rundir import Record, Timing
 
 RunStatus = Literal["finished", "failed", "interrupted"]
@@ -49,13 +49,8 @@ class RunFinished(msgspec.Struct, frozen=True):
 
 
 class RunListener(Protocol):
-    """Told of a run's start, each example (unless ``wants_examples`` is false once the run has
-    started: it reads them from the run directory itself) and the run's end.
-
-    Optional: ``on_run_ending(event: RunFinished)``, called when a finished run's records, summary
-    and manifest are final but report.html is still to be rendered (its ``artifacts`` lack the
-    report); ``on_run_finished`` follows once the report is written.
-    """
+    """Told of a run's start, of each example in record order, and of the run's end (once every
+    file of the run directory, report.html included, is written)."""
 
     def on_run_started(self, event: RunStarted) -> None: ...
 

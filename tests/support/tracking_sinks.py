@@ -3,13 +3,15 @@ appending them to ``<log_dir>/<run folder name>.jsonl``, and can be told to fail
 
 Control files in ``log_dir`` steer it, so a subprocess obeys them too:
 ``FAIL`` (retryable SinkError "server unreachable"), ``FATAL`` (non-retryable), ``HANG`` (block while present),
-``SLOW`` (sleep 0.2 s per batch). Like a real idempotent backend, it skips events it already holds.
+``SLOW`` (sleep 0.2 s per batch), ``LINGER`` (leave a non-daemon thread that never ends, as a backend
+library stuck on a dead server might). Like a real idempotent backend, it skips events it already holds.
 Use it as ``backend="support.tracking_sinks:JsonlSink"`` with ``log_dir=...``.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +32,8 @@ class JsonlSink(Sink):
         if (self.dir / "FATAL_INIT").exists():
             raise SinkError("bad configuration", retryable=False)
         self.dir.mkdir(parents=True, exist_ok=True)
+        if (self.dir / "LINGER").exists():
+            threading.Thread(target=threading.Event().wait, name="stuck-library-thread", daemon=False).start()
         self.out = self.dir / f"{ctx.run_dir.name}.jsonl"
         ctx.state.setdefault("opened", 0)
         ctx.state["opened"] += 1

@@ -239,3 +239,22 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_delivery_imports_where_fcntl_does_not_exist() -> None:
+    """Windows has no fcntl: the delivery modules (every remote backend goes through them) still import."""
+    code = ("import sys; sys.modules['fcntl'] = None\n"
+            "import insideLLMs.tracking.delivery._worker, insideLLMs.tracking.delivery._process, insideLLMs.tracking.delivery\n"
+            "from insideLLMs.tracking import get_tracker\n"
+            "print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_a_backend_thread_that_never_ends_does_not_keep_the_delivery_child_alive(tmp_path: Path, sink_dir: Path) -> None:
+    (sink_dir / "LINGER").touch()
+    run, _messages = _tracked_run(tmp_path, sink_dir, steps=5, flush_timeout_s=2)
+    proc = run._delivery.proc
+    assert proc is not None
+    assert proc.returncode == 0  # it exited on its own once done, not stopped by SIGTERM/SIGKILL
+    assert delivered(sink_dir, run.dir) == _journal_view(run.dir)

@@ -69,7 +69,7 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
     if not harness and (cfg.models or cfg.probes):
         raise UserError(f"{loaded.path}: has 'models'/'probes' lists; run it with: insidellms harness {loaded.path}")
     tracking = _tracking_config(loaded, options["track"], options["no_track"])
-    listener = _tracking_listener(tracking)  # started first: it gets ready while the data loads
+    listener = _tracking_listener(tracking)
     try:
         grid = build_harness(
             loaded,
@@ -103,12 +103,13 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
 
 
 def _tracking_listener(tracking: TrackingConfig | None) -> Any:
+    """The run's tracking: in this process, remote backends fed by a delivery child (tracking/_listener.py)."""
     if tracking is None:
         return None
     try:
-        from insideLLMs.tracking._follow_listener import start_tracking
+        from insideLLMs.tracking._listener import TrackingListener
 
-        return start_tracking(tracking, echo=lambda line: click.echo(line, err=True))
+        return TrackingListener.from_config(tracking, echo=lambda line: click.echo(line, err=True))
     except Exception as exc:  # tracking never stops an evaluation
         warn(f"tracking is off for this run: {exc}")
         return None

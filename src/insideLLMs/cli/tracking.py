@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from insideLLMs.cli._errors import Group
+from insideLLMs.cli._errors import Group, warn
 from insideLLMs.config import BACKENDS
 
 DEFAULT_DIR = "tracking_logs"
@@ -126,7 +126,7 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
     head.add_row("name", state.name)
     head.add_row("status", _status(view.status) + (" [red](torn last line skipped)[/]" if view.torn_tail else ""))
     head.add_row("started", _when(state.started_at))
-    head.add_row("ended", _when(state.ended_at))
+    head.add_row("ended", _when(view.ended_at))
     head.add_row("duration", _duration(view.duration_s))
     head.add_row("backends", ", ".join(view.backends))
     head.add_row("tags", ", ".join(f"{k}={v}" if v else k for k, v in sorted(state.tags.items())) or "—")
@@ -266,12 +266,20 @@ def sync_cmd(path: Path, backends: tuple[str, ...], **options: Any) -> None:
 
     Safe to repeat or interrupt: each backend resumes from its delivered mark, nothing is sent twice.
     """
+    from insideLLMs.tracking._push import catch_up_killed_run
     from insideLLMs.tracking.store import find_runs
     from insideLLMs.tracking.delivery import sync
     from insideLLMs.tracking.delivery import BackendUnavailable, check_backend
 
-    if not find_runs(path):
+    runs = find_runs(path)
+    if not runs:
         raise click.ClickException(f"no tracked runs in {path}")
+    for run_dir in runs:  # an evaluation that was killed: its steps and files up to its run directory
+        try:
+            if catch_up_killed_run(run_dir):
+                click.echo(f"{run_dir.name}: its process died while running; marked killed, with what its run directory holds")
+        except (OSError, ValueError) as exc:
+            warn(f"{run_dir.name}: cannot bring it up to its run directory ({exc})")
     try:
         for backend in backends:
             check_backend(backend)

@@ -112,24 +112,19 @@ class _Listeners:
 
     def __init__(self, listeners: Sequence[RunListener]) -> None:
         self._listeners = list(listeners)
-        self.per_example: list[RunListener] = []  # known once the run has started (see emit)
         self._warned: set[int] = set()
 
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
     def emit(self, method: str, event: Any) -> None:
-        for listener in self.per_example if method == "on_example_finished" else self._listeners:
-            hook = getattr(listener, method, None)
-            if hook is None:  # an optional hook (on_run_ending) the listener does not have
-                continue
+        for listener in self._listeners:
             try:
-                hook(event)
+                getattr(listener, method)(event)
             except Exception as exc:  # a listener must never fail the evaluation
                 if id(listener) not in self._warned:
                     self._warned.add(id(listener))
                     warnings.warn(f"{type(listener).__name__}.{method} failed: {exc}", RuntimeWarning, stacklevel=2)
-        if method == "on_run_started":
-            # a listener that reads the examples from the run directory says so (it may decide as the
-            # run starts): no per-example event is built for it
-            self.per_example = [x for x in self._listeners if getattr(x, "wants_examples", True)]
 
 
 class Engine:
@@ -194,8 +189,6 @@ class Engine:
                     manifest = self._manifest(summary)
                     writer.finalize(manifest, summary, self._config_yaml())
                     if self.report_data is not None:
-                        # the data is final; a listener may start on it while the report renders
-                        self.listeners.emit("on_run_ending", self._finished_event(status, summary, manifest, error))
                         self.report_data.use_latencies(self.summary.latencies())
                         _write_report(writer.run_dir, self.report_data)
                 else:
@@ -347,7 +340,7 @@ class Engine:
             if self.records is not None:
                 self.records.append(record)
             self.progress.advance(record.status != "success")
-            if self.listeners.per_example:
+            if self.listeners:  # no event is built when nothing listens
                 self.listeners.emit("on_example_finished", ExampleFinished(self.next_write, record, timing))
             self.next_write += 1
         if self.blocked:

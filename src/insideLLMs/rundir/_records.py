@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # a type only: the tracking follower reads records without the model machinery
+if TYPE_CHECKING:  # a type only: reading records needs none of the model machinery
     from insideLLMs.models.base import Status
 
 RECORD_FIELDS = (

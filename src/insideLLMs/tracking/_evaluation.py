@@ -5,9 +5,8 @@ The per-example series are named ``example/<name>`` (``EXAMPLE_SERIES_PREFIX``) 
 metrics bare (``pass_rate``; ``<model>/<probe>/pass_rate`` per model × probe of a grid), so no
 backend's run view mixes an example's last value with the run's result.
 
-Pure functions, shared by the in-process listener (listener.py), the run-directory follower
-(follower.py) and ``tracking push`` (push.py), so a run tracked live and the same run pushed
-afterwards log the same things.
+Pure functions, shared by the listener (_listener.py) and ``tracking push`` (_push.py), so a run
+tracked live and the same run pushed (or caught up after a crash) afterwards log the same things.
 """
 
 from __future__ import annotations

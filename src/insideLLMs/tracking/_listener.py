@@ -5,15 +5,19 @@ dataset, concurrency, run_id, library version), a step series per example (laten
 passed, each score), final metrics from the summary (per model×probe too when there are several),
 the run directory's files as artifacts, the per-example records as a table, and tags (config tags,
 experiment, library version, environment). Tracking never raises into the run: failures are warned
-once. ``insidellms run`` drives this listener from a separate process (follower.py).
+once.
 
-Per example the listener only logs a few numbers. The table is not built here: it points at the
-records.jsonl artifact and is flattened at delivery time, by the sinks that show tables (table.py).
+It runs in the evaluation's process, for every run size (bench/README.md, "Tracking: one path",
+measured why): per example it appends one step to the journal, a few microseconds that overlap
+with the evaluation's wait on its model; remote backends are fed from the journal by the run's
+delivery child process, so a slow or dead server never reaches the evaluation. The table is not
+built here: it points at the records.jsonl artifact and is flattened at delivery time, by the
+sinks that show tables (table.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable
 
 from insideLLMs.rundir import CONFIG, MANIFEST, RECORDS, REPORT, SUMMARY, TIMINGS
 from insideLLMs.canonical import dumps_bytes
@@ -24,7 +28,6 @@ from insideLLMs.tracking._tracker import Tracker, TrackingRun
 
 if TYPE_CHECKING:
     from insideLLMs.tracking.sink import Pending
-    from insideLLMs.tracking._run import ArtifactStream
 
 _END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "killed"}
 # run-directory files written whole and replaced, never changed in place (artifacts.write_atomic);
@@ -43,7 +46,6 @@ class TrackingListener:
         self.run: TrackingRun | None = None
         self._kept: list[ExampleFinished] | None = None  # only for a run without a run directory
         self._latencies: list[float] = []
-        self._final_logged = False
         self._logged: dict[str, str] = {}  # run-directory file -> its artifact path in the run folder
         self._warned = False
         self._closed = False
@@ -90,64 +92,36 @@ class TrackingListener:
             self.warn(exc)
 
     def on_example_finished(self, event: ExampleFinished) -> None:
-        if self.run is None:
+        """One example's step series point (``example_metrics``): the hot path, a few numbers."""
+        run = self.run
+        if run is None:
             return
         record = event.record
         latency = event.timing.latency_ms
-        self.log_example(event.step, example_metrics(record.status, record.passed, record.scores, latency), latency)
+        try:
+            self._latencies.append(latency)
+            run.log_step(example_metrics(record.status, record.passed, record.scores, latency), event.step)
+        except Exception as exc:
+            self.warn(exc)
         if self._kept is not None:
             self._kept.append(event)
 
-    def log_example(self, step: int, metrics: dict[str, float], latency_ms: float | None) -> None:
-        """One example's step series point (``describe.example_metrics``): the hot path, a few numbers."""
+    def on_run_finished(self, event: RunFinished) -> None:
+        """The final metrics, the run directory's files as artifacts, the per-example table, an error
+        tag, and the end of the run."""
         run = self.run
         if run is None:
             return
         try:
-            if latency_ms is not None:
-                self._latencies.append(latency_ms)
-            run.log_step(metrics, step)
-        except Exception as exc:
-            self.warn(exc)
-
-    def on_run_finished(self, event: RunFinished) -> None:
-        self.finish_run(event)
-
-    def log_outcome(self, event: RunFinished, streams: Mapping[str, ArtifactStream] | None = None) -> None:
-        """The final metrics, and the run directory's files written so far as artifacts: the part of
-        ending a run that can go on while report.html is still being rendered (the follower does it
-        on ``on_run_ending``). ``streams``: files already copied piece by piece while the run went
-        (follower.py), closed (and so logged) instead of copied again. What was logged is not
-        logged again by a later call."""
-        run = self.run
-        streams = dict(streams or {})
-        try:
-            if run is None:
-                return
-            if event.summary and not self._final_logged:
-                self._final_logged = True
+            if event.summary:
                 run.log_metrics(final_metrics(event.summary, self._latencies))
             files = dict(event.artifacts)
             if not files and event.run_dir is not None:  # a failed or interrupted run: what it wrote
                 files = {n: event.run_dir / n for n in (RECORDS, TIMINGS) if (event.run_dir / n).is_file()}
-            files = {name: path for name, path in files.items() if name not in self._logged}
-            for name in [n for n in files if n in streams]:
-                del files[name]
-                self._logged[name] = streams.pop(name).close()
             for name, path in run.log_files(files, replaced_only=REPLACED_FILES).items():
                 self._logged[name] = path.relative_to(run.dir).as_posix()
         except Exception as exc:
             self.warn(exc)
-        finally:
-            for stream in streams.values():  # not among the files (an empty run): nothing to log
-                stream.discard()
-
-    def finish_run(self, event: RunFinished, streams: Mapping[str, ArtifactStream] | None = None) -> None:
-        """``log_outcome``, then the per-example table, an error tag, and the end of the run."""
-        self.log_outcome(event, streams)
-        run = self.run
-        if run is None:
-            return
         try:
             if self._kept is not None:  # no run directory: write the records the table points at
                 self._logged.update(self._write_kept(run))

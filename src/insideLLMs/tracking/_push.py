@@ -23,7 +23,7 @@ import yaml
 from insideLLMs.rundir import RunReader
 from insideLLMs.events import RunStarted
 from insideLLMs.rundir import Record, Timing
-from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalWriter
+from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalWriter, read_journal
 from insideLLMs.tracking._evaluation import default_run_name, environment_tags, example_metrics, final_metrics, run_params
 from insideLLMs.tracking._listener import REPLACED_FILES, TABLE_NAME
 from insideLLMs.tracking.store._views import ARTIFACTS_DIR, RunState, process_info, write_views
@@ -221,3 +221,70 @@ def push_run(run_dir: str | Path, *, backend: str, options: dict[str, Any] | Non
     what = f"{result.sent:,} events delivered" if result.sent else "already delivered: nothing sent"
     echo(f"pushed {run_dir} to {backend}: {what} in {took:.1f}s" + (f"\n{backend}: {result.url}" if result.url else ""))
     return result
+
+
+def catch_up_killed_run(folder: Path) -> bool:
+    """Close a tracked evaluation whose process died (SIGKILL, a crash) with what its run directory
+    holds: the records written after the journal's last flush become their steps, records.jsonl and
+    timings.jsonl (whole lines) its artifacts and table, and the run ends ``killed`` at its last sign
+    of life. False (nothing done) unless ``folder`` is such a run. ``insidellms tracking sync`` calls it."""
+    import hashlib
+
+    import orjson
+
+    from insideLLMs.rundir import RECORDS, TIMINGS, write_atomic
+    from insideLLMs.tracking.store._artifact_copy import redacted_bytes
+    from insideLLMs.tracking.store._views import load_run
+
+    view = load_run(folder)
+    if view.state.status != "running" or view.status != "killed":
+        return False
+    ended = view.ended_at or time.time()
+    state = view.state
+    journal = JournalWriter.reopen(folder / JOURNAL_FILE)
+
+    def add(kind: str, data: dict[str, Any]) -> None:
+        state.apply(journal.append(kind, data, ts=ended))
+
+    try:
+        source = state.params.get("run_dir")
+        run_dir = Path(view.info.get("cwd") or ".") / source if source else None
+        if run_dir is not None and run_dir.is_dir():
+            steps = [e.data["step"] for e in read_journal(folder).events
+                     if e.kind == "metrics" and e.data.get("step") is not None]
+            first = max(steps) + 1 if steps else int(state.tags.get("resumed_from") or 0)
+            lines = {name: _whole_lines(run_dir / name) for name in (RECORDS, TIMINGS)}
+            for step in range(first, min(len(lines[RECORDS]), len(lines[TIMINGS]))):
+                rec, tim = orjson.loads(lines[RECORDS][step]), orjson.loads(lines[TIMINGS][step])
+                add("metrics", {"metrics": example_metrics(rec.get("status", ""), rec.get("passed"),
+                                                           rec.get("scores") or {}, tim.get("latency_ms")),
+                                "step": step})
+            logged: dict[str, dict[str, Any]] = {}
+            for name, content in lines.items():
+                if content:
+                    data = redacted_bytes(b"".join(content), ".jsonl")
+                    (folder / ARTIFACTS_DIR).mkdir(exist_ok=True)
+                    write_atomic(folder / ARTIFACTS_DIR / name, data)
+                    logged[name] = {"name": name, "path": f"{ARTIFACTS_DIR}/{name}",
+                                    "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                    add("artifact", logged[name])
+            if RECORDS in logged:
+                table = {"name": TABLE_NAME, "path": logged[RECORDS]["path"], "format": RECORDS_FORMAT,
+                         "sha256": logged[RECORDS]["sha256"], "size": logged[RECORDS]["size"]}
+                if TIMINGS in logged:
+                    table["timings"] = logged[TIMINGS]["path"]
+                add("table", table)
+        add("run_end", {"status": "killed"})
+    finally:
+        journal.close()
+    write_views(folder, state, view.info)
+    return True
+
+
+def _whole_lines(path: Path) -> list[bytes]:
+    """A run-directory JSONL file's complete lines (a killed writer may have left a torn last one)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return data[:data.rfind(b"\n") + 1].splitlines(keepends=True)

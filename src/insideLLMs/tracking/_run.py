@@ -1,7 +1,7 @@
 """``TrackingRun``: one tracked run, a folder ``<output_dir>/run_<id>/`` with its journal and readable files.
 
 Every call is redacted, appended to the run's journal and folded into the local view. Remote
-backends are fed from the journal by the run's delivery process (delivery_process.py), so the
+backends are fed from the journal by the run's delivery process (delivery/_process.py), so the
 evaluation's process never imports, waits on or competes with a backend library. A local-only run
 imports nothing of the delivery machinery, and the file redaction only when it copies a file.
 """
@@ -73,43 +73,6 @@ class TableWriter:
         self._closed = True
         self._fh.close()
         self._run._log_file("table", self.name, self.rel, extra={"rows": self.rows})
-
-
-class ArtifactStream:
-    """A file copied into ``artifacts/<name>`` piece by piece while its source is still being written
-    (a run directory's records.jsonl, followed by follower.py). Each piece is whole lines, redacted
-    as it comes (by the rules for the file's type) and hashed; ``close`` puts the file in place and
-    logs it as an artifact; ``discard`` drops it."""
-
-    def __init__(self, run: "TrackingRun", name: str) -> None:
-        from insideLLMs.tracking.store._artifact_copy import redacted_bytes
-
-        self._redacted = redacted_bytes
-        self._run = run
-        self.name = name
-        self.rel = f"{ARTIFACTS_DIR}/{name}"
-        self._dest = run.dir / self.rel
-        self._dest.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self._dest.with_name(f".{self._dest.name}.partial")
-        self._fh = open(self._tmp, "wb")
-        self._hash = hashlib.sha256()
-        self._suffix = Path(name).suffix.lower()
-
-    def write(self, lines: bytes) -> None:
-        out = self._redacted(lines, self._suffix)
-        self._fh.write(out)
-        self._hash.update(out)
-
-    def close(self) -> str:
-        """Put the file in place and log it; returns its path in the run folder."""
-        self._fh.close()
-        os.replace(self._tmp, self._dest)
-        self._run._log_file("artifact", self.name, self.rel, sha256=self._hash.hexdigest())
-        return self.rel
-
-    def discard(self) -> None:
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
 
 
 class TrackingRun:
@@ -316,10 +279,6 @@ class TrackingRun:
             table.write(row)
         table.close()
         return table.path
-
-    def open_artifact_stream(self, name: str) -> ArtifactStream:
-        """An artifact written piece by piece (whole lines each), logged when closed."""
-        return ArtifactStream(self, safe_artifact_name(name))
 
     def open_table(self, name: str) -> TableWriter:
         """A writer to stream a table row by row (e.g. one row per evaluated example)."""

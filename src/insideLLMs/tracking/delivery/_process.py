@@ -218,7 +218,9 @@ def main(argv: list[str]) -> int:
         for worker in workers:
             worker.join(timeout=0.1)
     sys.stdout.flush()
-    os._exit(0)  # a hung sink thread must not keep us alive
+    # no interpreter teardown: a backend library's thread or exit hook stuck on a dead server must not
+    # keep us alive, and the end of the run waits for this exit (bench/tracking_overhead.py section 5)
+    os._exit(0)
 
 
 if __name__ == "__main__":

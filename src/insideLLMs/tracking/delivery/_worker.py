@@ -9,9 +9,9 @@ fails or hangs never raises into the caller: its events stay pending in the jour
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import importlib.util
+import os
 import random
 import threading
 import time
@@ -141,7 +141,8 @@ class SinkBusy(InsideLLMsError):
 
 
 class SinkLock:
-    """An advisory lock (flock) so one process at a time delivers a run's events to a sink."""
+    """An advisory lock so one process at a time delivers a run's events to a sink. The operating
+    system drops it when its holder dies, so a killed sync never leaves a stale lock behind."""
 
     def __init__(self, run_dir: Path, sink: str) -> None:
         self.path = run_dir / SINKS_DIR / f"{sink}.lock"
@@ -151,17 +152,44 @@ class SinkLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock_file(fh.fileno())
+        except (BlockingIOError, PermissionError):
             fh.close()
             raise SinkBusy(f"{self.path.parent.parent}: {self.path.stem} is being delivered by another process") from None
         self._fh = fh
 
     def release(self) -> None:
         if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            _unlock_file(self._fh.fileno())
             self._fh.close()
             self._fh = None
+
+
+# fcntl is POSIX only and msvcrt Windows only: each is imported where it is used, so this module
+# (and every remote backend) imports on both
+def _lock_file(fd: int) -> None:
+    """Take an exclusive lock on ``fd`` without waiting (BlockingIOError/PermissionError if held)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_file(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _describe(exc: BaseException) -> str:

@@ -82,10 +82,12 @@ class RunState(msgspec.Struct):
     started_at: float | None = None
     ended_at: float | None = None
     last_seq: int = 0
+    last_ts: float | None = None  # the time of the last event (a killed run's last sign of life)
     keep_series: bool = False
 
     def apply(self, event: Event) -> None:
         self.last_seq = event.seq
+        self.last_ts = event.ts
         kind, data = event.kind, event.data
         if kind == "metrics":
             self.metrics.update(data["metrics"])
@@ -139,7 +141,8 @@ def run_json(state: RunState, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_info() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": platform.node(), "heartbeat_at": time.time()}
+    """Who writes the run (liveness is checked by pid) and from where (a relative run_dir param's base)."""
+    return {"pid": os.getpid(), "host": platform.node(), "cwd": os.getcwd(), "heartbeat_at": time.time()}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -196,10 +199,20 @@ class RunView(msgspec.Struct):
         return list(self.info.get("backends") or ["local"])
 
     @property
+    def ended_at(self) -> float | None:
+        """When the run ended; for a run whose process died without saying so, its last sign of life
+        (its last event or heartbeat, whichever is later)."""
+        if self.state.ended_at is not None:
+            return self.state.ended_at
+        if self.status == "killed":
+            return max(self.state.last_ts or 0.0, self.info.get("heartbeat_at") or 0.0) or None
+        return None
+
+    @property
     def duration_s(self) -> float | None:
         if self.state.started_at is None:
             return None
-        end = self.state.ended_at or self.info.get("heartbeat_at") or self.state.started_at
+        end = self.ended_at or self.info.get("heartbeat_at") or self.state.started_at
         return max(0.0, end - self.state.started_at)
 
 
