@@ -1,4 +1,9 @@
-"""Reading JSON-lines files one object at a time, with errors that name the file and the line."""
+"""Reading JSON-lines files one object at a time, with errors that name the file and the line.
+
+The one JSONL reader: datasets, the run directory and the diff all read through ``iter_lines`` and
+``parse_object``. The diff uses the two steps apart because it keeps each line's byte offset (to
+read a record again later) and compares raw lines before parsing them.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +22,35 @@ def json_problem(line: bytes) -> str:
     return "not valid JSON"
 
 
+def iter_lines(path: Path, error: type[Exception]) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (line number, byte offset, raw line) for each non-blank line.
+
+    A file that cannot be opened raises ``error("file: cannot read (...)")``.
+    """
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    offset = 0
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.isspace():
+                yield lineno, offset, line
+            offset += len(line)
+
+
+def parse_object(path: Path, lineno: int, line: bytes, error: type[Exception]) -> dict[str, Any]:
+    """The JSON object on one line; raise ``error("file:line: ...")`` if it is not one."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise error(f"{path}:{lineno}: malformed JSON: {json_problem(line)}") from None
+    if not isinstance(obj, dict):
+        raise error(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def iter_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; raise ``error("file:line: ...")`` on a bad one."""
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise error(f"{path}:{lineno}: malformed JSON: {json_problem(line)}") from None
-            if not isinstance(obj, dict):
-                raise error(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, _, line in iter_lines(path, error):
+        yield lineno, parse_object(path, lineno, line, error)

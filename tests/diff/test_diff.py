@@ -109,7 +109,7 @@ def test_input_errors_exit_1_with_one_line(tmp_path: Path, make_run: MakeRun) ->
     cases = {
         (str(tmp_path / "missing"), str(good)): "no such directory",
         (str(tmp_path / "empty"), str(good)): "not a run directory (no records.jsonl)",
-        (str(good), str(bad)): f"{bad / 'records.jsonl'}:3: not valid JSON",
+        (str(good), str(bad)): f"{bad / 'records.jsonl'}:3: malformed JSON: ",
         (str(good), str(good / "records.jsonl")): "not a directory",
     }
     for args, message in cases.items():

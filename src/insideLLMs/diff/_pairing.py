@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from insideLLMs.errors import UserError
+from insideLLMs.jsonl import iter_lines, parse_object
 
 Key = tuple[str, ...]
 KeyFn = Callable[[dict[str, Any]], Key]
@@ -35,19 +37,13 @@ class _TooFarApart(Exception):
     """The streaming merge gave up; the caller restarts with :func:`indexed_pairs`."""
 
 
-def _parse(path: Path, lineno: int, line: bytes, key_fn: KeyFn) -> Row | None:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        if not line.strip():
-            return None
-        raise DiffInputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-    return _row(path, lineno, obj, key_fn)
+def _parse(path: Path, lineno: int, line: bytes, key_fn: KeyFn) -> Row:
+    return _row(path, lineno, parse_object(path, lineno, line, DiffInputError), key_fn)
 
 
 def _row(path: Path, lineno: int, obj: Any, key_fn: KeyFn) -> Row:
     if not isinstance(obj, dict):
-        raise DiffInputError(f"{path}:{lineno}: not a record (expected a JSON object)")
+        raise DiffInputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
     try:
         return key_fn(obj), lineno, obj
     except (KeyError, TypeError, AttributeError):
@@ -58,10 +54,8 @@ def _row(path: Path, lineno: int, obj: Any, key_fn: KeyFn) -> Row:
 
 def read_rows(path: Path, key_fn: KeyFn) -> Iterator[tuple[Row, int]]:
     """Each record of a records.jsonl with its byte offset; malformed lines raise DiffInputError."""
-    for lineno, offset, line in _lines(path):
-        row = _parse(path, lineno, line, key_fn)
-        assert row is not None
-        yield row, offset
+    for lineno, offset, line in iter_lines(path, DiffInputError):
+        yield _parse(path, lineno, line, key_fn), offset
 
 
 class _Reread:
@@ -76,9 +70,7 @@ class _Reread:
         return self.f.readline()
 
     def row(self, lineno: int, offset: int) -> Row:
-        row = _parse(self.path, lineno, self.line(offset), self.key_fn)
-        assert row is not None
-        return row
+        return _parse(self.path, lineno, self.line(offset), self.key_fn)
 
     def close(self) -> None:
         self.f.close()
@@ -86,20 +78,6 @@ class _Reread:
 
 def _duplicate(path: Path, lineno: int, key: Key) -> DiffInputError:
     return DiffInputError(f"{path}:{lineno}: duplicate record key {'/'.join(key)}")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, raw line) of every non-blank line."""
-    offset = 0
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise DiffInputError(f"{path}: cannot read ({exc.strerror})") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if line[0] == 123 or line.strip():  # 123: "{", how every record line starts
-                yield lineno, offset, line
-            offset += len(line)
 
 
 class LineMatcher:
@@ -164,7 +142,7 @@ def streaming_pairs(
     gap (examples only on one side), only the side that is behind advances until the files line
     up again. Raises :class:`_TooFarApart` when more than ``max_pending`` keys wait for a partner.
     """
-    b_lines, c_lines = _lines(base_path), _lines(cand_path)
+    b_lines, c_lines = iter_lines(base_path, DiffInputError), iter_lines(cand_path, DiffInputError)
     reread_b, reread_c = _Reread(base_path, key_fn), _Reread(cand_path, key_fn)
     pend_b: dict[Key, tuple[int, int]] = {}
     pend_c: dict[Key, tuple[int, int]] = {}
@@ -188,7 +166,6 @@ def streaming_pairs(
                 b_row = _row(base_path, b_cur[0], b_rec, key_fn)
             if c_row is None:
                 c_row = _parse(cand_path, c_cur[0], c_cur[2], key_fn)
-                assert c_row is not None  # _lines skips blank lines
             if b_row[0] == c_row[0]:
                 matcher.learn(b_row[2], c_row[2])
                 yield b_row, c_row
@@ -215,7 +192,6 @@ def streaming_pairs(
             b_cur, c_cur, b_row, c_row = next(b_lines, None), next(c_lines, None), None, None
         while b_cur is not None:  # the candidate is exhausted: only pend_c can still match
             b_row = b_row or _parse(base_path, b_cur[0], b_cur[2], key_fn)
-            assert b_row is not None
             hit = pend_c.pop(b_row[0], None)
             if hit is None:
                 yield b_row, None
@@ -224,7 +200,6 @@ def streaming_pairs(
             b_cur, b_row = next(b_lines, None), None
         while c_cur is not None:  # the baseline is exhausted
             c_row = c_row or _parse(cand_path, c_cur[0], c_cur[2], key_fn)
-            assert c_row is not None
             hit = pend_b.pop(c_row[0], None)
             if hit is None:
                 yield None, c_row

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from insideLLMs.jsonl import iter_objects
 from insideLLMs.tracking.backends import _mlflow_rest as mlflow_rest
 from insideLLMs.tracking.delivery import _preflight as preflight
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
@@ -305,12 +306,9 @@ class MlflowSink(Sink):
             return
         columns: dict[str, None] = {}
         rows = []
-        with open(local, "rb") as fh:
-            for line in fh:
-                if line.strip():
-                    row = json.loads(line)
-                    rows.append(row)
-                    columns.update(dict.fromkeys(row))
+        for _, row in iter_objects(local, ValueError):
+            rows.append(row)
+            columns.update(dict.fromkeys(row))
         names = list(columns)
         table = {"columns": names, "data": [[_cell(row.get(c)) for c in names] for row in rows]}
         name = Path(str(data.get("name") or local.stem)).name

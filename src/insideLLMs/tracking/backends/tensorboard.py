@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from insideLLMs.jsonl import iter_objects
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 
 DEFAULT_LOG_DIR = "./tb_logs"
@@ -148,7 +149,7 @@ class TensorBoardSink(Sink):
         path = self.ctx.run_dir / str(data.get("path", ""))
         if not path.is_file():
             return
-        rows = [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        rows = [row for _, row in iter_objects(path, ValueError)]
         name = str(data.get("name") or "records")
         writer.add_text(f"{name}/failing_examples", failing_examples_text(rows, self.max_failing),
                         global_step=0, walltime=ts)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from insideLLMs.jsonl import iter_objects
 from insideLLMs.tracking.sink import EXAMPLE_SERIES_PREFIX, Event, Sink, SinkContext, SinkError
 
 _ARTIFACT_NAME = re.compile(r"[^\w.\-]+")
@@ -154,7 +155,7 @@ class WandbSink(Sink):
         path = self.ctx.run_dir / str(data.get("path", ""))
         if not path.is_file():
             return
-        rows = [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        rows = [row for _, row in iter_objects(path, ValueError)]
         columns = list(dict.fromkeys(k for row in rows for k in row))
         table = wandb.Table(columns=columns, data=[[_cell(r.get(c)) for c in columns] for r in rows],
                             allow_mixed_types=True)

@@ -9,7 +9,7 @@ and skipped on read. The format is described in docs/journal-format.md.
 A flush hands the lines to the operating system, which keeps them whatever happens to the process.
 Only a crash of the machine itself can lose what it had not yet written to disk: ``sync`` (called
 by the run every few seconds, off the evaluation's thread) bounds that window. The end of a run does
-not wait for the disk (an ``fsync`` there cost 10-50 ms, more than the rest of tracking a short run).
+not wait for the disk (an ``fsync`` there would cost more than the rest of tracking a short run).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from insideLLMs.jsonl import iter_lines
 from insideLLMs.tracking.sink import Event
 from insideLLMs.errors import InsideLLMsError
 
@@ -92,24 +93,21 @@ def read_journal(path: str | Path) -> JournalContents:
     path = Path(path)
     if path.is_dir():
         path = path / JOURNAL_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise JournalError(f"{path}: no such journal (is this a tracking run folder?)") from None
-    lines = raw.split(b"\n")
-    torn: bytes | None = lines.pop() or None  # text after the last newline is an unfinished write
-    if not lines:
-        if torn is not None:
-            raise JournalError(f"{path}:1: journal header is incomplete (the run was killed as it started)")
-        raise JournalError(f"{path}: empty journal")
-    try:
-        header = _check_header(orjson.loads(lines[0]), path)
-    except orjson.JSONDecodeError:
-        raise JournalError(f"{path}:1: not an insideLLMs tracking journal") from None
-    contents = JournalContents(path=path, header=header, torn_tail=torn)
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal (is this a tracking run folder?)")
+    header: JournalHeader | None = None
+    events: list[Event] = []
+    torn: bytes | None = None
     expected = 1
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
+    for lineno, _, line in iter_lines(path, JournalError):
+        if not line.endswith(b"\n"):  # text after the last newline is an unfinished write
+            torn = line
+            break
+        if header is None:
+            try:
+                header = _check_header(orjson.loads(line), path)
+            except orjson.JSONDecodeError:
+                raise JournalError(f"{path}:{lineno}: not an insideLLMs tracking journal") from None
             continue
         try:
             event = _event(orjson.loads(line))
@@ -119,9 +117,13 @@ def read_journal(path: str | Path) -> JournalContents:
             continue  # a duplicate can only come from a hand-edited file; keep the first
         if event.seq != expected:
             raise JournalError(f"{path}:{lineno}: sequence jumps from {expected - 1} to {event.seq}")
-        contents.events.append(event)
+        events.append(event)
         expected += 1
-    return contents
+    if header is None:
+        if torn is not None:
+            raise JournalError(f"{path}:1: journal header is incomplete (the run was killed as it started)")
+        raise JournalError(f"{path}: empty journal")
+    return JournalContents(path=path, header=header, events=events, torn_tail=torn)
 
 
 class JournalWriter:
