@@ -34,6 +34,19 @@ def _record(i: int) -> Record:
     )
 
 
+def test_local_run_files_have_the_permissions_the_umask_gives(tmp_path: Path) -> None:
+    """The small JSON files are replaced whole, yet a teammate can read them as they can the journal."""
+    out = tmp_path / "tracking_logs"
+    tracker = get_tracker("local", output_dir=str(out))
+    with tracker.start_run(name="shared", params={"model": "gpt-4o"}) as run:
+        tracker.log_metrics({"success_rate": 0.8})
+        tracker.log_artifact("results", {"ok": True})
+    journal_mode = (run.dir / "journal.jsonl").stat().st_mode & 0o777
+    for name in ("run.json", "params.json", "metrics.json", "artifacts/results.json"):
+        assert (run.dir / name).stat().st_mode & 0o777 == journal_mode, name
+    assert not [p.name for p in run.dir.rglob("*.tmp")]
+
+
 def test_local_run_files(tmp_path: Path) -> None:
     out = tmp_path / "tracking_logs"
     tracker = get_tracker("local", output_dir=str(out), tags=["v1"])

@@ -14,6 +14,7 @@ from insideLLMs.rundir._directory import (
     RunDirError,
     RunReader,
     RunWriter,
+    atomic_path,
     read_jsonl,
     write_atomic,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "SummaryBuilder",
     "TIMINGS",
     "Timing",
+    "atomic_path",
     "read_jsonl",
     "summarize",
     "write_atomic",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -34,12 +35,25 @@ class RunDirError(UserError):
     """A run directory that cannot be used as asked (bad input); the message says what to do."""
 
 
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write the whole file to; it replaces ``path`` when the
+    block ends without an error, and is removed when it raises. Readers see the old file or the
+    new one, never a mix, and a crash leaves no half-written file under the real name."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+    open(tmp, "xb").close()  # not mkstemp: its file would be private (0600), not as the umask says
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a whole file so that readers see the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _valid_prefix(path: Path) -> tuple[int, int]:

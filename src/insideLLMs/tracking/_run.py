@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import hashlib
-import tempfile
 import threading
 import time
 import uuid
@@ -21,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Literal, 
 
 import orjson
 
+from insideLLMs.canonical import dumps_pretty
 from insideLLMs.config import TrackingConfig
+from insideLLMs.rundir import atomic_path, write_atomic
 from insideLLMs.tracking.store._journal import FORMAT_VERSION, JOURNAL_FILE, JournalWriter
 from insideLLMs.tracking.store._views import (
     ARTIFACTS_DIR,
@@ -32,7 +33,6 @@ from insideLLMs.tracking.store._views import (
     RunState,
     process_info,
     run_json,
-    write_json_atomic,
     write_views,
 )
 from insideLLMs.secrets import dumps_redacted, redact
@@ -182,7 +182,7 @@ class TrackingRun:
         if params:
             self._append("params", {"params": redact(flatten_params(params))})
             with self._lock:
-                write_json_atomic(self.dir / PARAMS_FILE, self.state.params)
+                write_atomic(self.dir / PARAMS_FILE, dumps_pretty(self.state.params))
 
     def set_tags(self, tags: Tags = None, **more: Any) -> None:
         """Add tags: a list of names, a dict, or keyword arguments."""
@@ -191,7 +191,7 @@ class TrackingRun:
             self._append("tags", {"tags": redact(merged)})
             with self._lock:
                 self.state.last_seq = self.journal.last_seq
-                write_json_atomic(self.dir / RUN_FILE, run_json(self.state, self._info))
+                write_atomic(self.dir / RUN_FILE, dumps_pretty(run_json(self.state, self._info)))
 
     def log_artifact(self, name: str, obj: Any) -> Path:
         """Save an artifact: an object as ``artifacts/<name>.json``; a ``Path`` is copied (a folder, file by file).
@@ -287,15 +287,8 @@ class TrackingRun:
     def _write_file(self, rel: str, write: Callable[[Path], Any]) -> Any:
         dest = self.dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            result = write(Path(tmp))
-            os.replace(tmp, dest)
-            return result
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(dest) as tmp:
+            return write(tmp)
 
     def _log_file(self, kind: str, name: str, rel: str, extra: dict[str, Any] | None = None,
                   sha256: str | None = None) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from insideLLMs.backoff import backoff_s
 from insideLLMs.secrets import redact
 from insideLLMs.tracking.sink import SinkError
 from insideLLMs.tracking.delivery._worker import DeliveryMark, DeliveryWorker, preflight, sink_name
@@ -81,17 +82,17 @@ class DeliveryProcess:
         return self
 
     def _start_when_reachable(self) -> None:
-        delay = RETRY_FIRST_S
+        failures = 0
         while True:
             finishing = self._finishing.is_set()
             if self._reachable():
                 self._spawn()
                 return
-            if finishing or self._finishing.wait(delay):
+            failures += 1
+            if finishing or self._finishing.wait(backoff_s(failures, RETRY_FIRST_S, RETRY_MAX_S)):
                 if not finishing:
                     continue  # the run ended while waiting: one last try
                 return
-            delay = min(delay * 2, RETRY_MAX_S)
 
     def _reachable(self) -> bool:
         """False when every sink's server is known to refuse connections right now (noted in its mark)."""

@@ -10,13 +10,12 @@ of flat rows), so sinks, including custom ones, see no difference.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import orjson
 
+from insideLLMs.rundir import atomic_path, read_jsonl
 from insideLLMs.tracking.store._views import SINKS_DIR
 from insideLLMs.secrets import dumps_redacted
 from insideLLMs.tracking.sink import Event
@@ -50,13 +49,6 @@ def record_row(step: int, record: Mapping[str, Any], latency_ms: float | None = 
     return row
 
 
-def _jsonl(path: Path) -> Iterator[Any]:
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield orjson.loads(line)
-
-
 def _key(model: Any, probe: Any, example_id: Any) -> tuple[Any, Any, Any]:
     return (model, probe, example_id)
 
@@ -66,9 +58,9 @@ def flat_rows(records: Path, timings: Path | None = None) -> Iterator[dict[str, 
     run directory writes both line for line; a timing on another line is found by its key)."""
     lines: list[dict[str, Any]] = []
     if timings is not None and timings.is_file():
-        lines = [t for t in _jsonl(timings) if isinstance(t, dict)]
+        lines = list(read_jsonl(timings))
     by_key = {_key(t.get("model"), t.get("probe"), t.get("example_id")): t for t in lines}
-    for step, record in enumerate(_jsonl(records)):
+    for step, record in enumerate(read_jsonl(records)):
         key = _key((record.get("model") or {}).get("id"), (record.get("probe") or {}).get("id"), record.get("example_id"))
         timing = lines[step] if step < len(lines) else None
         if timing is None or _key(timing.get("model"), timing.get("probe"), timing.get("example_id")) != key:
@@ -90,15 +82,9 @@ def rows_event(run_dir: Path, event: Event) -> Event:
     if not dest.is_file() and source.is_file():
         timings = run_dir / str(data["timings"]) if data.get("timings") else None
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for row in flat_rows(source, timings):
-                    fh.write(dumps_redacted(row, orjson.OPT_SORT_KEYS) + b"\n")
-            os.replace(tmp, dest)  # complete or absent: a second delivery reuses it
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(dest) as tmp, open(tmp, "wb") as fh:  # complete or absent: a second delivery reuses it
+            for row in flat_rows(source, timings):
+                fh.write(dumps_redacted(row, orjson.OPT_SORT_KEYS) + b"\n")
     out = {k: v for k, v in data.items() if k not in ("format", "timings")}
     out["path"] = rel
     if dest.is_file():

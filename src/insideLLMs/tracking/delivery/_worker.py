@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import random
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,10 @@ from typing import Any
 import msgspec
 
 from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalTail
-from insideLLMs.tracking.store._views import SINKS_DIR, read_json, write_json_atomic
+from insideLLMs.backoff import backoff_s
+from insideLLMs.canonical import dumps_pretty
+from insideLLMs.rundir import write_atomic
+from insideLLMs.tracking.store._views import SINKS_DIR, read_json
 from insideLLMs.secrets import redact
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 from insideLLMs.tracking.delivery._table import rows_event
@@ -125,7 +127,7 @@ class DeliveryMark(msgspec.Struct):
         data = msgspec.structs.asdict(self)
         data["options"] = redact(data["options"])  # kept in memory as given; never written in clear
         data["state"] = redact(data["state"])
-        write_json_atomic(path, data)
+        write_atomic(path, dumps_pretty(data))
 
 
 def all_marks(run_dir: Path) -> list[DeliveryMark]:
@@ -263,9 +265,8 @@ class Delivery:
         self.mark.save(self.run_dir)
 
     def backoff_s(self) -> float:
-        """Full-jitter exponential backoff for the next retry."""
-        cap = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, self.consecutive_failures - 1))
-        return random.uniform(cap / 2, cap)
+        """Seconds to wait before the next try."""
+        return backoff_s(self.consecutive_failures, BACKOFF_BASE_S, BACKOFF_MAX_S)
 
     def close(self) -> None:
         if self.sink is not None:

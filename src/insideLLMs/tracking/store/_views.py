@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from insideLLMs.canonical import dumps_pretty
+from insideLLMs.rundir import write_atomic
 from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalError, read_journal
 from insideLLMs.tracking.sink import Event
 from insideLLMs.errors import UserError
@@ -40,22 +41,6 @@ RUN_PREFIX = "run_"
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 600.0  # a running run whose heartbeat is older than this is taken as killed
 
-_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(obj, option=_PRETTY) + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -121,10 +106,10 @@ class RunState(msgspec.Struct):
 def write_views(run_dir: Path, state: RunState, info: dict[str, Any], *, params: bool = True) -> None:
     """(Re)write run.json, params.json and metrics.json from ``state``; ``info`` adds pid, backends…
     ``params=False``: params.json is already current (a live run writes it on every ``log_params``)."""
-    write_json_atomic(run_dir / RUN_FILE, run_json(state, info))
+    write_atomic(run_dir / RUN_FILE, dumps_pretty(run_json(state, info)))
     if params:
-        write_json_atomic(run_dir / PARAMS_FILE, state.params)
-    write_json_atomic(run_dir / METRICS_FILE, state.metrics)
+        write_atomic(run_dir / PARAMS_FILE, dumps_pretty(state.params))
+    write_atomic(run_dir / METRICS_FILE, dumps_pretty(state.metrics))
 
 
 def run_json(state: RunState, info: dict[str, Any]) -> dict[str, Any]:
@@ -282,6 +267,6 @@ def resolve_run(ref: str | None, root: str | Path = "tracking_logs") -> Path:
 
 __all__ = [
     "ARTIFACTS_DIR", "JournalError", "METRICS_FILE", "PARAMS_FILE", "RUN_FILE", "SINKS_DIR", "RunNotFound",
-    "RunState", "RunView", "find_runs", "load_run", "read_json", "resolve_run", "write_json_atomic",
+    "RunState", "RunView", "find_runs", "load_run", "read_json", "resolve_run",
     "write_views", "writer_is_dead",
 ]
