@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 
@@ -47,18 +46,10 @@ def cli() -> None:
     """insideLLMs: probe LLMs, record deterministic run directories, diff them in CI, track runs."""
 
 
-#: Cyclic-GC thresholds for the CLI process. A run allocates many short-lived objects (requests,
-#: records) beside many long-lived ones (modules, the prompt set, open connections); at CPython's
-#: default (700, 10, 10) the collector re-scans those survivors ~100 times per 2,000 requests, about
-#: a tenth of the run's CPU (bench/harness_overhead.py). The process is ours, so collect less often.
-GC_THRESHOLDS = (20_000, 50, 100)
-
-
 def main() -> None:
     """Entry point. Usage errors exit 1 (click's default 2 is ``diff``'s "gate failed")."""
     from insideLLMs.errors import EXIT_INTERRUPTED
 
-    gc.set_threshold(*GC_THRESHOLDS)
     try:
         code = cli.main(prog_name="insidellms", standalone_mode=False)
     except click.exceptions.Abort:
@@ -68,11 +59,6 @@ def main() -> None:
         shown = error_exit(exc)
         shown.show()
         sys.exit(shown.exit_code)
-    finally:
-        # The command has closed what it opened. Frozen objects are skipped by the collection
-        # the interpreter runs at exit, which otherwise walks every module's objects (~40 ms);
-        # atexit handlers and thread joins still run as usual.
-        gc.freeze()
     sys.exit(code if isinstance(code, int) else 0)
 
 
