@@ -57,9 +57,7 @@ def test_healthy_sink_gets_every_event_once(tmp_path: Path, sink_dir: Path) -> N
 def test_sink_down_for_the_whole_run_then_sync(tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (sink_dir / "FAIL").touch()
-    started = time.monotonic()
     run, messages = _tracked_run(tmp_path, sink_dir, steps=1200, flush_timeout_s=1.0)
-    assert time.monotonic() - started < 10  # bounded by the flush timeout, not by the sink
     total = read_journal(run.dir).last_seq
     rel = f"logs/{run.dir.name}"
     assert messages == [
@@ -91,10 +89,9 @@ def test_sink_down_for_the_whole_run_then_sync(tmp_path: Path, sink_dir: Path, m
 
 def test_hanging_sink_does_not_stall_the_run(tmp_path: Path, sink_dir: Path) -> None:
     (sink_dir / "HANG").touch()
-    started = time.monotonic()
     run, messages = _tracked_run(tmp_path, sink_dir, steps=100, flush_timeout_s=0.5)
-    assert time.monotonic() - started < 5
-    assert "still sending after 0.5 s" in messages[0]
+    assert "still sending after 0.5 s" in messages[0]  # the run stopped waiting at its time limit
+    assert "closed" not in DeliveryMark.load(run.dir, "jsonl").state  # abandoned, not closed
     (sink_dir / "HANG").unlink()  # the abandoned delivery may now finish; sync completes the rest
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -188,10 +185,11 @@ def test_status_cli(tmp_path: Path, sink_dir: Path) -> None:
 
 def test_unreachable_sink_costs_one_attempt_not_the_flush_timeout(tmp_path: Path, sink_dir: Path) -> None:
     (sink_dir / "FAIL").touch()
-    started = time.monotonic()
     run, messages = _tracked_run(tmp_path, sink_dir, steps=100, flush_timeout_s=60)
-    assert time.monotonic() - started < 15  # not 60: the sink failed again after the end, so no wait
     assert "server unreachable" in messages[0] and "insidellms tracking sync" in messages[0]
+    # the sink failed again after the end, so delivery stopped (and closed the sink) by itself,
+    # without waiting for the 60 s time limit, which would have abandoned it unclosed
+    assert DeliveryMark.load(run.dir, "jsonl").state.get("closed") is True
 
 
 def test_delivery_runs_in_a_child_that_gets_secrets_on_stdin_and_exits(tmp_path: Path, sink_dir: Path) -> None:
@@ -220,12 +218,11 @@ def test_no_delivery_process_while_the_server_refuses_connections(tmp_path: Path
     port = _free_port()
     tracker = get_tracker("mlflow", output_dir=str(tmp_path / "logs"), tracking_uri=f"http://127.0.0.1:{port}",
                           echo=messages.append, flush_timeout_s=5)
-    started = time.monotonic()
     with tracker.start_run(name="down") as run:
         for step in range(50):
             tracker.log_metrics({"a": float(step)}, step=step)
-    assert time.monotonic() - started < 5
     assert run._delivery.proc is None
+    assert not any("still sending" in m for m in messages)  # refused at once, not waited out
     (pending,) = run.pending
     assert pending.sink == "mlflow" and pending.count == read_journal(run.dir).last_seq
     assert "server unreachable" in pending.reason and "insidellms tracking sync" in messages[-1]
