@@ -2,7 +2,7 @@
 
 Built-ins are listed as import paths so that ``insidellms --help`` never imports a provider SDK,
 and plugin entry points are only scanned (importlib.metadata reads every installed package's
-metadata, ~20 ms) for a name that is neither built in nor a ``module:Class`` path.
+metadata) for a name that is neither built in nor a ``module:Class`` path.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def _fmt_rate(value: float | None) -> str:
 
 def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     """The compact results table, as plain aligned text: it reads the same on a terminal and in a
-    CI log, and printing it costs no rich import (~25 ms of every run's start-up budget)."""
+    CI log, and printing it needs no rich import at the end of every run."""
     headers = ("model", "probe", "n", "success", "pass rate", "errors", "p50 ms")
     latency = summary["volatile"]["latency_ms"]
     rows = []

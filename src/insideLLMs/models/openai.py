@@ -1,10 +1,9 @@
 """Any OpenAI-compatible Chat Completions endpoint: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio, OpenRouter.
 
 Two clients speak the same wire format. The default, ``client="aiohttp"``, is a lean
-aiohttp session that POSTs ``{base_url}/chat/completions``: measured at ~0.4 ms CPU per
-request against ~3 ms through the official SDK (whose request pipeline, not its transport,
-dominates) and ~2 s less import time, which is what lets a run keep pace with a bare
-client at high concurrency (bench/harness_overhead.py). ``client="sdk"`` sends through
+aiohttp session that POSTs ``{base_url}/chat/completions``: far less CPU per request and
+import time than the official SDK, which is what lets a run keep pace with a bare client at
+high concurrency (``bench/harness_overhead.py --transports``; numbers in bench/README.md). ``client="sdk"`` sends through
 the official ``openai`` SDK (its aiohttp transport, SDK retries off) for anyone who
 prefers it; both map failures onto the same error types.
 """

@@ -1,6 +1,6 @@
 """The calls the MLflow sink makes, spoken directly to an ``http(s)://`` tracking server (its REST API).
 
-``import mlflow`` costs 1.5-2.5 s (it imports pandas, FastAPI and its GenAI stack), more than
+``import mlflow`` takes seconds (it imports pandas, FastAPI and its GenAI stack), more than
 delivering a whole evaluation's metrics, and its client builds a protobuf message per metric
 before turning it into JSON. Delivery needs a dozen endpoints of the REST API
 (https://mlflow.org/docs/latest/rest-api.html), so this module calls them itself, over one
@@ -62,7 +62,7 @@ def usable(tracking_uri: str | None) -> bool:
         return False
     if any(os.environ.get(name) for name in _LIBRARY_ONLY_ENV):
         return False
-    from importlib.metadata import entry_points  # only here: scanning installed packages takes 10-50 ms
+    from importlib.metadata import entry_points  # only here: it scans every installed package
 
     return not entry_points(group="mlflow.request_header_provider")
 
