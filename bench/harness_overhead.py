@@ -12,6 +12,11 @@ process) through each client, which is how the openai model's client was chosen.
 own cost from the probe's.
 
     python bench/harness_overhead.py [--n 2000] [--concurrency 64 256] [--repeat 3] [--transports] [--probe echo]
+                                     [--variant NAME=SRC_DIR ...]
+
+``--variant NAME=SRC_DIR`` (repeatable) runs `insidellms run` from each source tree (a checkout's
+``src``) instead of the installed one, interleaved in every repeat, so two versions of the code
+are compared side by side in one run rather than against remembered numbers.
 
 Processes run with a bytecode cache, as an installed package does (``--no-bytecode-cache``: without).
 """
@@ -37,7 +42,7 @@ from insideLLMs.probes.base import Probe, Verdict
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TARGET_RATIO = 1.25
-TARGET_DUMMY_RATE = 3000
+TARGET_DUMMY_RATE = 5000
 
 MODEL_ONLY = """
 import asyncio, sys, time
@@ -158,6 +163,23 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
+def variant_envs(specs: list[str], env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """name -> the environment that runs `insidellms` from that source tree ("installed": as it is)."""
+    if not specs:
+        return {"installed": env}
+    out = {}
+    for spec in specs:
+        name, sep, src = spec.partition("=")
+        if not sep or not Path(src, "insideLLMs", "__init__.py").is_file():
+            sys.exit(f"--variant {spec}: expected NAME=SRC_DIR, a directory holding insideLLMs/")
+        out[name] = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(Path(src).resolve())])}
+    return out
+
+
+def run_name(variant: str) -> str:
+    return "insidellms run" if variant == "installed" else f"run {variant}"
+
+
 def row(name: str, m: Measured, floor: float | None, ideal: float, stats: dict | None) -> str:
     ratio = f"{m.wall_s / floor:6.2f}x" if floor else "    -  "
     flight = f"{stats['peak_in_flight']:5d} / {stats['mean_in_flight']:6.1f}" if stats else "      -       "
@@ -173,81 +195,109 @@ def main() -> None:
     parser.add_argument("--dummy-n", type=int, default=20000)
     parser.add_argument("--transports", action="store_true", help="also time the model class alone per client")
     parser.add_argument("--skip-cli", action="store_true", help="floor (and --transports) only")
+    parser.add_argument("--dummy-only", action="store_true", help="only the dummy-model section (no server)")
     parser.add_argument("--probe", default="logic", help="probe type for `insidellms run`; 'echo' scores nothing")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=SRC_DIR",
+                        help="run `insidellms run` from this source tree too (repeatable); default: the installed one")
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="compile every module on every start (PYTHONDONTWRITEBYTECODE, as in some sandboxes)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="insidellms-bench-") as tmp:
         tmpdir = Path(tmp)
-        prompts = tmpdir / "prompts.jsonl"
-        write_prompts(prompts, args.n)
         pythonpath = os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "HOME": str(tmpdir), "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": pythonpath}
         if not args.no_bytecode_cache:  # as an installed package: compiled once, not on every start
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             env["PYTHONPYCACHEPREFIX"] = str(tmpdir / "pycache")
-        server = Server(args.latency_ms)
+        variants = variant_envs(args.variant, env)
         failures: list[str] = []
-        try:
-            base_url = f"{server.url}/v1"
-            print(f"fake server {server.url}, latency {args.latency_ms:.0f} ms, N={args.n}, "
-                  f"probe {args.probe}, best of {args.repeat}, load average {os.getloadavg()[0]:.1f}")
-            print(f"  {'':<22} {'wall':>8} {'/floor':>7} {'/ideal':>7}  {'in flight pk/mean':>14}  {'cpu':>7} {'RSS MB':>7}")
-            warm_up(tmpdir, base_url, args.probe, env)
-            for concurrency in args.concurrency:
-                ideal = args.n * args.latency_ms / 1000 / concurrency
-                config = tmpdir / f"openai-{concurrency}.yaml"
-                write_config(config, {"type": "openai", "args": {"model_name": "fake", "base_url": base_url}}, prompts, concurrency, args.probe)
-                best: dict[str, tuple[Measured, dict]] = {}
-                for _ in range(args.repeat):
-                    cases = [("floor", [PYTHON, str(ROOT / "bench" / "floor_client.py"), base_url, str(prompts),
-                                        str(tmpdir / "floor.jsonl"), "--concurrency", str(concurrency)])]
-                    if not args.skip_cli:
-                        cases.append(("insidellms run", insidellms_argv(config, tmpdir / f"run-{concurrency}")))
-                    for name, argv in cases:
-                        server.reset()
-                        measured = run_process(argv, env)
-                        stats = server.stats()
-                        if name not in best or measured.wall_s < best[name][0].wall_s:
-                            best[name] = (measured, stats)
-                print(f"concurrency {concurrency} (ideal {ideal:.2f}s)")
-                floor = best["floor"][0].wall_s
-                assert count_lines(tmpdir / "floor.jsonl") == args.n
-                for name, (measured, stats) in best.items():
-                    print(row(name, measured, floor, ideal, stats))
-                if "insidellms run" in best:
-                    run_m, run_stats = best["insidellms run"]
-                    records = count_lines(tmpdir / f"run-{concurrency}" / "records.jsonl")
-                    if records != args.n or run_stats["requests"] != args.n:
-                        failures.append(f"c={concurrency}: {records} records, {run_stats['requests']} requests (want {args.n})")
-                    if run_m.wall_s > TARGET_RATIO * floor:
-                        failures.append(f"c={concurrency}: insidellms run {run_m.wall_s / floor:.2f}x the floor (target <= {TARGET_RATIO})")
-                    # connecting the first wave takes a while on a loaded machine: the floor itself
-                    # peaks a few short of the concurrency there, so allow 5%
-                    if run_stats["peak_in_flight"] < 0.95 * concurrency:
-                        failures.append(f"c={concurrency}: server saw only {run_stats['peak_in_flight']} in flight")
-                if args.transports:
-                    for client in ("aiohttp", "sdk"):
-                        m = run_process([PYTHON, "-c", MODEL_ONLY, base_url, client, str(concurrency), str(args.n)], env)
-                        cpu_per_request = float(m.output.strip().splitlines()[-1])
-                        print(f"  {'model only, ' + client:<22} {m.wall_s:7.2f}s  (process; {cpu_per_request:.2f} ms CPU per request in the loop, RSS {m.peak_rss_mb:.0f} MB)")
-        finally:
-            server.stop()
-
+        if not args.dummy_only:
+            failures += openai_section(args, tmpdir, env, {} if args.skip_cli else variants)
         if not args.skip_cli:
-            print(f"dummy model ({args.probe} probe, writing the run directory)")
-            for n in sorted({2000, args.dummy_n}):
-                dummy_prompts = tmpdir / f"dummy-{n}.jsonl"
-                write_prompts(dummy_prompts, n)
-                config = tmpdir / f"dummy-{n}.yaml"
-                write_config(config, {"type": "dummy"}, dummy_prompts, 64, args.probe)
-                m = run_process(insidellms_argv(config, tmpdir / f"dummy-run-{n}"), env)
-                rate = n / m.wall_s
-                print(f"  N={n:<6} {m.wall_s:6.2f}s  {rate:8,.0f} examples/s  cpu {m.cpu_s:5.2f}s  peak RSS {m.peak_rss_mb:6.1f} MB")
-                if n == args.dummy_n and rate < TARGET_DUMMY_RATE:
-                    failures.append(f"dummy: {rate:,.0f} examples/s (target >= {TARGET_DUMMY_RATE:,})")
+            failures += dummy_section(args, tmpdir, variants)
         print("targets: " + ("all met" if not failures else "MISSED\n  " + "\n  ".join(failures)))
+
+
+def openai_section(args: argparse.Namespace, tmpdir: Path, env: dict[str, str],
+                   variants: dict[str, dict[str, str]]) -> list[str]:
+    """The floor client and `insidellms run` against the fake server at each concurrency; the targets missed."""
+    prompts = tmpdir / "prompts.jsonl"
+    write_prompts(prompts, args.n)
+    failures: list[str] = []
+    server = Server(args.latency_ms)
+    try:
+        base_url = f"{server.url}/v1"
+        print(f"fake server {server.url}, latency {args.latency_ms:.0f} ms, N={args.n}, "
+              f"probe {args.probe}, best of {args.repeat}, load average {os.getloadavg()[0]:.1f}")
+        print(f"  {'':<22} {'wall':>8} {'/floor':>7} {'/ideal':>7}  {'in flight pk/mean':>14}  {'cpu':>7} {'RSS MB':>7}")
+        for variant_env in variants.values() or [env]:
+            warm_up(tmpdir, base_url, args.probe, variant_env)
+        for concurrency in args.concurrency:
+            ideal = args.n * args.latency_ms / 1000 / concurrency
+            config = tmpdir / f"openai-{concurrency}.yaml"
+            write_config(config, {"type": "openai", "args": {"model_name": "fake", "base_url": base_url}}, prompts, concurrency, args.probe)
+            best: dict[str, tuple[Measured, dict]] = {}
+            for _ in range(args.repeat):
+                cases = [("floor", [PYTHON, str(ROOT / "bench" / "floor_client.py"), base_url, str(prompts),
+                                    str(tmpdir / "floor.jsonl"), "--concurrency", str(concurrency)], env)]
+                cases += [(run_name(variant), insidellms_argv(config, tmpdir / f"run-{concurrency}-{variant}"),
+                           variant_env) for variant, variant_env in variants.items()]
+                for name, argv, case_env in cases:
+                    server.reset()
+                    measured = run_process(argv, case_env)
+                    stats = server.stats()
+                    if name not in best or measured.wall_s < best[name][0].wall_s:
+                        best[name] = (measured, stats)
+            print(f"concurrency {concurrency} (ideal {ideal:.2f}s)")
+            floor = best["floor"][0].wall_s
+            assert count_lines(tmpdir / "floor.jsonl") == args.n
+            for name, (measured, stats) in best.items():
+                print(row(name, measured, floor, ideal, stats))
+            for variant in variants:
+                run_m, run_stats = best[run_name(variant)]
+                records = count_lines(tmpdir / f"run-{concurrency}-{variant}" / "records.jsonl")
+                if records != args.n or run_stats["requests"] != args.n:
+                    failures.append(f"c={concurrency} {variant}: {records} records, {run_stats['requests']} requests (want {args.n})")
+                if run_m.wall_s > TARGET_RATIO * floor:
+                    failures.append(f"c={concurrency} {variant}: insidellms run {run_m.wall_s / floor:.2f}x the floor (target <= {TARGET_RATIO})")
+                # connecting the first wave takes a while on a loaded machine: the floor itself
+                # peaks a few short of the concurrency there, so allow 5%
+                if run_stats["peak_in_flight"] < 0.95 * concurrency:
+                    failures.append(f"c={concurrency} {variant}: server saw only {run_stats['peak_in_flight']} in flight")
+            if args.transports:
+                for client in ("aiohttp", "sdk"):
+                    m = run_process([PYTHON, "-c", MODEL_ONLY, base_url, client, str(concurrency), str(args.n)], env)
+                    cpu_per_request = float(m.output.strip().splitlines()[-1])
+                    print(f"  {'model only, ' + client:<22} {m.wall_s:7.2f}s  (process; {cpu_per_request:.2f} ms CPU per request in the loop, RSS {m.peak_rss_mb:.0f} MB)")
+    finally:
+        server.stop()
+    return failures
+
+
+def dummy_section(args: argparse.Namespace, tmpdir: Path, variants: dict[str, dict[str, str]]) -> list[str]:
+    """Examples/s of `insidellms run` with the dummy model at two sizes (RSS must not grow with N); the targets missed."""
+    failures: list[str] = []
+    print(f"dummy model ({args.probe} probe, writing the run directory), best of {args.repeat}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for n in sorted({2000, args.dummy_n}):
+        dummy_prompts = tmpdir / f"dummy-{n}.jsonl"
+        write_prompts(dummy_prompts, n)
+        config = tmpdir / f"dummy-{n}.yaml"
+        write_config(config, {"type": "dummy"}, dummy_prompts, 64, args.probe)
+        dummy_best: dict[str, Measured] = {}
+        for _ in range(args.repeat):
+            for variant, variant_env in variants.items():
+                m = run_process(insidellms_argv(config, tmpdir / f"dummy-run-{n}-{variant}"), variant_env)
+                if variant not in dummy_best or m.wall_s < dummy_best[variant].wall_s:
+                    dummy_best[variant] = m
+        for variant, m in dummy_best.items():
+            rate = n / m.wall_s
+            print(f"  N={n:<6} {variant:<18} {m.wall_s:6.2f}s  {rate:8,.0f} examples/s  cpu {m.cpu_s:5.2f}s  "
+                  f"peak RSS {m.peak_rss_mb:6.1f} MB")
+            if n == args.dummy_n and rate < TARGET_DUMMY_RATE:
+                failures.append(f"dummy {variant}: {rate:,.0f} examples/s (target >= {TARGET_DUMMY_RATE:,})")
+    return failures
 
 
 if __name__ == "__main__":
