@@ -15,3 +15,6 @@ def backoff_s(failures: int, first_s: float, max_s: float) -> float:
     clients that failed together (a server restart) from all retrying at the same moment."""
     cap = min(max_s, first_s * 2 ** min(max(failures, 1) - 1, 62))
     return random.uniform(cap / 2, cap)
+
+
+__all__ = ["backoff_s"]

@@ -1,8 +1,9 @@
 """Reading JSON-lines files one object at a time, with errors that name the file and the line.
 
-The one JSONL reader: datasets, the run directory and the diff all read through ``iter_lines`` and
-``parse_object``. The diff uses the two steps apart because it keeps each line's byte offset (to
-read a record again later) and compares raw lines before parsing them.
+The one JSONL reader: datasets, the run directory, the diff, the tracking journal and the sinks'
+table files all read through ``iter_lines``. Most callers want ``iter_objects``; the diff uses the
+two steps apart because it keeps each line's byte offset (to read a record again later) and compares
+raw lines before parsing them, and the journal because a line without its newline is a torn write.
 """
 
 from __future__ import annotations
@@ -54,3 +55,6 @@ def iter_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict
     """Yield (line number, object) for each non-blank line; raise ``error("file:line: ...")`` on a bad one."""
     for lineno, _, line in iter_lines(path, error):
         yield lineno, parse_object(path, lineno, line, error)
+
+
+__all__ = ["iter_lines", "iter_objects", "json_problem", "parse_object"]
