@@ -8,15 +8,7 @@ from typing import Any
 import pytest
 
 from insideLLMs.backoff import backoff_s
-from insideLLMs.models.base import (
-    Completion,
-    Message,
-    Model,
-    ModelError,
-    ModelTimeout,
-    RateLimitError,
-    TransientError,
-)
+from insideLLMs.models.base import Completion, Message, Model, ModelError, ModelTimeout, RateLimitError, TransientError
 from insideLLMs.run._retry import RetryPolicy, call_model, retry_delay
 
 
