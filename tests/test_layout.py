@@ -13,7 +13,7 @@ import insideLLMs
 
 SRC = Path(insideLLMs.__file__).parent
 
-BASE = {"errors", "canonical", "jsonl", "secrets", "stats"}
+BASE = {"errors", "canonical", "jsonl", "secrets", "stats", "backoff"}
 #: package -> what it may import (besides itself); must match the table in docs/architecture.md
 ALLOWED: dict[str, set[str]] = {
     **{name: set() for name in BASE},
@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"errors", "canonical", "rundir", "stats"},
     "diff": {"errors", "canonical", "jsonl", "rundir", "report", "stats"},
     "run": BASE | {"config", "registry", "datasets", "models", "probes", "rundir", "events", "report"},
-    "tracking": {"errors", "canonical", "jsonl", "secrets", "config", "events", "rundir", "stats"},
+    "tracking": {"errors", "canonical", "jsonl", "secrets", "config", "events", "rundir", "stats", "backoff"},
 }
 
 

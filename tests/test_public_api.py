@@ -32,8 +32,8 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness"},
     "insideLLMs.rundir": {
         "CONFIG", "INCOMPLETE", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
-        "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "read_jsonl", "summarize",
-        "write_atomic",
+        "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
+        "summarize", "write_atomic",
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
