@@ -87,11 +87,7 @@ class PromptSet:
         """``base_dir``: the folder a relative ``path`` is in and ``source`` is named from (default: the working folder)."""
         source, path = _locate(path, base_dir)
         _check_file(path)
-        examples, lines = [], array("I")
-        for index, (lineno, row) in enumerate(iter_objects(path, DatasetError)):
-            examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
-            lines.append(lineno)
-        return cls(tuple(examples), name=name or path.stem, source=source, lines=lines)
+        return cls._from_rows(iter_objects(path, DatasetError), path, source, id_field, name)
 
     @classmethod
     def from_csv(
@@ -106,25 +102,18 @@ class PromptSet:
         """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep
         their names. ``base_dir`` as for ``from_jsonl``."""
         source, path = _locate(path, base_dir)
-        rename = {header: fld for fld, header in (columns or {}).items()}
-        examples, lines = [], array("I")
         _check_file(path)
         with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            headers = reader.fieldnames or []
-            missing = [h for h in rename if h not in headers]
-            if missing:
-                raise DatasetError(f"{path}:1: column(s) {', '.join(missing)} not in header {headers}")
-            for index, raw in enumerate(reader):
-                lineno = reader.line_num
-                if None in raw:
-                    raise DatasetError(f"{path}:{lineno}: more fields than the header has")
-                if None in raw.values():
-                    given = sum(v is not None for v in raw.values())
-                    raise DatasetError(f"{path}:{lineno}: {given} field(s) where the header has {len(headers)}")
-                row = {rename.get(k, k): v for k, v in raw.items()}
-                examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
-                lines.append(lineno)
+            return cls._from_rows(_csv_rows(fh, path, columns or {}), path, source, id_field, name)
+
+    @classmethod
+    def _from_rows(cls, rows: Iterable[tuple[int, dict[str, Any]]], path: Path, source: str, id_field: str,
+                   name: str | None) -> "PromptSet":
+        """A prompt set from (line number, row) pairs of the file at ``path``."""
+        examples, lines = [], array("I")
+        for index, (lineno, row) in enumerate(rows):
+            examples.append(_example(row, index, id_field, where=f"{path}:{lineno}"))
+            lines.append(lineno)
         return cls(tuple(examples), name=name or path.stem, source=source, lines=lines)
 
     @classmethod
@@ -154,6 +143,24 @@ class PromptSet:
         ]
         label = f"{named}{'/' + subset if subset else ''}:{split}"
         return cls(tuple(examples), name=named.rsplit("/", 1)[-1], source=f"hf:{label}")
+
+
+def _csv_rows(fh: Any, path: Path, columns: Mapping[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of each CSV record, its headers renamed by ``columns`` (field -> header)."""
+    rename = {header: fld for fld, header in columns.items()}
+    reader = csv.DictReader(fh)
+    headers = reader.fieldnames or []
+    missing = [h for h in rename if h not in headers]
+    if missing:
+        raise DatasetError(f"{path}:1: column(s) {', '.join(missing)} not in header {headers}")
+    for raw in reader:
+        lineno = reader.line_num
+        if None in raw:
+            raise DatasetError(f"{path}:{lineno}: more fields than the header has")
+        if None in raw.values():
+            given = sum(v is not None for v in raw.values())
+            raise DatasetError(f"{path}:{lineno}: {given} field(s) where the header has {len(headers)}")
+        yield lineno, {rename.get(k, k): v for k, v in raw.items()}
 
 
 def _content_hash(examples: tuple[Example, ...]) -> str:

@@ -190,22 +190,11 @@ def streaming_pairs(
             if len(pend_b) + len(pend_c) > max_pending:
                 raise _TooFarApart
             b_cur, c_cur, b_row, c_row = next(b_lines, None), next(c_lines, None), None, None
-        while b_cur is not None:  # the candidate is exhausted: only pend_c can still match
-            b_row = b_row or _parse(base_path, b_cur[0], b_cur[2], key_fn)
-            hit = pend_c.pop(b_row[0], None)
-            if hit is None:
-                yield b_row, None
-            else:
-                yield from _pair_with_pending(b_cur[2], b_row, hit, reread_c, same, on_identical, True)
-            b_cur, b_row = next(b_lines, None), None
-        while c_cur is not None:  # the baseline is exhausted
-            c_row = c_row or _parse(cand_path, c_cur[0], c_cur[2], key_fn)
-            hit = pend_b.pop(c_row[0], None)
-            if hit is None:
-                yield None, c_row
-            else:
-                yield from _pair_with_pending(c_cur[2], c_row, hit, reread_b, same, on_identical, False)
-            c_cur, c_row = next(c_lines, None), None
+        # one side is exhausted: the rest of the other can only match what waits in its pending dict
+        if b_cur is not None:
+            yield from _drain(b_cur, b_row, b_lines, base_path, key_fn, pend_c, reread_c, same, on_identical, True)
+        if c_cur is not None:
+            yield from _drain(c_cur, c_row, c_lines, cand_path, key_fn, pend_b, reread_b, same, on_identical, False)
         for lineno, offset in pend_b.values():
             yield reread_b.row(lineno, offset), None
         for lineno, offset in pend_c.values():
@@ -213,6 +202,29 @@ def streaming_pairs(
     finally:
         reread_b.close()
         reread_c.close()
+
+
+def _drain(
+    cur: tuple[int, int, bytes] | None,
+    row: Row | None,
+    lines: Iterator[tuple[int, int, bytes]],
+    path: Path,
+    key_fn: KeyFn,
+    pending_other: dict[Key, tuple[int, int]],
+    reread_other: "_Reread",
+    same: Callable[[bytes, dict[str, Any], bytes], bool],
+    on_identical: Callable[[dict[str, Any]], None],
+    is_baseline: bool,
+) -> Iterator[tuple[Row | None, Row | None]]:
+    """The rest of one file once the other is exhausted: each row pairs with a pending partner or stands alone."""
+    while cur is not None:
+        row = row or _parse(path, cur[0], cur[2], key_fn)
+        hit = pending_other.pop(row[0], None)
+        if hit is not None:
+            yield from _pair_with_pending(cur[2], row, hit, reread_other, same, on_identical, is_baseline)
+        else:
+            yield (row, None) if is_baseline else (None, row)
+        cur, row = next(lines, None), None
 
 
 def _pair_with_pending(

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from insideLLMs.datasets import Example
-from insideLLMs.models.base import Completion, Message
-from insideLLMs.probes.base import Probe, Verdict
+from insideLLMs.models.base import Completion
+from insideLLMs.probes._question import QuestionProbe
+from insideLLMs.probes.base import Verdict
 from insideLLMs.probes.text_match import (
     answer_tokens,
     contains_tokens,
@@ -26,21 +27,11 @@ from insideLLMs.probes.text_match import (
 ANSWER_INSTRUCTION = "Answer with just the answer, in as few words as possible."
 
 
-class FactualityProbe(Probe):
+class FactualityProbe(QuestionProbe):
     name: ClassVar[str] = "factuality"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "factuality.jsonl"
-    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "answer")
-
-    def __init__(self, instruction: bool = True) -> None:
-        """``instruction=False`` sends the question as it is, without asking for a short answer."""
-        super().__init__(instruction=instruction)
-
-    def build(self, example: Example) -> list[Message]:
-        prompt = str(example.data["prompt"])
-        if self.params["instruction"]:
-            prompt = f"{prompt}\n{ANSWER_INSTRUCTION}"
-        return [{"role": "user", "content": prompt}]
+    answer_instruction: ClassVar[str] = ANSWER_INSTRUCTION
 
     def score(self, example: Example, completion: Completion) -> Verdict:
         expected = [list(answer_tokens(e)) for e in expected_answers(example)]

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from insideLLMs.datasets import Example
-from insideLLMs.models.base import Completion, Message
-from insideLLMs.probes.base import Probe, Verdict
+from insideLLMs.models.base import Completion
+from insideLLMs.probes._question import QuestionProbe
+from insideLLMs.probes.base import Verdict
 from insideLLMs.probes.text_match import (
     answer_tokens,
     contains_tokens,
@@ -27,21 +28,12 @@ from insideLLMs.probes.text_match import (
 ANSWER_INSTRUCTION = "Think it through briefly, then give your final answer on the last line as 'Answer: <answer>'."
 
 
-class LogicProbe(Probe):
+class LogicProbe(QuestionProbe):
     name: ClassVar[str] = "logic"
     version: ClassVar[str] = "1"
     default_dataset: ClassVar[str | None] = "logic.jsonl"
-    required_fields: ClassVar[tuple[str, ...]] = ("prompt", "answer")
-
-    def __init__(self, instruction: bool = True) -> None:
-        """``instruction=False`` sends the prompt as it is, without asking for an 'Answer:' line."""
-        super().__init__(instruction=instruction)
-
-    def build(self, example: Example) -> list[Message]:
-        prompt = str(example.data["prompt"])
-        if self.params["instruction"]:
-            prompt = f"{prompt}\n\n{ANSWER_INSTRUCTION}"
-        return [{"role": "user", "content": prompt}]
+    answer_instruction: ClassVar[str] = ANSWER_INSTRUCTION
+    instruction_separator: ClassVar[str] = "\n\n"
 
     def score(self, example: Example, completion: Completion) -> Verdict:
         expected = [answer_tokens(e) for e in expected_answers(example)]

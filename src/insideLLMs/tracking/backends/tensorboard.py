@@ -99,14 +99,11 @@ class TensorBoardSink(Sink):
         return self._writer
 
     def deliver(self, events: Sequence[Event]) -> None:
-        events = self.undelivered(events)  # never write a point twice
-        if not events:
-            return
+        new = self.undelivered(events)  # never write a point twice
         try:
-            self._deliver(events)
-        except SinkError:
-            raise
-        except OSError as exc:
+            if new:
+                self._deliver(new)
+        except OSError as exc:  # a full or vanished log_dir: worth another try later
             raise SinkError(f"tensorboard: {exc}", retryable=True) from exc
 
     def _deliver(self, events: list[Event]) -> None:
