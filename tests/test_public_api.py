@@ -21,7 +21,8 @@ PUBLIC: dict[str, set[str]] = {
         "RunReader", "RunSettings", "Verdict", "__version__", "get_model", "get_probe", "load_config",
     },
     "insideLLMs.errors": {
-        "EXIT_EXAMPLE_ERRORS", "EXIT_GATE_FAILED", "EXIT_INTERRUPTED", "EXIT_USER_ERROR", "InsideLLMsError", "UserError",
+        "EXIT_EXAMPLE_ERRORS", "EXIT_GATE_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_USER_ERROR",
+        "InsideLLMsError", "Terminated", "UserError",
     },
     "insideLLMs.datasets": {"DatasetError", "Example", "PromptSet"},
     "insideLLMs.models": {
@@ -88,7 +89,10 @@ def _all_modules() -> list[str]:
 def test_every_error_class_derives_from_the_one_base() -> None:
     """One family: a caller (and the CLI) catches ``InsideLLMsError`` and has them all."""
     outside = []
-    bridges = {"insideLLMs.cli._errors.ErrorExit"}  # how the CLI hands our errors to click: a click exception
+    bridges = {
+        "insideLLMs.cli._errors.ErrorExit",  # how the CLI hands our errors to click: a click exception
+        "insideLLMs.errors.Terminated",  # SIGTERM as a KeyboardInterrupt: a way to stop, not an error
+    }
     for name in _all_modules():
         module = importlib.import_module(name)
         for attr, value in vars(module).items():

@@ -11,7 +11,12 @@ from __future__ import annotations
 EXIT_USER_ERROR = 1  # bad input, or a run that stopped early
 EXIT_GATE_FAILED = 2  # diff: the gate failed
 EXIT_EXAMPLE_ERRORS = 3  # run --fail-on-errors: the run finished but some examples errored
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM), as timeout, Kubernetes, Slurm and CI runners send
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is so it stops as Ctrl-C stops it: cleanly, resumable."""
 
 
 class InsideLLMsError(Exception):
@@ -28,7 +33,9 @@ __all__ = [
     "EXIT_EXAMPLE_ERRORS",
     "EXIT_GATE_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
     "EXIT_USER_ERROR",
     "InsideLLMsError",
+    "Terminated",
     "UserError",
 ]

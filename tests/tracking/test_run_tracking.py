@@ -132,18 +132,27 @@ def test_evaluation_killed_shows_killed_with_its_duration_and_sync_brings_it_up_
     assert again.returncode == 0 and read_journal(tracked).last_seq == journal.last_seq
 
 
-def test_interrupted_then_resumed_run_is_tracked_from_where_it_stopped(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted; continue with: insidellms run"),  # Ctrl-C
+    (signal.SIGTERM, 143, "terminated (SIGTERM); continue with: insidellms run"),  # timeout, Kubernetes, Slurm, CI
+])
+def test_interrupted_then_resumed_run_is_tracked_from_where_it_stopped(
+    tmp_path: Path, signum: int, code: int, said: str,
+) -> None:
     total = 600
     cfg = _config(tmp_path, total, latency_ms=20)
     proc = _start(tmp_path, cfg, "runs/r")
     try:
         _wait_for_records(tmp_path / "runs/r/records.jsonl", 10, proc)
     finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: the evaluation stops and ends its tracked run
+        proc.send_signal(signum)  # the evaluation stops cleanly and ends its tracked run
         _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "--resume" in err, err
+    assert proc.returncode == code and said in err and "--run-dir runs/r --resume" in err, err
+    assert "Traceback" not in err
+    assert (tmp_path / "runs/r/.incomplete").exists()
     (first,) = find_runs(tmp_path / "tracking_logs")
-    assert load_run(first).status == "killed"
+    assert load_run(first).status == "interrupted"
+    assert json.loads((first / "run.json").read_text())["status"] == "interrupted"
     done = len(_steps(first))
     assert done >= 10 and done == len(_whole_lines(tmp_path / "runs/r/records.jsonl"))
 

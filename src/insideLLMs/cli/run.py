@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
 from insideLLMs.cli._errors import Command, warn
 from insideLLMs.config import BACKENDS, LoadedConfig, TrackingConfig, load_config
-from insideLLMs.errors import EXIT_EXAMPLE_ERRORS, EXIT_INTERRUPTED, UserError
+from insideLLMs.errors import EXIT_EXAMPLE_ERRORS, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, UserError
 from insideLLMs.rundir import REPORT
 
 
@@ -87,12 +89,15 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             settings.listeners = [listener]
         _say_model_loading(list({id(m): m for m in models}.values()))
         try:
-            outcome = grid.run()
+            with _sigterm_as_interrupt():
+                outcome = grid.run()
         except RunAborted as exc:
             raise UserError(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo(f"\ninterrupted; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} --run-dir {run_dir} --resume", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            click.echo(f"\n{why}; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} "
+                       f"--run-dir {run_dir} --resume", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     finally:
         if listener is not None:
             _close_quietly(listener)
@@ -100,6 +105,24 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
     if options["fail_on_errors"] and outcome.summary["totals"]["error_count"]:
         warn(f"{outcome.summary['totals']['error_count']} example(s) ended in an error (--fail-on-errors)")
         sys.exit(EXIT_EXAMPLE_ERRORS)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the run runs, SIGTERM stops it as Ctrl-C does: records flushed, resumable, tracking told."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding application): leave its handling alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _tracking_listener(tracking: TrackingConfig | None) -> Any:

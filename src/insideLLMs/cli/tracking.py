@@ -37,7 +37,7 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-_STATUS_STYLE = {"finished": "green", "failed": "red", "killed": "red", "running": "yellow"}
+_STATUS_STYLE = {"finished": "green", "failed": "red", "interrupted": "yellow", "killed": "red", "running": "yellow"}
 
 
 def _status(status: str) -> str:

@@ -29,7 +29,7 @@ from insideLLMs.tracking._tracker import Tracker, TrackingRun
 if TYPE_CHECKING:
     from insideLLMs.tracking.sink import Pending
 
-_END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "killed"}
+_END_STATUS = {"finished": "finished", "failed": "failed", "interrupted": "interrupted"}
 # run-directory files written whole and replaced, never changed in place (artifacts.write_atomic);
 # records.jsonl and timings.jsonl are appended to, and cut back by a resume
 REPLACED_FILES = frozenset({REPORT, SUMMARY, MANIFEST, CONFIG})

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from insideLLMs.tracking.delivery._process import DeliveryProcess
     from insideLLMs.tracking.sink import Pending
 
-EndStatus = Literal["finished", "failed", "killed"]
+EndStatus = Literal["finished", "failed", "interrupted", "killed"]
 _now = time.time  # looked up once: log_step runs once per evaluated example
 
 
@@ -306,8 +306,8 @@ class TrackingRun:
 
     def end(self, status: EndStatus = "finished", *, wait: bool = True) -> list[Pending]:
         """End the run and write its final files; with ``wait`` also ``finish_delivery()``."""
-        if status not in ("finished", "failed", "killed"):
-            raise ValueError(f"status must be finished, failed or killed, not {status!r}")
+        if status not in ("finished", "failed", "interrupted", "killed"):
+            raise ValueError(f"status must be finished, failed, interrupted or killed, not {status!r}")
         with self._lock:
             if self._ended:
                 return self.finish_delivery() if wait else self.pending
@@ -367,8 +367,8 @@ class TrackingRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             self.end("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("killed")
+        elif issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C, or SIGTERM through the CLI
+            self.end("interrupted")
         elif issubclass(exc_type, SystemExit) and getattr(exc, "code", None) in (None, 0):
             self.end("finished")
         else:

@@ -22,7 +22,7 @@ Event ``data`` by ``kind``:
   run directory's ``records.jsonl`` artifact (and ``timings`` its ``timings.jsonl``), flattened
   only when delivered; the delivery turns it into the flat-rows form above first, so a sink is
   always given flat rows (table.py)
-- ``run_end``:   ``{"status": "finished"|"failed"|"killed"}``
+- ``run_end``:   ``{"status": "finished"|"failed"|"interrupted"|"killed"}`` (interrupted: Ctrl-C or SIGTERM; killed: the process died)
 """
 
 from __future__ import annotations

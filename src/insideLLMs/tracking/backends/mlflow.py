@@ -39,7 +39,7 @@ MAX_TAG_LENGTH = 8000
 MAX_KEY_LENGTH = 250
 RUN_KEY_TAG = "insidellms.run_key"
 LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # what the UI reads to list table artifacts
-_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+_STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "killed": "KILLED"}  # MLflow has no "interrupted"
 MetricPoint = tuple[str, float, int, int]  # key, value, timestamp (ms), step
 _BAD_KEY_CHARS = re.compile(r"[^\w./\- :]")
 

@@ -165,7 +165,8 @@ class TensorBoardSink(Sink):
         hp = {k: (v if isinstance(v, (int, float, bool)) else str(v)[:MAX_HPARAM_LENGTH])
               for k, v in params.items() if v is not None}
         exp, ssi, _ = hparams(hp, dict(metrics))
-        sei_status = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "killed": "STATUS_ABORTED"}
+        sei_status = {"finished": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "interrupted": "STATUS_ABORTED",
+                      "killed": "STATUS_ABORTED"}
         content = HParamsPluginData(
             session_end_info=SessionEndInfo(status=Status.Value(sei_status.get(status, "STATUS_UNKNOWN")),
                                             end_time_secs=ts),
