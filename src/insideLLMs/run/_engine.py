@@ -20,16 +20,14 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from insideLLMs.rundir import RUN_FILES, RunWriter
+from insideLLMs.rundir import RUN_FILES, Record, RunDirError, RunWriter, SummaryBuilder, Timing
 from insideLLMs.canonical import SCHEMA_VERSION, compute_run_id, dumps_bytes, hash_obj
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.events import ExampleFinished, RunFinished, RunListener, RunStarted, RunStatus
 from insideLLMs.models.base import Completion, Model, ModelError
 from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.run._progress import Progress
-from insideLLMs.rundir import Record, Timing
 from insideLLMs.run._retry import RetryPolicy, call_model
-from insideLLMs.rundir import SummaryBuilder
 from insideLLMs.errors import InsideLLMsError
 
 
@@ -223,6 +221,8 @@ class Engine:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.settings.concurrency, len(self.items) - start)):
                     group.create_task(self._worker())
+        except* RunDirError as eg:  # the run directory could not be written: the run stops, resumable
+            raise eg.exceptions[0] from None
         except* _Fatal as eg:
             fatal = eg.exceptions[0]
             assert isinstance(fatal, _Fatal)

@@ -83,6 +83,13 @@ class RunWriter:
 
     def prepare(self) -> int:
         """Make the directory ready; return how many records an interrupted run already holds."""
+        try:
+            return self._prepare()
+        except OSError as exc:
+            raise RunDirError(f"{exc.filename or self.run_dir}: cannot prepare the run directory ({exc.strerror}); "
+                              "choose another --run-dir or fix its permissions") from None
+
+    def _prepare(self) -> int:
         state = self._state()
         if state == "new":
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,24 +160,36 @@ class RunWriter:
 
     def write(self, record_line: bytes, timing_line: bytes) -> None:
         assert self._records is not None and self._timings is not None
-        self._records.write(record_line)
-        self._timings.write(timing_line)
+        with self._writing():
+            self._records.write(record_line)
+            self._timings.write(timing_line)
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
             self._last_flush = now
 
     def flush(self) -> None:
-        if self._records:
-            self._records.flush()
-        if self._timings:
-            self._timings.flush()
+        with self._writing():
+            if self._records:
+                self._records.flush()
+            if self._timings:
+                self._timings.flush()
 
     def close(self) -> None:
-        for fh in (self._records, self._timings):
-            if fh:
-                fh.close()
-        self._records = self._timings = None
+        files, self._records, self._timings = (self._records, self._timings), None, None
+        with self._writing():
+            for fh in files:
+                if fh:
+                    fh.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full disk or a file-size limit mid-run: one line saying so (what is written stays resumable)."""
+        try:
+            yield
+        except OSError as exc:
+            raise RunDirError(f"{exc.filename or self.run_dir / RECORDS}: cannot write ({exc.strerror}); make room, "
+                              "then continue with --resume") from None
 
     def finalize(self, manifest: dict[str, Any], summary: dict[str, Any], config_yaml: str) -> None:
         """Write the end-of-run files and drop the ``.incomplete`` mark."""
