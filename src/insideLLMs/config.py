@@ -1,7 +1,8 @@
 """The config file: YAML -> validated ``Config`` (typed ``Settings`` records), with ``${ENV}`` references and clear errors.
 
-Input paths (datasets) resolve relative to the config file; output paths (run_dir, tracking
-dirs) relative to the current directory. Every error names the file and the line of the key.
+Every path written in a config (a dataset, ``run_dir``, ``tracking.output_dir``/``log_dir``) is relative
+to the config file's folder; defaults and command-line options are relative to the current directory.
+Every error names the file and the line of the key.
 Values that came from ``${ENV}`` are never written back: the resolved config keeps the reference.
 """
 
@@ -421,8 +422,24 @@ def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> Lo
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.loc) or "config"
         raise ConfigError(f"{path}:{_line_for(lines, exc.loc)}: {where}: {exc.message}") from None
+    _paths_from_config_folder(config, substituted, path.parent)
     resolved = redact_config(with_refs)
     return LoadedConfig(config=config, path=path, resolved=resolved)
+
+
+def _paths_from_config_folder(config: Config, written: dict[str, Any], folder: Path) -> None:
+    """Output paths written in the config, made relative to its folder (datasets resolve there when loaded)."""
+
+    def place(value: str) -> str:
+        return value if Path(value).is_absolute() else (folder / value).as_posix()
+
+    if "run_dir" in written and config.run_dir:
+        config.run_dir = place(config.run_dir)
+    block = written.get("tracking")
+    if config.tracking is not None and isinstance(block, dict):
+        for name in ("output_dir", "log_dir"):
+            if name in block:
+                setattr(config.tracking, name, place(getattr(config.tracking, name)))
 
 
 def load_config(path: str | Path) -> LoadedConfig:

@@ -12,6 +12,8 @@ from insideLLMs.config import load_config
 
 STARTER_CONFIG = """\
 # insideLLMs starter config: `insidellms run {config}`
+# Every path in this file is relative to this file's folder, wherever you run the command from
+# (command-line options such as --run-dir are relative to where you run it).
 name: starter
 model:
   type: dummy                  # try: llamacpp (embedded, no key), openai, anthropic
@@ -20,7 +22,7 @@ probe:
   type: factuality
 dataset:
   format: jsonl
-  path: {data}                 # relative to this file
+  path: {data}
 generation:
   temperature: 0
   max_tokens: 128
@@ -31,7 +33,7 @@ runner:
 tracking:
   enabled: true
   backend: local
-  output_dir: ./tracking_logs
+  output_dir: ./tracking_logs  # next to this file
 """
 
 STARTER_DATA = [
