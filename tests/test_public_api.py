@@ -55,6 +55,15 @@ PUBLIC: dict[str, set[str]] = {
         "loads", "sha256_hex",
     },
     "insideLLMs.registry": {"Registry", "UnknownTypeError"},
+    "insideLLMs.config": {
+        "BACKENDS", "Backend", "Config", "ConfigError", "DatasetConfig", "GenerationConfig", "LoadedConfig",
+        "ModelConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig", "field_error",
+        "line_of", "load_config", "parse_config", "redact_config", "validate",
+    },
+    "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
+    "insideLLMs.stats": {"percentile"},
+    "insideLLMs.jsonl": {"iter_lines", "iter_objects", "json_problem", "parse_object"},
+    "insideLLMs.backoff": {"backoff_s"},
 }
 
 

@@ -57,3 +57,6 @@ class RunListener(Protocol):
     def on_example_finished(self, event: ExampleFinished) -> None: ...
 
     def on_run_finished(self, event: RunFinished) -> None: ...
+
+
+__all__ = ["ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"]
