@@ -120,3 +120,16 @@ def test_sync_and_push_take_every_option_a_remote_backend_reads() -> None:
     for command in ("sync", "push"):
         text = _invoke(command, "--help")
         assert all(f"--{name.replace('_', '-')}" in text for name in options), text
+
+
+def test_show_lists_many_score_means_a_row_each_so_they_stay_readable(tmp_path: Path) -> None:
+    """A probe with many scores (instruction_following has a score per constraint) must not squeeze a
+    column per score into the terminal: past a handful, each metric gets its own row."""
+    logs = tmp_path / "logs"
+    tracker = get_tracker("local", output_dir=str(logs))
+    scores = {f"score_{i:02d}_mean": i / 10 for i in range(12)}
+    with tracker.start_run(name="many", params={"model_name": "m", "probe_type": "p"}):
+        tracker.log_metrics({"pass_rate": 0.5, "n": 10, **scores})
+    out = CliRunner().invoke(tracking, ["show", "--latest", "--dir", str(logs)], env={"COLUMNS": "100"}).output
+    for name, value in scores.items():
+        assert re.search(rf"│ {name}\s+│\s+{value:g} │", out), name

@@ -173,14 +173,25 @@ def _metric_tables(view: Any) -> list[Any]:
         table = Table(title=title)
         for col in ("model", "probe"):
             table.add_column(col, overflow="fold")
-        for name in columns:
-            table.add_column(name, justify="right", overflow="fold")
-        for model, probe, values in grid.rows:
-            table.add_row(model, probe, *(format_value(values.get(name)) for name in columns))
+        if len(columns) > _MAX_METRIC_COLUMNS:  # too many to read side by side: a row per metric
+            table.add_column("metric", overflow="fold")
+            table.add_column("value", justify="right")
+            for model, probe, values in grid.rows:
+                for name in columns:
+                    if values.get(name) is not None:
+                        table.add_row(model, probe, name, format_value(values[name]))
+        else:
+            for name in columns:
+                table.add_column(name, justify="right", overflow="fold")
+            for model, probe, values in grid.rows:
+                table.add_row(model, probe, *(format_value(values.get(name)) for name in columns))
         if not grid.rows:
             table.add_row("—", "—")
         tables.append(table)
     return tables
+
+
+_MAX_METRIC_COLUMNS = 6  # beyond this a side-by-side table no longer fits a terminal
 
 
 def _series_table(view: Any) -> Any:
