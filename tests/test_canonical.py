@@ -54,3 +54,23 @@ def test_a_config_names_its_run_by_content_not_by_key_order_or_folder(tmp_path: 
     assert _validate_run_id(tmp_path / "two", reordered, rows) == first
     changed = [rows[0], rows[1].replace("3+3?", "3+4?")]
     assert _validate_run_id(tmp_path / "three", config, changed) != first
+
+
+def test_the_run_id_of_a_known_run_never_changes() -> None:
+    """Baselines are named by run id: the id of the same inputs must not move between versions. The expected
+    value is worked out independently here (sha256 of sorted, compact JSON with the schema version)."""
+    import hashlib
+
+    payload = {"schema_version": "1", "models": [{"id": "m"}], "probes": [{"id": "p"}], "datasets": ["h1"],
+               "generation": {"t": 0}}
+    expected = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    assert expected == "f63da516fdc3124b"
+    assert compute_run_id([{"id": "m"}], [{"id": "p"}], ["h1"], {"t": 0}) == expected
+
+
+def test_text_and_its_utf8_bytes_hash_alike() -> None:
+    from insideLLMs.canonical import hash_obj, sha256_hex
+
+    assert sha256_hex("é") == sha256_hex("é".encode()) == \
+        "4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c"
+    assert hash_obj({"b": 1, "a": [1, 2]}) == sha256_hex('{"a":[1,2],"b":1}')

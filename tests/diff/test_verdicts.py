@@ -56,3 +56,9 @@ def test_lower_is_better_scores_flip_the_direction() -> None:
 
 def test_an_output_that_changed_with_the_same_verdict_is_changed() -> None:
     assert _classify(_rec(output="4"), _rec(output="four")) == "changed"
+
+
+def test_a_score_that_appears_or_vanishes_is_a_change() -> None:
+    assert _classify(_rec(scores={"f1": 0.5}), _rec(scores={"f1": 0.5, "bleu": 0.2})) == "changed"
+    assert _classify(_rec(scores={"f1": 0.5, "bleu": 0.2}), _rec(scores={"f1": 0.5})) == "changed"
+    assert _classify(_rec(scores={"ok": True}), _rec(scores={"ok": "yes"})) == "changed"  # changed type
