@@ -61,7 +61,10 @@ PUBLIC: dict[str, set[str]] = {
         "line_of", "load_config", "parse_config", "redact_config", "validate",
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
-    "insideLLMs.stats": {"percentile"},
+    "insideLLMs.stats": {
+        "CONFIDENCE", "Interval", "PairedDifference", "mean_interval", "minimum_detectable_effect",
+        "paired_difference", "pass_at_k", "percentile", "proportion_interval", "sample_size_for",
+    },
     "insideLLMs.jsonl": {"iter_lines", "iter_objects", "json_problem", "parse_object"},
     "insideLLMs.backoff": {"backoff_s"},
 }

@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
+from insideLLMs.stats._intervals import (
+    CONFIDENCE,
+    Interval,
+    PairedDifference,
+    mean_interval,
+    minimum_detectable_effect,
+    paired_difference,
+    pass_at_k,
+    proportion_interval,
+    sample_size_for,
+)
 from insideLLMs.stats._percentile import percentile
 
-__all__ = ["percentile"]
+__all__ = [
+    "CONFIDENCE",
+    "Interval",
+    "PairedDifference",
+    "mean_interval",
+    "minimum_detectable_effect",
+    "paired_difference",
+    "pass_at_k",
+    "percentile",
+    "proportion_interval",
+    "sample_size_for",
+]

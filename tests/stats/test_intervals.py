@@ -1,0 +1,129 @@
+"""Error bars, checked against independent implementations (scipy, statsmodels) on seeded data, and by
+simulation: a 95 % interval must cover the true value about 95 % of the time."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.regression.linear_model import OLS
+from statsmodels.stats.proportion import proportion_confint
+
+from insideLLMs.stats import (
+    mean_interval,
+    minimum_detectable_effect,
+    paired_difference,
+    pass_at_k,
+    proportion_interval,
+    sample_size_for,
+)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (0, 28), (19, 28), (28, 28), (3, 200), (150, 151), (5000, 9999)])
+def test_wilson_matches_statsmodels(k: int, n: int) -> None:
+    ours = proportion_interval(k, n)
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    assert (ours.low, ours.high) == pytest.approx((low, high), abs=1e-12)
+    assert ours.estimate == k / n and ours.method == "wilson"
+    assert ours.se == pytest.approx(math.sqrt(k / n * (1 - k / n) / n))
+
+
+def test_a_mean_matches_scipy() -> None:
+    rng = np.random.default_rng(1)
+    for size in (2, 5, 30, 400):
+        xs = rng.beta(0.5, 2.0, size).tolist()
+        ours = mean_interval(xs)
+        sem = sps.sem(xs)
+        low, high = sps.norm.interval(0.95, loc=np.mean(xs), scale=sem)
+        assert (ours.estimate, ours.se, ours.low, ours.high) == pytest.approx((np.mean(xs), sem, low, high), rel=1e-10)
+
+
+def test_a_clustered_mean_matches_statsmodels_cluster_robust_errors() -> None:
+    rng = np.random.default_rng(2)
+    clusters = np.repeat(np.arange(40), rng.integers(1, 8, 40))
+    effects = rng.normal(0, 1, 40)[clusters]
+    ys = (effects + rng.normal(0, 0.5, len(clusters))).tolist()
+    fit = OLS(np.asarray(ys), np.ones(len(ys))).fit(cov_type="cluster", cov_kwds={"groups": clusters})
+    ours = mean_interval(ys, clusters=clusters.tolist())
+    assert ours.method == "cluster"
+    assert ours.se == pytest.approx(float(fit.bse[0]), rel=1e-10)
+    assert ours.se > mean_interval(ys).se  # shared clusters: honest error bars are wider
+
+
+def test_a_paired_difference_matches_scipy_ttest_rel() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.6, 0.2, 300)
+    cand = base + rng.normal(0.03, 0.05, 300)  # strongly correlated with the baseline
+    result = paired_difference(base.tolist(), cand.tolist())
+    t = sps.ttest_rel(cand, base)
+    assert result.paired.estimate == pytest.approx(float(np.mean(cand - base)))
+    assert result.paired.se == pytest.approx(result.paired.estimate / t.statistic, rel=1e-10)
+    var_a, var_b = np.var(base, ddof=1), np.var(cand, ddof=1)
+    cov = np.cov(base, cand, ddof=1)[0, 1]
+    assert result.paired.se == pytest.approx(math.sqrt((var_a + var_b - 2 * cov) / 300), rel=1e-10)
+    assert result.correlation == pytest.approx(float(np.corrcoef(base, cand)[0, 1]), rel=1e-10)
+    assert result.unpaired.se == pytest.approx(math.sqrt(var_a / 300 + var_b / 300), rel=1e-10)
+    assert result.paired.se < result.unpaired.se / 3  # what pairing buys
+
+
+def test_power() -> None:
+    # (1.959964 + 0.841621) * se, as in any power table for alpha 0.05 two-sided and power 0.8
+    assert minimum_detectable_effect(0.01) == pytest.approx(0.028016, abs=1e-6)
+    assert minimum_detectable_effect(0.01, alpha=0.05, power=0.8) == pytest.approx(
+        (sps.norm.ppf(0.975) + sps.norm.ppf(0.8)) * 0.01, rel=1e-12)
+    # n=200 gives se=0.035; detecting 0.05 needs (0.098/0.05)^2 * 200 examples
+    needed = sample_size_for(0.05, 0.035, 200)
+    assert needed == math.ceil(200 * (minimum_detectable_effect(0.035) / 0.05) ** 2)
+    assert minimum_detectable_effect(0.035 * math.sqrt(200 / needed)) <= 0.05
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(1, 0, 1), (1, 1, 1), (5, 2, 1), (5, 2, 2), (5, 2, 4), (10, 3, 5),
+                                           (200, 1, 100), (20, 0, 10)])
+def test_pass_at_k_is_the_unbiased_estimator(n: int, c: int, k: int) -> None:
+    expected = 1 - math.comb(n - c, k) / math.comb(n, k)
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+    assert pass_at_k(5, 2, 1) == pytest.approx(0.4)
+
+
+def test_intervals_cover_the_truth_about_95_percent_of_the_time() -> None:
+    """2,000 simulated evals each, seeded: a proportion (n=80, p=0.3), a skewed bounded score (beta, n=150),
+    clustered data (30 clusters), and paired runs with a known true difference."""
+    rng = np.random.default_rng(7)
+    trials = 2000
+    prop = sum(proportion_interval(int(k), 80).low <= 0.3 <= proportion_interval(int(k), 80).high
+               for k in rng.binomial(80, 0.3, trials))
+    true_mean = 0.5 / (0.5 + 2.0)
+    skew = 0
+    for _ in range(trials):
+        iv = mean_interval(rng.beta(0.5, 2.0, 150).tolist())
+        skew += iv.low <= true_mean <= iv.high
+    clustered = 0
+    for _ in range(trials):
+        labels = np.repeat(np.arange(30), 5)
+        ys = rng.normal(0, 1, 30)[labels] + rng.normal(0, 1, 150)
+        iv = mean_interval(ys.tolist(), clusters=labels.tolist())
+        clustered += iv.low <= 0.0 <= iv.high
+    paired = 0
+    for _ in range(trials):
+        base = rng.binomial(1, 0.6, 200).astype(float)
+        flip_up = rng.random(200) < 0.08
+        flip_down = rng.random(200) < 0.03
+        cand = np.where(flip_up, 1.0, np.where(flip_down, 0.0, base))
+        truth = 0.08 * 0.4 * 1 - 0.03 * (1 - 0.08) * 0.6  # E[cand - base]
+        iv = paired_difference(base.tolist(), cand.tolist()).paired
+        paired += iv.low <= truth <= iv.high
+    for name, hits in (("proportion", prop), ("skewed mean", skew), ("clustered", clustered), ("paired", paired)):
+        assert 0.93 <= hits / trials <= 0.97, (name, hits / trials)
+
+
+def test_bad_inputs_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="successes"):
+        proportion_interval(3, 2)
+    with pytest.raises(ValueError, match="two values"):
+        mean_interval([1.0])
+    with pytest.raises(ValueError, match="two clusters"):
+        mean_interval([1.0, 2.0], clusters=["a", "a"])
+    with pytest.raises(ValueError, match="one candidate value per baseline value"):
+        paired_difference([1.0, 2.0], [1.0])
