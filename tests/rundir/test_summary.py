@@ -24,3 +24,28 @@ def test_pass_rate_is_over_scored_records_and_means_over_records_with_the_score(
 def test_a_group_with_nothing_scored_has_no_pass_rate() -> None:
     group = summarize([record("a", passed=None, scores={})], [], run_id="r")["groups"][0]
     assert group["pass_rate"] is None and group["scores"] == {}
+
+
+def test_every_rate_and_mean_comes_with_its_interval() -> None:
+    """Checked against statsmodels (Wilson) and scipy (the standard error of a mean)."""
+    import numpy as np
+    from scipy import stats as sps
+    from statsmodels.stats.proportion import proportion_confint
+
+    f1 = [round(0.1 * (i % 7), 1) for i in range(40)]
+    records = [record(f"e{i}", passed=i % 3 != 0, scores={"f1": f1[i], "exact": i % 3 != 0}) for i in range(40)]
+    records += [record("err", status="error", passed=None, scores={}, error={"type": "ModelError", "message": "x"})]
+    group = summarize(records, [], run_id="r")["groups"][0]
+    intervals = group["intervals"]
+    assert intervals["confidence"] == 0.95
+    for name, (k, n) in {"pass_rate": (26, 40), "success_rate": (40, 41)}.items():
+        low, high = proportion_confint(k, n, method="wilson")
+        assert (intervals[name]["low"], intervals[name]["high"]) == (round(low, 6), round(high, 6)), name
+        assert intervals[name]["method"] == "wilson"
+    assert intervals["scores"]["exact"]["method"] == "wilson"  # a boolean score is a proportion
+    f1_interval = intervals["scores"]["f1"]
+    assert f1_interval["method"] == "normal"
+    assert f1_interval["se"] == round(float(sps.sem(f1)), 6)
+    low, high = sps.norm.interval(0.95, loc=float(np.mean(f1)), scale=float(sps.sem(f1)))
+    assert (f1_interval["low"], f1_interval["high"]) == (round(low, 6), round(high, 6))
+    assert group["scores"]["f1"] == round(float(np.mean(f1)), 6)

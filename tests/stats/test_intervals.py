@@ -13,6 +13,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from insideLLMs.stats import (
     mean_interval,
+    mean_interval_from_sums,
     minimum_detectable_effect,
     paired_difference,
     pass_at_k,
@@ -38,6 +39,16 @@ def test_a_mean_matches_scipy() -> None:
         sem = sps.sem(xs)
         low, high = sps.norm.interval(0.95, loc=np.mean(xs), scale=sem)
         assert (ours.estimate, ours.se, ours.low, ours.high) == pytest.approx((np.mean(xs), sem, low, high), rel=1e-10)
+
+
+def test_a_mean_from_running_sums_is_the_same_mean_interval() -> None:
+    rng = np.random.default_rng(4)
+    xs = rng.uniform(0, 1, 500).tolist()
+    whole = mean_interval(xs)
+    running = mean_interval_from_sums(len(xs), sum(xs), sum(x * x for x in xs))
+    assert (running.estimate, running.se, running.low, running.high) == pytest.approx(
+        (whole.estimate, whole.se, whole.low, whole.high), rel=1e-9)
+    assert mean_interval_from_sums(3, 3.0, 3.0).se == 0.0  # constant values: no spread
 
 
 def test_a_clustered_mean_matches_statsmodels_cluster_robust_errors() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from insideLLMs.canonical import SCHEMA_VERSION
-from insideLLMs.stats import percentile
+from insideLLMs.stats import CONFIDENCE, Interval, mean_interval_from_sums, percentile, proportion_interval
 
 
 @dataclass
@@ -21,7 +21,9 @@ class _Group:
     passed: int = 0
     scored: int = 0
     score_sums: dict[str, float] = field(default_factory=dict)
+    score_squares: dict[str, float] = field(default_factory=dict)
     score_counts: dict[str, int] = field(default_factory=dict)
+    numeric_scores: set[str] = field(default_factory=set)  # scores with a value that is not a boolean
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latencies: array = field(default_factory=lambda: array("d"))  # 8 bytes per example, not a float object
@@ -36,7 +38,10 @@ class _Group:
         for name, value in (record.get("scores") or {}).items():
             if isinstance(value, (int, float)):
                 self.score_sums[name] = self.score_sums.get(name, 0.0) + float(value)
+                self.score_squares[name] = self.score_squares.get(name, 0.0) + float(value) ** 2
                 self.score_counts[name] = self.score_counts.get(name, 0) + 1
+                if not isinstance(value, bool):
+                    self.numeric_scores.add(name)
         usage = record.get("usage")
         if usage:
             self.prompt_tokens += usage.get("prompt_tokens") or 0
@@ -50,7 +55,9 @@ class _Group:
         self.scored += other.scored
         for k, v in other.score_sums.items():
             self.score_sums[k] = self.score_sums.get(k, 0.0) + v
+            self.score_squares[k] = self.score_squares.get(k, 0.0) + other.score_squares[k]
             self.score_counts[k] = self.score_counts.get(k, 0) + other.score_counts[k]
+        self.numeric_scores |= other.numeric_scores
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.latencies.extend(other.latencies)
@@ -67,7 +74,26 @@ class _Group:
             "pass_rate": _ratio(self.passed, self.scored),
             "scores": {k: round(self.score_sums[k] / self.score_counts[k], 6) for k in sorted(self.score_sums)},
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "intervals": self._intervals(success),
         }
+
+    def _intervals(self, success: int) -> dict[str, Any]:
+        """The 95 % interval and standard error of each rate and score mean, with its method: Wilson for
+        rates and boolean scores, the normal approximation for numeric score means (two values at least)."""
+        out: dict[str, Any] = {"confidence": CONFIDENCE}
+        if self.n:
+            out["success_rate"] = _shown(proportion_interval(success, self.n))
+        if self.scored:
+            out["pass_rate"] = _shown(proportion_interval(self.passed, self.scored))
+        scores: dict[str, Any] = {}
+        for name in sorted(self.score_sums):
+            n, total = self.score_counts[name], self.score_sums[name]
+            if name not in self.numeric_scores:
+                scores[name] = _shown(proportion_interval(round(total), n))
+            elif n >= 2:
+                scores[name] = _shown(mean_interval_from_sums(n, total, self.score_squares[name]))
+        out["scores"] = scores
+        return out
 
     def latency(self) -> dict[str, float | None]:
         xs = sorted(self.latencies)
@@ -78,6 +104,11 @@ class _Group:
             "p95": round(percentile(xs, 95), 3),
             "mean": round(sum(xs) / len(xs), 3),
         }
+
+
+def _shown(interval: Interval) -> dict[str, Any]:
+    return {"se": round(interval.se, 6), "low": round(interval.low, 6), "high": round(interval.high, 6),
+            "method": interval.method}
 
 
 def _ratio(a: int, b: int) -> float | None:

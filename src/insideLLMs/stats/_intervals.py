@@ -75,6 +75,18 @@ def mean_interval(values: Sequence[float], clusters: Sequence[Hashable] | None =
     return Interval(mean, se, mean - z * se, mean + z * se, method, confidence)
 
 
+def mean_interval_from_sums(n: int, total: float, total_of_squares: float,
+                            confidence: float = CONFIDENCE) -> Interval:
+    """``mean_interval`` from a running count, sum and sum of squares (a one-pass summary keeps only these)."""
+    if n < 2:
+        raise ValueError("a standard error needs at least two values")
+    mean = total / n
+    variance = max(0.0, (total_of_squares - total * total / n) / (n - 1))
+    se = math.sqrt(variance / n)
+    z = _z(confidence)
+    return Interval(mean, se, mean - z * se, mean + z * se, "normal", confidence)
+
+
 def _cluster_se(residuals: Sequence[float], clusters: Sequence[Hashable]) -> float:
     """Cluster-robust (CR1) standard error of a mean from its residuals."""
     if len(clusters) != len(residuals):
