@@ -201,11 +201,11 @@ def test_run_prints_an_aligned_results_table(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("run ") and len(lines[0].split()[1]) == 16
     header, rule, row = lines[1], lines[2], lines[3]
-    assert header.split() == ["model", "probe", "n", "success", "pass", "rate", "errors", "p50", "ms"]
+    assert header.split() == ["model", "probe", "n", "success", "pass", "rate", "(95%", "CI)", "errors", "p50", "ms"]
     cells = row.split()
     assert cells[:3] == ["dummy", "factuality", "1,200"]
-    errors = int(cells[5].replace(",", ""))
+    errors = int(cells[6].replace(",", ""))
     assert 0 < errors < 1200 and cells[3] == f"{(1200 - errors) / 1200:.0%}"
-    assert cells[4] == "0%"  # "2" is right for q00001 alone: at most 1 pass in ~1,000
+    assert cells[4:6] == ["0%", "(0–1)"]  # "2" is right for q00001 alone: at most 1 pass in ~1,000
     assert len(row) == len(header) == len(rule)  # the last column is right-aligned under its header
     assert lines[4] == "run directory: out" and lines[5] == f"report:        {Path('out') / 'report.html'}"

@@ -155,17 +155,25 @@ def _fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _fmt_rate_interval(value: float | None, interval: dict[str, Any] | None) -> str:
+    """``68% (50–82)``: the rate and its 95 % interval, in percent."""
+    if value is None or interval is None:
+        return _fmt_rate(value)
+    return f"{value:.0%} ({interval['low'] * 100:.0f}–{interval['high'] * 100:.0f})"
+
+
 def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     """The compact results table, as plain aligned text: it reads the same on a terminal and in a
     CI log, and printing it needs no rich import at the end of every run."""
-    headers = ("model", "probe", "n", "success", "pass rate", "errors", "p50 ms")
+    headers = ("model", "probe", "n", "success", "pass rate (95% CI)", "errors", "p50 ms")
     latency = summary["volatile"]["latency_ms"]
     rows = []
     for group in summary["groups"]:
         p50 = latency.get(f"{group['model']}/{group['probe']}", {}).get("p50")
         rows.append((
             group["model"], group["probe"], f"{group['n']:,}", _fmt_rate(group["success_rate"]),
-            _fmt_rate(group["pass_rate"]), f"{group['error_count']:,}", "-" if p50 is None else f"{p50:,.0f}",
+            _fmt_rate_interval(group["pass_rate"], group.get("intervals", {}).get("pass_rate")),
+            f"{group['error_count']:,}", "-" if p50 is None else f"{p50:,.0f}",
         ))
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
 
