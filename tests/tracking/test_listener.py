@@ -90,7 +90,11 @@ def test_tracked_run_records_params_metrics_artifacts_tags(tmp_path: Path) -> No
     shown = run_cli("tracking", "show", cwd=tmp_path, env={"COLUMNS": "200"})
     assert shown.returncode == 0 and "factuality-dummy" in shown.stdout
     metrics, series = section(shown.stdout, "Metrics"), section(shown.stdout, "Step series")
-    assert cells(metrics, "dummy")[:4] == ["dummy", "factuality", "12", format_value(m["pass_rate"])]
+    low, high = summary["totals"]["intervals"]["pass_rate"]["low"], summary["totals"]["intervals"]["pass_rate"]["high"]
+    assert (m["pass_rate_ci_low"], m["pass_rate_ci_high"]) == (low, high)  # the interval is tracked too
+    assert m["pass_rate_se"] == summary["totals"]["intervals"]["pass_rate"]["se"]
+    assert cells(metrics, "dummy")[:4] == [
+        "dummy", "factuality", "12", f"{format_value(m['pass_rate'])} ({format_value(low)}–{format_value(high)})"]
     assert "example/" not in shown.stdout.split("Step series")[0] and "example/latency_ms" in series
 
 
@@ -133,7 +137,9 @@ def test_harness_breakdown_per_model_and_probe(tmp_path: Path) -> None:
     results = section(shown.stdout, "Metrics")
     assert [c.strip() for c in results.split("┃")[1:6]] == ["model", "probe", "n", "pass_rate", "passed_count"]
     for g in summary["groups"]:
-        assert cells(results, g["model"], g["probe"])[2:4] == ["4", format_value(g["pass_rate"])]
+        iv = g["intervals"]["pass_rate"]
+        assert cells(results, g["model"], g["probe"])[2:4] == [
+            "4", f"{format_value(g['pass_rate'])} ({format_value(iv['low'])}–{format_value(iv['high'])})"]
     assert cells(results, "all", "all")[2] == "16"
 
 

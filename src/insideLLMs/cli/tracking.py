@@ -165,7 +165,7 @@ def _metric_tables(view: Any) -> list[Any]:
     """The run-level metrics: a row per model × probe, a column per metric (a table per theme)."""
     from rich.table import Table
 
-    from insideLLMs.tracking._compare import format_value, metric_grid
+    from insideLLMs.tracking._compare import format_with_interval, metric_grid
 
     grid = metric_grid(view.run_metrics, view.state.params)
     tables = []
@@ -179,12 +179,12 @@ def _metric_tables(view: Any) -> list[Any]:
             for model, probe, values in grid.rows:
                 for name in columns:
                     if values.get(name) is not None:
-                        table.add_row(model, probe, name, format_value(values[name]))
+                        table.add_row(model, probe, name, format_with_interval(values, name))
         else:
             for name in columns:
                 table.add_column(name, justify="right", overflow="fold")
             for model, probe, values in grid.rows:
-                table.add_row(model, probe, *(format_value(values.get(name)) for name in columns))
+                table.add_row(model, probe, *(format_with_interval(values, name) for name in columns))
         if not grid.rows:
             table.add_row("—", "—")
         tables.append(table)

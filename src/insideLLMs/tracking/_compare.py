@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from insideLLMs.tracking._evaluation import INTERVAL_SUFFIXES
 from insideLLMs.tracking.store._views import RunView
 
 ALL = "all"  # the model or probe column of a row over the whole run
@@ -49,7 +50,8 @@ def metric_grid(metrics: Mapping[str, float], params: Mapping[str, Any]) -> Metr
         model, probe = params.get("model_name"), params.get("probe_type")  # "a, b" for several (run_params)
         one_group = not groups and model and probe and ", " not in f"{model}{probe}"
         rows.append((str(model), str(probe), overall) if one_group else (ALL, ALL, overall))
-    names = {name for _, _, values in rows for name in values}
+    # an interval is shown with its metric ("0.68 (0.50–0.82)"), not as columns of its own
+    names = {name for _, _, values in rows for name in values if not name.endswith(INTERVAL_SUFFIXES)}
     means = sorted(n for n in names if n.endswith("_mean") and n not in _COST)
     other = sorted(names.difference(_RESULTS, _COST, means))
     sections = [("Metrics", [n for n in _RESULTS if n in names]), ("Score means", means),
@@ -91,6 +93,13 @@ def format_value(value: Any) -> str:
             return str(int(value))
         return f"{value:.6g}"
     return str(value)
+
+
+def format_with_interval(values: Mapping[str, Any], name: str) -> str:
+    """``name``'s value, followed by its 95 % interval when the run logged one: ``0.68 (0.5–0.82)``."""
+    low, high = values.get(f"{name}_ci_low"), values.get(f"{name}_ci_high")
+    shown = format_value(values.get(name))
+    return shown if low is None or high is None else f"{shown} ({format_value(low)}–{format_value(high)})"
 
 
 def run_label(run: RunView) -> str:

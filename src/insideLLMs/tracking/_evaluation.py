@@ -99,6 +99,11 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
             out[f"{prefix}{'passed_count' if key == 'passed' else key}"] = group[key]
     for name, mean in (group.get("scores") or {}).items():
         out[f"{prefix}{name}_mean"] = mean
+    intervals = group.get("intervals") or {}
+    for key in ("success_rate", "pass_rate"):
+        out.update(_interval_metrics(f"{prefix}{key}", intervals.get(key)))
+    for name, interval in (intervals.get("scores") or {}).items():
+        out.update(_interval_metrics(f"{prefix}{name}_mean", interval))
     tokens = group.get("tokens") or {}
     if tokens:
         out[f"{prefix}prompt_tokens"] = tokens.get("prompt", 0)
@@ -108,6 +113,16 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
         if latency and latency.get(stat) is not None:
             out[f"{prefix}latency_{stat}_ms"] = latency[stat]
     return out
+
+
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high", "_se")
+
+
+def _interval_metrics(name: str, interval: dict[str, Any] | None) -> dict[str, float]:
+    """``<name>_ci_low``, ``<name>_ci_high`` and ``<name>_se`` from summary.json's interval of ``name``."""
+    if not interval:
+        return {}
+    return {f"{name}_ci_low": interval["low"], f"{name}_ci_high": interval["high"], f"{name}_se": interval["se"]}
 
 
 def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, float]:
