@@ -141,7 +141,7 @@ def test_errors_and_hangs_become_error_records_and_fail_on_errors_exits_3(
 ) -> None:
     n, retries = 40, 1
     failing, hanging = _errors_and_hangs(fake_llm_server, n)
-    _config(tmp_path, fake_llm_server.openai_base_url, n, max_retries=retries, timeout_s=0.3, concurrency=8)
+    _config(tmp_path, fake_llm_server.openai_base_url, n, max_retries=retries, timeout_s=1.0, concurrency=8)
     result = _run(tmp_path, "out", "--fail-on-errors")
     assert result.returncode == 3, result.stderr
     assert _one_line(result.stderr, "! ") == f"! {len(failing | hanging)} example(s) ended in an error (--fail-on-errors)"
@@ -160,7 +160,7 @@ def test_errors_and_hangs_become_error_records_and_fail_on_errors_exits_3(
 
 @pytest.mark.parametrize(("trickle_s", "timeout_s", "requests"), [
     (0.3, 2.0, 12),  # slower than usual, within the time limit: answered
-    (1.5, 0.4, 14),  # slower than the time limit: cut off and asked again (two such answers)
+    (2.5, 1.0, 14),  # slower than the time limit: cut off and asked again (two such answers)
 ])
 def test_slow_answers_are_waited_for_or_cut_off_by_the_time_limit(
     tmp_path: Path, fake_llm_server: FakeLLMServer, trickle_s: float, timeout_s: float, requests: int,
