@@ -2,7 +2,7 @@
 
 Deterministic answers (a table keyed by prompt substring, else an echo of the last user
 message), a fixed latency, and scripted faults (429 with Retry-After, any status, hangs,
-malformed bodies, dropped connections) so tests and benchmarks drive the real SDKs end to end.
+malformed bodies, dropped connections, answers that trickle in) so tests and benchmarks drive the real SDKs end to end.
 It counts requests and in-flight concurrency (peak and time-weighted mean).
 
 Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-FAULT_KINDS = ("status", "hang", "malformed", "reset")
+FAULT_KINDS = ("status", "hang", "malformed", "reset", "slow")
 
 
 @dataclass
@@ -36,7 +36,8 @@ class Fault:
 
     kind "status" answers ``status`` (429 adds Retry-After when ``retry_after`` is set);
     "hang" never answers; "malformed" sends a truncated JSON body with status 200;
-    "reset" drops the connection without an answer.
+    "reset" drops the connection without an answer; "slow" sends the real answer a byte of leading
+    whitespace at a time over ``seconds`` (a slow-loris server), then the rest.
     """
 
     kind: str
@@ -44,6 +45,7 @@ class Fault:
     times: int | None = 1
     retry_after: str | None = None
     match: str | None = None
+    seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -200,8 +202,9 @@ class FakeLLMServer:
                 return text
         return prompt
 
-    async def _common(self, request: web.Request, body: dict[str, Any], kind: str) -> web.StreamResponse | str:
-        """Latency, auth and faults: a response to send instead of an answer, or the answer text."""
+    async def _common(self, request: web.Request, body: dict[str, Any], kind: str) -> web.StreamResponse | tuple[str, float]:
+        """Latency, auth and faults: a response to send instead of an answer, or the answer text and the
+        seconds over which to trickle it (0: at once)."""
         messages = body.get("messages") or []
         prompt = _last_user_text(messages)
         self.stats.last_request = {"path": request.path, "body": body, "headers": dict(request.headers)}
@@ -210,9 +213,24 @@ class FakeLLMServer:
         if not self._authorised(request):
             return web.json_response(_error(kind, 401, "Incorrect API key provided."), status=401)
         fault = self._take_fault(prompt)
+        if fault is not None and fault.kind == "slow":
+            return self._answer(prompt), fault.seconds
         if fault is not None:
             return await self._faulted(request, fault, _error(kind, fault.status, f"scripted {fault.status}"))
-        return self._answer(prompt)
+        return self._answer(prompt), 0.0
+
+    async def _respond(self, request: web.Request, payload: dict[str, Any], trickle_s: float) -> web.StreamResponse:
+        if not trickle_s:
+            return web.json_response(payload)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        deadline = time.monotonic() + trickle_s
+        while time.monotonic() < deadline:
+            await response.write(b" ")
+            await asyncio.sleep(0.05)
+        await response.write(json.dumps(payload).encode())
+        await response.write_eof()
+        return response
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         self.stats.enter(request.path)
@@ -221,7 +239,8 @@ class FakeLLMServer:
             outcome = await self._common(request, body, "openai")
             if isinstance(outcome, web.StreamResponse):
                 return outcome
-            text, finish = _truncate(outcome, body.get("max_tokens") or body.get("max_completion_tokens"))
+            answer, trickle_s = outcome
+            text, finish = _truncate(answer, body.get("max_tokens") or body.get("max_completion_tokens"))
             prompt_tokens = _words(body.get("messages") or [])
             payload: dict[str, Any] = {
                 "id": f"chatcmpl-{self.stats.requests}",
@@ -239,7 +258,7 @@ class FakeLLMServer:
             }
             if self.behaviour.system_fingerprint is not None:
                 payload["system_fingerprint"] = self.behaviour.system_fingerprint
-            return web.json_response(payload)
+            return await self._respond(request, payload, trickle_s)
         finally:
             self.stats.leave()
 
@@ -250,9 +269,10 @@ class FakeLLMServer:
             outcome = await self._common(request, body, "anthropic")
             if isinstance(outcome, web.StreamResponse):
                 return outcome
+            answer, trickle_s = outcome
             if "max_tokens" not in body:
                 return web.json_response(_error("anthropic", 400, "max_tokens: Field required"), status=400)
-            text, finish = _truncate(outcome, body.get("max_tokens"))
+            text, finish = _truncate(answer, body.get("max_tokens"))
             payload = {
                 "id": f"msg_{self.stats.requests}",
                 "type": "message",
@@ -266,7 +286,7 @@ class FakeLLMServer:
                     "output_tokens": len(text.split()),
                 },
             }
-            return web.json_response(payload)
+            return await self._respond(request, payload, trickle_s)
         finally:
             self.stats.leave()
 

@@ -16,7 +16,8 @@ EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM), as timeout, Kubernetes, Slurm 
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the run is so it stops as Ctrl-C stops it: cleanly, resumable."""
+    """SIGTERM as a KeyboardInterrupt, so a run stops as Ctrl-C stops it: cleanly, resumable (the CLI
+    raises it only where SIGINT has no handler to go through; see cli/run.py)."""
 
 
 class InsideLLMsError(Exception):

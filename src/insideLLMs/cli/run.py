@@ -88,16 +88,18 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
         if listener is not None:
             settings.listeners = [listener]
         _say_model_loading(list({id(m): m for m in models}.values()))
+        sigterm: list[int] = []
         try:
-            with _sigterm_as_interrupt():
+            with _sigterm_as_interrupt(sigterm):
                 outcome = grid.run()
         except RunAborted as exc:
             raise UserError(str(exc)) from None
         except KeyboardInterrupt as exc:
-            why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            terminated = bool(sigterm) or isinstance(exc, Terminated)
+            why = "terminated (SIGTERM)" if terminated else "interrupted"
             click.echo(f"\n{why}; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} "
                        f"--run-dir {run_dir} --resume", err=True)
-            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     finally:
         if listener is not None:
             _close_quietly(listener)
@@ -108,11 +110,20 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While the run runs, SIGTERM stops it as Ctrl-C does: records flushed, resumable, tracking told."""
+def _sigterm_as_interrupt(received: list[int]) -> Iterator[None]:
+    """While the run runs, SIGTERM stops it as Ctrl-C does: records flushed, resumable, tracking told.
+
+    It goes through the current SIGINT handler (asyncio's while the run's loop runs, which cancels the
+    run), since an exception raised here would land inside whichever task is running and escape as a
+    traceback. ``received`` gets the signal number, so the caller can tell SIGTERM from Ctrl-C.
+    """
 
     def stop(signum: int, frame: Any) -> None:
-        raise Terminated()
+        received.append(signum)
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if not callable(on_sigint):  # SIGINT ignored or defaulted by an embedding application
+            raise Terminated()
+        on_sigint(signal.SIGINT, frame)
 
     try:
         previous = signal.signal(signal.SIGTERM, stop)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import socket
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -103,6 +104,13 @@ def classify_connection_error(exc: BaseException, endpoint: Endpoint) -> ModelEr
     causes = list(_causes(exc))[::-1]
     for cause in causes:
         names = _names(cause)
+        if isinstance(cause, ssl.SSLError) or names & {"ClientSSLError", "SSLError"}:
+            plain = "WRONG_VERSION_NUMBER" in str(cause)  # what a plain-HTTP server answers to a TLS hello
+            return ConnectionFailed(
+                f"cannot connect to {endpoint.provider} at {endpoint.base_url} (TLS failed: {cause}); "
+                + ("the server does not speak TLS there: use http:// in base_url" if plain
+                   else "check the server's certificate (SSL_CERT_FILE names a CA bundle to trust)")
+            )
         if isinstance(cause, _REFUSED) or names & _REFUSED_NAMES:
             return ConnectionFailed(
                 f"cannot connect to {endpoint.provider} at {endpoint.base_url} ({cause}); "

@@ -1,7 +1,8 @@
 """The run directory on disk: ``RunWriter`` (create, resume, stream, finalize) and ``RunReader``.
 
-records.jsonl and timings.jsonl are append-only and flushed as the run goes; a crash can only
-leave a torn last line, which ``--resume`` cuts off before continuing. The small JSON files are
+records.jsonl and timings.jsonl are append-only and flushed together as the run goes, timings
+first: a crash can only leave a torn last line or timings ahead of records, which ``--resume`` cuts
+off before continuing, so no record on disk (an answer paid for) is ever asked for again. The small JSON files are
 written once at the end, atomically. ``.incomplete`` marks a run that has not finished.
 """
 
@@ -77,6 +78,7 @@ class RunWriter:
         self._records: IO[bytes] | None = None
         self._timings: IO[bytes] | None = None
         self._last_flush = 0.0
+        self._unflushed: tuple[bytearray, bytearray] = (bytearray(), bytearray())  # records, timings
         self.already_done = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -160,27 +162,32 @@ class RunWriter:
 
     def write(self, record_line: bytes, timing_line: bytes) -> None:
         assert self._records is not None and self._timings is not None
-        with self._writing():
-            self._records.write(record_line)
-            self._timings.write(timing_line)
+        self._unflushed[0].extend(record_line)
+        self._unflushed[1].extend(timing_line)
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
             self._last_flush = now
 
     def flush(self) -> None:
+        """Hand what was written to the OS: timings, then records (a record never outlives its timing)."""
         with self._writing():
-            if self._records:
-                self._records.flush()
-            if self._timings:
-                self._timings.flush()
+            for fh, lines in ((self._timings, self._unflushed[1]), (self._records, self._unflushed[0])):
+                if fh and lines:
+                    data = bytes(lines)
+                    lines.clear()
+                    fh.write(data)
+                    fh.flush()
 
     def close(self) -> None:
-        files, self._records, self._timings = (self._records, self._timings), None, None
-        with self._writing():
-            for fh in files:
-                if fh:
-                    fh.close()
+        try:
+            self.flush()
+        finally:
+            files, self._records, self._timings = (self._records, self._timings), None, None
+            with self._writing():
+                for fh in files:
+                    if fh:
+                        fh.close()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

@@ -112,6 +112,9 @@ class TrackingListener:
         run = self.run
         if run is None:
             return
+        if run.deleted:  # nothing to log into; ending the run says so
+            self._end(_END_STATUS.get(event.status, "failed"))
+            return
         try:
             if event.summary:
                 run.log_metrics(final_metrics(event.summary, self._latencies))

@@ -317,6 +317,11 @@ class TrackingRun:
             self._delivery.run_ended()
         self._stop.set()  # not joined: once the run has ended the ticker writes nothing (see _tick)
         self.journal.close()
+        if self.deleted:
+            self._warn_once("deleted", f"! tracking: {self.dir} was deleted during the run, so it is not tracked (its "
+                                       "run directory is whole); track it again with: insidellms tracking push RUN_DIR "
+                                       "--backend local")
+            return []
         self._info.update(process_info())
         self._write_views(params=False)
         if self._on_end is not None:
@@ -400,7 +405,7 @@ class TrackingRun:
                     last_views = time.monotonic()
                     self._info.update(process_info())
                     with self._lock:
-                        if not self._ended:
+                        if not self._ended and not self.deleted:
                             self._write_views(params=False)
                     self.journal.sync()  # on disk within seconds, off the evaluation's thread
             except Exception as exc:  # a full disk must not kill the thread silently
@@ -410,6 +415,12 @@ class TrackingRun:
         """run.json, params.json, metrics.json from the state (its event count from the journal)."""
         self.state.last_seq = self.journal.last_seq
         write_views(self.dir, self.state, self._info, params=params)
+
+    @property
+    def deleted(self) -> bool:
+        """The run's folder was removed while it ran (the journal lives on in an unlinked file): writing the
+        views or artifacts would leave a folder without a journal, which no command can read."""
+        return not self.journal.path.exists()
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
