@@ -164,20 +164,6 @@ def tracking_uri_problem(uri: str) -> str | None:
     return None
 
 
-def custom_sink_problem(name: str) -> str | None:
-    """Why the custom sink ``package.module:SinkClass`` cannot load (its module is nowhere to be found), or None.
-    Cheap: the module is found, not imported (it is imported only by the delivery process)."""
-    import importlib.util
-
-    module = name.partition(":")[0]
-    try:
-        found = bool(module) and importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a parent package is missing
-        found = False
-    return None if found else (f"cannot find module {module!r} of the custom sink {name!r}; "
-                               "install it or add its folder to PYTHONPATH")
-
-
 class TrackingConfig(Settings):
     """Where a run is tracked. ``backend`` is one name or a list (fan-out); the journal is always kept
     under ``output_dir``, whatever the backends."""
@@ -202,8 +188,6 @@ class TrackingConfig(Settings):
         for name in names:
             if name not in BACKENDS and ":" not in name:
                 raise field_error("backend", f"unknown tracking backend {name!r}; choose from: {', '.join(BACKENDS)}")
-            if ":" in name and (problem := custom_sink_problem(name)):
-                raise field_error("backend", problem)
         if self.tracking_uri is not None and (problem := tracking_uri_problem(self.tracking_uri)):
             raise field_error("tracking_uri", problem)
 

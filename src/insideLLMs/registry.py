@@ -45,7 +45,7 @@ class Registry:
     def _checked(self, name: str, found: Any) -> type[Any]:
         if isinstance(found, type) and issubclass(found, self.base):
             return found
-        qualname = getattr(found, "__qualname__", None)  # a class or a function: named, never an address
+        qualname = getattr(found, "__qualname__", None)  # a class or a function: by name, never by address
         kind = "class" if isinstance(found, type) else type(found).__name__
         what = f"the {kind} {found.__module__}.{qualname}" if qualname else repr(found)
         base = f"{self.base.__module__}.{self.base.__qualname__}"

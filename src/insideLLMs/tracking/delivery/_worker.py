@@ -27,7 +27,7 @@ from insideLLMs.tracking.store._views import SINKS_DIR, read_json
 from insideLLMs.secrets import redact
 from insideLLMs.tracking.sink import Event, Sink, SinkContext, SinkError
 from insideLLMs.tracking.delivery._table import rows_event
-from insideLLMs.config import BACKENDS as TABLE, Backend, custom_sink_problem
+from insideLLMs.config import BACKENDS as TABLE, Backend
 from insideLLMs.errors import InsideLLMsError, UserError
 
 # derived from the one table of backends (config.BACKENDS)
@@ -49,8 +49,9 @@ def check_backend(name: str) -> None:
     if name == "local":
         return
     if ":" in name:
-        if problem := custom_sink_problem(name):
-            raise BackendUnavailable(problem)
+        module = name.partition(":")[0]
+        if importlib.util.find_spec(module) is None:
+            raise BackendUnavailable(f"tracking backend {name!r}: cannot find module {module!r}")
         return
     if name not in REMOTE_BACKENDS:
         raise ValueError(
