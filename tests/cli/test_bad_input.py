@@ -621,7 +621,8 @@ def _prepare(tmp_path: Path, case: Case, server: Any) -> tuple[dict[str, str], C
     env = {
         "PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")) if p),
         "PYTHONDONTWRITEBYTECODE": "1",  # a custom type's module must not count as "something written"
-        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",  # a Hugging Face case never reaches the network
+        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",  # a Hugging Face case never reaches the network,
+        "HF_DATASETS_CACHE": str(tmp_path.parent / f"{tmp_path.name}-hf-cache"),  # nor shares a cache with another
         **case.env,
     }
     return env, fill
