@@ -101,7 +101,7 @@ def test_a_custom_type_that_is_not_a_probe_or_model_is_one_line(tmp_path: Path) 
         "'json:JSONDecoder' is the class json.decoder.JSONDecoder, not a probe: a custom probe type must subclass "
         "insideLLMs.probes.base.Probe",
         "model: {type: dummy}\nprobe: {type: 'json:dumps'}\n": "error: eval.yaml:2: probe type 'json:dumps' is "
-        "<function dumps",
+        "the function json.dumps, not a probe",
         "probe: {type: logic}\nmodel: {type: 'collections:OrderedDict'}\n": "error: eval.yaml:2: model type "
         "'collections:OrderedDict' is the class collections.OrderedDict, not a model: a custom model type must "
         "subclass insideLLMs.models.base.Model",

@@ -45,7 +45,9 @@ class Registry:
     def _checked(self, name: str, found: Any) -> type[Any]:
         if isinstance(found, type) and issubclass(found, self.base):
             return found
-        what = f"the class {found.__module__}.{found.__qualname__}" if isinstance(found, type) else repr(found)
+        qualname = getattr(found, "__qualname__", None)  # a class or a function: by name, never by address
+        kind = "class" if isinstance(found, type) else type(found).__name__
+        what = f"the {kind} {found.__module__}.{qualname}" if qualname else repr(found)
         base = f"{self.base.__module__}.{self.base.__qualname__}"
         raise UnknownTypeError(f"{self.kind} type {name!r} is {what}, not a {self.kind}: "
                                f"a custom {self.kind} type must subclass {base}")
@@ -58,6 +60,8 @@ class Registry:
                 return _import(name)
             except (ImportError, AttributeError) as exc:
                 raise UnknownTypeError(f"cannot import {self.kind} type {name!r}: {exc}") from None
+            except Exception as exc:  # the user's module fails as it is imported (a syntax error, a bad import-time call)
+                raise UnknownTypeError(f"cannot import {self.kind} type {name!r}: {type(exc).__name__}: {exc}") from None
         for ep in _entry_points(self.entry_point_group):
             if ep.name == name:
                 return ep.load()

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from insideLLMs.cli._errors import Command
+from insideLLMs.cli._errors import Command, ErrorExit
+from insideLLMs.errors import EXIT_GATE_FAILED
 
 
 def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
@@ -88,10 +89,11 @@ def diff(
 
         _write_checked(lambda: write_diff_report(result, html_path, gate))
         click.echo(f"wrote {html_path}", err=True)
+    if not gate.passed:  # the reason on stderr too: stdout may be a JSON file or out of sight in a CI log
+        where = f" (the diff is in {output})" if output is not None else ""
+        raise ErrorExit(f"gate failed: {'; '.join(gate.reasons)}{where}", EXIT_GATE_FAILED)
     if output is not None:
-        status = "PASSED" if gate.passed else "FAILED: " + "; ".join(gate.reasons)
-        click.echo(f"wrote {output}; gate {status}", err=True)
-    sys.exit(0 if gate.passed else 2)
+        click.echo(f"wrote {output}; gate PASSED", err=True)
 
 
 def _write_checked(write: Any) -> Any:

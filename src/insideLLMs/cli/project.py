@@ -79,7 +79,7 @@ def list_(what: str) -> None:
 
 
 @click.command(cls=Command)
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path))
 def validate(config: Path) -> None:
     """Check CONFIG (schema, types, args, data files) without calling any model."""
     from insideLLMs.run import build_harness

@@ -18,7 +18,7 @@ from insideLLMs.rundir import REPORT
 
 def _run_options(fn: Any) -> Any:
     options = [
-        click.argument("config", type=click.Path(dir_okay=False, path_type=Path)),
+        click.argument("config", type=click.Path(path_type=Path)),
         click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Where to write the run directory (default: runs/<run_id>)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --run-dir."),
         click.option("--overwrite", is_flag=True, help="Replace an existing run in --run-dir."),

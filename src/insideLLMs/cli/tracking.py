@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from insideLLMs.cli._errors import Group, warn
-from insideLLMs.config import BACKENDS
+from insideLLMs.config import BACKENDS, tracking_uri_problem
 
 DEFAULT_DIR = "tracking_logs"
 
@@ -262,9 +262,16 @@ def _sink_options(func: Any) -> Any:
             if name != "run_name":  # the run's own name, never overridden here
                 readers.setdefault(name, []).append(backend.name)
     for name, backends in reversed(readers.items()):
-        func = click.option(f"--{name.replace('_', '-')}", name,
+        func = click.option(f"--{name.replace('_', '-')}", name, callback=_check_uri if name == "tracking_uri" else None,
                             help=f"The {' and '.join(backends)} {name} (overrides the stored one).")(func)
     return func
+
+
+def _check_uri(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--tracking-uri`` is checked as the config's ``tracking_uri`` is: before anything is written or sent."""
+    if value is not None and (problem := tracking_uri_problem(value)):
+        raise click.BadParameter(problem)
+    return value
 
 
 @tracking.command("sync")

@@ -32,10 +32,13 @@ def load_hf_rows(
     except ImportError:
         raise DatasetError(f"hf:{dataset}: Hugging Face datasets are not installed; pip install 'insidellms[hf]'") from None
     label = f"hf:{dataset}{'/' + subset if subset else ''}:{split}"
+    datasets.disable_progress_bars()  # stderr holds one line per problem, never a progress bar
     try:
         local = Path(dataset)
         if local.is_dir() and any((local / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
             loaded = datasets.load_from_disk(str(local))
+            if isinstance(loaded, datasets.DatasetDict) and split not in loaded:
+                raise KeyError(f"no split {split!r}; the dataset has: {', '.join(loaded)}")
             data = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
         else:
             data = datasets.load_dataset(dataset, subset, split=split, revision=revision)
@@ -47,7 +50,9 @@ def load_hf_rows(
             else "the hub could not be reached; set HF_HUB_OFFLINE=1 to use the local cache"
         )
         raise DatasetError(f"{label}: cannot load: {hint} ({type(exc).__name__})") from None
-    except (KeyError, ValueError) as exc:
+    except KeyError as exc:
+        raise DatasetError(f"{label}: {exc.args[0] if exc.args else exc}") from None  # str() would quote it
+    except ValueError as exc:
         raise DatasetError(f"{label}: {exc}") from None
     rows = data if limit is None else islice(data, limit)
     return [dict(row) for row in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import posixpath
 from array import array
@@ -77,7 +78,7 @@ class PromptSet:
                 row = {"prompt": row}
             if not isinstance(row, Mapping):
                 raise DatasetError(f"{name}: item {index}: expected an object or a string, got {type(row).__name__}")
-            examples.append(_example(dict(row), index, id_field))
+            examples.append(_example(dict(row), index, id_field, where=f"{name}: item {index}"))
         return cls(tuple(examples), name=name, source=None)
 
     @classmethod
@@ -103,8 +104,13 @@ class PromptSet:
         their names. ``base_dir`` as for ``from_jsonl``."""
         source, path = _locate(path, base_dir)
         _check_file(path)
-        with open(path, encoding="utf-8", newline="") as fh:
-            return cls._from_rows(_csv_rows(fh, path, columns or {}), path, source, id_field, name)
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise DatasetError(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None
+        return cls._from_rows(_csv_rows(io.StringIO(text, newline=""), path, columns or {}), path, source, id_field, name)
 
     @classmethod
     def _from_rows(cls, rows: Iterable[tuple[int, dict[str, Any]]], path: Path, source: str, id_field: str,
@@ -177,7 +183,7 @@ def _example(row: dict[str, Any], index: int, id_field: str, where: str | None =
     if raw_id is None:
         return Example(id=str(index), data=row)
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
-        raise DatasetError(f"{where or 'item ' + str(index)}: field {id_field!r} must be a string or an integer")
+        raise DatasetError(f"{where or 'row ' + str(index)}: field {id_field!r} must be a string or an integer")
     return Example(id=str(raw_id), data=row)
 
 

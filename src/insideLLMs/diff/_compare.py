@@ -400,6 +400,9 @@ def diff_runs(
     baseline, candidate = Path(baseline), Path(candidate)
     base_records = run_records_path(baseline, "baseline")
     cand_records = run_records_path(candidate, "candidate")
+    if base_records.samefile(cand_records):  # a comparison of a run with itself gates nothing
+        raise DiffInputError(f"{candidate}: the baseline and the candidate are the same run directory; "
+                             "give the run to compare against the baseline")
     tols = dict(sorted((tolerances or {}).items()))
     key_fn = _key_fn(match_on)
     ignore = IGNORED_FIELDS
