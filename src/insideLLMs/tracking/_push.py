@@ -29,7 +29,7 @@ from insideLLMs.tracking._listener import REPLACED_FILES, TABLE_NAME
 from insideLLMs.tracking.store._views import ARTIFACTS_DIR, RunState, process_info, write_views
 from insideLLMs.secrets import redact
 from insideLLMs.tracking.store._artifact_copy import copy_redacted
-from insideLLMs.tracking.delivery._table import RECORDS_FORMAT
+from insideLLMs.tracking.sink import RECORDS_FORMAT
 from insideLLMs.tracking._loggable import flatten_params, sha256_file
 from insideLLMs.tracking.delivery._worker import check_backend
 

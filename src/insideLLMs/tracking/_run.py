@@ -37,6 +37,7 @@ from insideLLMs.tracking.store._views import (
 )
 from insideLLMs.secrets import dumps_redacted, redact
 from insideLLMs.tracking._loggable import Tags, flatten_params, normalize_tags, safe_artifact_name, sha256_file, to_jsonable
+from insideLLMs.tracking.sink import RECORDS_FORMAT
 
 if TYPE_CHECKING:
     from insideLLMs.tracking.delivery._process import DeliveryProcess
@@ -262,8 +263,6 @@ class TrackingRun:
         """Log the per-example table as a pointer to a run-directory ``records.jsonl`` artifact (path in
         the run folder) and its ``timings.jsonl``; the rows are flattened only where a backend shows
         them, at delivery time (table.py)."""
-        from insideLLMs.tracking.delivery._table import RECORDS_FORMAT
-
         logged = self.state.artifacts.get(records) or {}
         data: dict[str, Any] = {"name": safe_artifact_name(name), "path": records, "format": RECORDS_FORMAT}
         if timings:

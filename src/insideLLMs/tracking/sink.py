@@ -36,6 +36,7 @@ from insideLLMs.errors import InsideLLMsError
 
 EXAMPLE_SERIES_PREFIX = "example/"  # one point per evaluated example: latency_ms, success, passed, scores
 
+RECORDS_FORMAT = "records"  # a table event whose rows are run-directory records, flattened at delivery
 EventKind = Literal["run_start", "params", "metrics", "tags", "artifact", "table", "run_end"]
 
 # The records of this package are msgspec Structs, not dataclasses: a dataclass compiles its

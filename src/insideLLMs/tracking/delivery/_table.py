@@ -18,10 +18,9 @@ import orjson
 from insideLLMs.rundir import atomic_path, read_jsonl
 from insideLLMs.tracking.store._views import SINKS_DIR
 from insideLLMs.secrets import dumps_redacted
-from insideLLMs.tracking.sink import Event
+from insideLLMs.tracking.sink import RECORDS_FORMAT, Event
 from insideLLMs.tracking._loggable import flatten_params, sha256_file
 
-RECORDS_FORMAT = "records"  # the table event's rows are run-directory records, to be flattened
 
 
 def record_row(step: int, record: Mapping[str, Any], latency_ms: float | None = None) -> dict[str, Any]:
