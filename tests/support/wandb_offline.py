@@ -81,16 +81,20 @@ def _finished(path: Path) -> bool:
         return False
 
 
-def read_offline_run(wandb_dir: Path, run_id: str, timeout_s: float = 60.0) -> OfflineRun:
+def read_offline_run(wandb_dir: Path, run_id: str, timeout_s: float = 60.0, sessions: int = 1) -> OfflineRun:
     """Merge every offline session (``offline-run-*-<id>``) of one run under ``wandb_dir``.
 
-    ``run.finish()`` returns before W&B's service process has written everything, so this waits
-    (up to ``timeout_s``) until each session's log holds its exit record.
+    ``run.finish()`` returns before W&B's service process has written everything (on a loaded machine
+    a session's folder may not even exist yet), so this waits (up to ``timeout_s``) until at least
+    ``sessions`` sessions exist and each one's log holds its exit record.
     """
     run = OfflineRun(run_id)
-    paths = sorted(wandb_dir.rglob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
     deadline = time.monotonic() + timeout_s
-    while not all(_finished(p) for p in paths) and time.monotonic() < deadline:
+    while True:
+        paths = sorted(wandb_dir.rglob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
+        done = len(paths) >= sessions and all(_finished(p) for p in paths)
+        if done or time.monotonic() >= deadline:
+            break
         time.sleep(0.2)
     for path in paths:
         run.sessions += 1

@@ -68,7 +68,7 @@ def test_redelivery_and_resume_leave_one_copy_of_each_step(tmp_path: Path, wandb
     second.deliver(log.events)
     second.close()
 
-    run = read_offline_run(wandb_env, run_id_for("run_wb0002"))
+    run = read_offline_run(wandb_env, run_id_for("run_wb0002"), sessions=2)
     assert run.sessions == 2  # two offline sessions of one W&B run id (W&B merges them on sync)
     assert run.series("example/latency_ms") == stepped(log, "example/latency_ms")
     assert run.series("example/success") == stepped(log, "example/success")
