@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from insideLLMs.diff import diff_runs, evaluate_gate
+from insideLLMs.diff import DiffInputError, diff_runs, evaluate_gate
 from support.cli import run_cli
 from support.run_dirs import record
 
@@ -83,9 +83,9 @@ def test_a_full_comparison_with_extra_candidate_examples_passes(make_run: MakeRu
 
 
 def test_no_gate_ever_passes_on_less_than_the_baseline(make_run: MakeRun) -> None:
-    """Seeded random pairs of runs (dropped, added, renamed, duplicated-model, interrupted): whenever the
-    comparison covered less than the baseline, every gate fails unless --allow-missing; with it, only a
-    comparison that matched nothing still fails."""
+    """Seeded random pairs of runs (dropped, added, other probes, changed model settings, duplicated records,
+    interrupted): whenever the comparison covered less than the baseline, every gate fails unless
+    --allow-missing; with it, only a comparison that matched nothing still fails."""
     rng = random.Random(7)
     for case in range(60):
         n = rng.randint(0, 6)
@@ -95,11 +95,20 @@ def test_no_gate_ever_passes_on_less_than_the_baseline(make_run: MakeRun) -> Non
         cand_recs += [record(f"new{i}") for i in range(rng.randint(0, 2))]
         if rng.random() < 0.2:
             cand_recs = [record(r["example_id"], probe="bias") for r in cand_recs]
+        if rng.random() < 0.15:  # another model's settings: the same keys, a changed config
+            cand_recs = [r | {"model": {**r["model"], "params": {"temperature": 0.7}}} for r in cand_recs]
+        duplicated = bool(cand_recs) and rng.random() < 0.1
+        if duplicated:
+            cand_recs = cand_recs + cand_recs[:1]
         base, cand = make_run(f"b{case}", base_recs), make_run(f"c{case}", cand_recs)
         interrupted = rng.random() < 0.2
         if interrupted:
             (cand / ".incomplete").touch()
-        result = diff_runs(base, cand)
+        try:
+            result = diff_runs(base, cand)
+        except DiffInputError as exc:  # a duplicate the pairing meets while its key waits: an input error
+            assert duplicated and "duplicate record key" in str(exc)
+            continue
         covered = {(r["probe"]["id"], r["example_id"]) for r in cand_recs} >= \
             {(r["probe"]["id"], r["example_id"]) for r in base_recs}
         matched_any = bool({(r["probe"]["id"], r["example_id"]) for r in cand_recs}
