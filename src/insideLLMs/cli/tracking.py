@@ -86,12 +86,9 @@ def list_runs(directory: Path) -> None:
 
 
 def _resolve(ref: str | None, directory: Path) -> Path:
-    from insideLLMs.tracking.store import RunNotFound, resolve_run
+    from insideLLMs.tracking.store import resolve_run
 
-    try:
-        return resolve_run(ref, directory)
-    except RunNotFound as exc:
-        raise _fail(exc) from None
+    return resolve_run(ref, directory)  # RunNotFound is a UserError: one line, exit 1 (cli/_errors.py)
 
 
 @tracking.command("show")
@@ -107,17 +104,13 @@ def show(run: str | None, latest: bool, directory: Path) -> None:
     from rich.table import Table
 
     from insideLLMs.tracking._compare import format_value
-    from insideLLMs.tracking.store import JournalError
     from insideLLMs.tracking.store import load_run
     from insideLLMs.tracking.delivery import delivery_status
 
     if run is not None and latest:
         raise click.UsageError("give RUN or --latest, not both")
     run_dir = _resolve(run, directory)
-    try:
-        view = load_run(run_dir, series=True)
-    except JournalError as exc:
-        raise _fail(exc) from None
+    view = load_run(run_dir, series=True)
     console = _console()
     state = view.state
     head = Table(show_header=False, title=f"Run {view.key}")
@@ -221,13 +214,9 @@ def compare_cmd(runs: tuple[str, ...], directory: Path, output: Path | None) -> 
     from rich.table import Table
 
     from insideLLMs.tracking._compare import compare, format_value, run_label, write_html
-    from insideLLMs.tracking.store import JournalError
     from insideLLMs.tracking.store import load_run
 
-    try:
-        views = [load_run(_resolve(ref, directory), series=output is not None) for ref in runs]
-    except JournalError as exc:
-        raise _fail(exc) from None
+    views = [load_run(_resolve(ref, directory), series=output is not None) for ref in runs]
     comparison = compare(views)
     console = _console()
     labels = [run_label(v) for v in views]
