@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench setup-demo setup-test clean
+.PHONY: demo test bench mutate setup-demo setup-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,11 @@ bench: setup-test
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/diff_scale.py
 
+# Mutation testing of the core (docs/testing.md): not part of `make test`. Reruns only what changed since the last
+# run; `rm -rf mutants` starts afresh.
+mutate: setup-test
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python tools/mutation_report.py
+
 clean:
-	rm -rf $(VENV) runs tracking_logs tb_logs
+	rm -rf $(VENV) runs tracking_logs tb_logs mutants

@@ -309,6 +309,7 @@ def docs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _params())
 def test_doc_page(path: Path, docs_env: Path, request: pytest.FixtureRequest) -> None:
     for backend in _needs(path):

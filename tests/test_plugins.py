@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from support.cli import run_cli, with_pythonpath
 
@@ -52,6 +53,7 @@ def _install_plugin(root: Path) -> dict[str, str]:
     return {"PYTHONPATH": with_pythonpath(root)}
 
 
+@pytest.mark.slow
 def test_entry_point_plugins_are_listed_and_run(tmp_path: Path) -> None:
     env = _install_plugin(tmp_path / "site")
     listed = run_cli("list", "probes", env=env)
@@ -95,6 +97,7 @@ def test_every_built_in_type_is_listed_with_what_it_is() -> None:
     assert "deterministic offline model" in run_cli("list", "models").stdout
 
 
+@pytest.mark.slow
 def test_a_custom_type_that_is_not_a_probe_or_model_is_one_line(tmp_path: Path) -> None:
     cases = {
         "model: {type: dummy}\nprobe: {type: 'json:JSONDecoder'}\n": "error: eval.yaml:2: probe type "

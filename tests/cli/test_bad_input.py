@@ -650,6 +650,7 @@ def _assert_refused(result: Any, case: Case, server: Any, tmp_path: Path, before
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CONFIG_CASES)
 def test_a_config_mistake_is_one_line_in_run_and_validate(tmp_path: Path, fake_llm_server: Any, case: str) -> None:
     spec = CASES[case]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from support.cli import run_cli
 
 
@@ -25,6 +27,7 @@ def test_quicktest_openai_against_a_server(tmp_path: Path, fake_llm_server) -> N
     assert sent["body"]["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
+@pytest.mark.slow
 def test_quicktest_bad_input(tmp_path: Path, closed_port_url: str) -> None:
     bad_arg = run_cli("quicktest", "hi", "--arg", "novalue", cwd=tmp_path)
     assert (bad_arg.returncode, bad_arg.stderr.strip()) == (1, "error: --arg 'novalue': expected KEY=VALUE")

@@ -12,6 +12,7 @@ from support.cli import run_cli
 datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")
 
 
+@pytest.mark.slow
 def test_local_hf_dataset_runs(tmp_path: Path) -> None:
     ds = datasets.Dataset.from_list([{"qid": f"x{i}", "question": f"{i}+{i}?", "gold": str(2 * i)} for i in range(5)])
     datasets.DatasetDict({"test": ds}).save_to_disk(str(tmp_path / "qa"))
@@ -30,6 +31,7 @@ def test_local_hf_dataset_runs(tmp_path: Path) -> None:
     assert ps.examples[2].data == {"qid": "x2", "prompt": "2+2?", "answer": "4"}
 
 
+@pytest.mark.slow
 def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "eval.yaml").write_text(
         "model: {type: dummy}\nprobe: {type: logic}\ndataset: {format: hf, name: nobody/not-cached-anywhere, split: test}\n",

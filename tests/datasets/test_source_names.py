@@ -32,6 +32,7 @@ def test_a_bundled_set_is_named_by_package_resource() -> None:
     assert prompt_set.source == "insideLLMs:data/factuality.jsonl" and len(prompt_set) > 0
 
 
+@pytest.mark.slow
 def test_a_local_hf_folder_is_named_relative_to_the_config(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")
     rows = [{"id": f"x{i}", "prompt": f"{i}+{i}?", "answer": str(2 * i)} for i in range(3)]

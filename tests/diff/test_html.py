@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from support.cli import run_cli
 from support.run_dirs import record
 
@@ -42,6 +44,7 @@ def test_diff_html_is_written_and_escaped(make_run: MakeRun, tmp_path: Path) -> 
     assert 'data-kind="only-in-candidate"' in text
 
 
+@pytest.mark.slow
 def test_diff_html_renders_in_a_real_browser(make_run: MakeRun, tmp_path: Path, open_html: Any) -> None:
     base, cand = _runs(make_run)
     out = tmp_path / "diff.html"

@@ -24,6 +24,7 @@ def big_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base, cand
 
 
+@pytest.mark.slow
 def test_100k_records_per_side(big_runs: tuple[Path, Path], tmp_path: Path) -> None:
     base, cand = big_runs
     out = tmp_path / "diff.json"
@@ -41,6 +42,7 @@ def test_100k_records_per_side(big_runs: tuple[Path, Path], tmp_path: Path) -> N
     assert diff["changes"][0]["candidate"]["output"] == "5"
 
 
+@pytest.mark.slow
 def test_100k_with_a_block_missing_from_the_middle(big_runs: tuple[Path, Path], tmp_path: Path) -> None:
     """10,000 examples moved to the front and 10,000 dropped: the merge waits for the files to line up again."""
     base, cand = big_runs

@@ -21,6 +21,7 @@ def _model(server, **args):
     return get_model("anthropic", model_name="claude-fake", base_url=server.base_url, **args)
 
 
+@pytest.mark.slow
 def test_answer_with_system_prompt_usage_and_served_model(fake_llm_server):
     fake_llm_server.configure(served_model="claude-fake-20250101", api_key="sk-ant-right")
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "say hello there"}]

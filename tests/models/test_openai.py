@@ -195,6 +195,7 @@ def test_socket_timeout_is_a_model_timeout(fake_llm_server, client_kind):
     assert caught.value.status == "timeout" and caught.value.retryable
 
 
+@pytest.mark.slow
 def test_concurrent_calls_share_one_client_and_reach_the_server_concurrently(fake_llm_server, client_kind):
     fake_llm_server.configure(latency_ms=400)  # long enough for all 40 to connect on a busy machine
     model = _model(fake_llm_server, client_kind)

@@ -78,6 +78,7 @@ def _reference_answers(name: str, example: Example) -> list[str]:
     raise AssertionError(name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUILTINS)
 def test_bundled_reference_answers_pass_their_own_probe(name: str) -> None:
     probe = get_probe(name)
@@ -570,6 +571,7 @@ def test_code_no_code_is_not_extracted() -> None:
     assert verdict == Verdict(scores={"extracted": False, "tests_passed": 0.0, "timed_out": False}, passed=False)
 
 
+@pytest.mark.slow
 def test_code_timeout_kills_the_solution(tmp_path: Path) -> None:
     probe = get_probe("code", timeout_s=1.0)
     marker = tmp_path / "still-running"
@@ -588,6 +590,7 @@ def test_code_timeout_kills_the_solution(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_code_tests_that_pass_before_a_hang_are_counted() -> None:
     example = ex(id="two", prompt="p", tests=["assert f() == 1", "assert g() == 2"])
     code = "def f():\n    return 1\n\ndef g():\n    import time\n    time.sleep(60)\n"

@@ -94,6 +94,7 @@ def test_report_without_timings_or_summary(make_run: MakeRun) -> None:
     assert "Showing 1 of 1 failing examples" in text
 
 
+@pytest.mark.slow
 def test_report_renders_in_a_real_browser(grid_run: Path, open_html: Any, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     loaded = open_html(write_report(grid_run), screenshot=shot)

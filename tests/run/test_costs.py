@@ -35,6 +35,7 @@ def _interrupted_copy(full: Path, to: Path, keep: int) -> None:
     (to / ".incomplete").write_text(json.dumps({"run_id": run_id}) + "\n")
 
 
+@pytest.mark.slow
 def test_resume_asks_the_model_only_for_the_missing_examples(tmp_path: Path, fake_llm_server: Any) -> None:
     _setup(tmp_path, fake_llm_server)
     assert run_cli("run", "eval.yaml", "--run-dir", "full", "--no-track", cwd=tmp_path).returncode == 0
@@ -66,6 +67,7 @@ def test_resume_refuses_records_that_are_not_this_runs_examples(tmp_path: Path, 
     assert fake_llm_server.stats.requests == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("max_retries", "expected"), [(0, 1), (1, 2), (3, 4)])
 def test_a_failing_example_costs_exactly_one_plus_max_retries_requests(
     tmp_path: Path, fake_llm_server: Any, max_retries: int, expected: int,

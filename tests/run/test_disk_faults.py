@@ -7,6 +7,8 @@ import resource
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from support.cli import INSIDELLMS, dummy_config, qa_rows, run_cli, write_config, write_jsonl
 
 N = 400
@@ -31,6 +33,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_up_mid_run_stops_it_resumably(tmp_path: Path) -> None:
     _setup(tmp_path)
     full = subprocess.run([INSIDELLMS, "run", "eval.yaml", "--run-dir", "out", "--no-track"], cwd=tmp_path,

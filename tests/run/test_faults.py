@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from fake_llm_server import FakeLLMServer
-from support.cli import INSIDELLMS, dummy_config, qa_rows, run_cli, write_config, write_jsonl
+from support.cli import INSIDELLMS, dummy_config, qa_rows, run_cli, write_config, write_jsonl, sigint_as_in_a_terminal
 
 FAKE_SERVER = Path(__file__).resolve().parents[1] / "fake_llm_server.py"
 
@@ -38,7 +38,7 @@ def _run(tmp_path: Path, run_dir: str, *extra: str) -> subprocess.CompletedProce
 
 def _start(tmp_path: Path, run_dir: str) -> subprocess.Popen[str]:
     return subprocess.Popen([INSIDELLMS, "run", "eval.yaml", "--run-dir", run_dir, "--no-track", "--no-progress"],
-                            cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE,
+                            cwd=tmp_path, preexec_fn=sigint_as_in_a_terminal, env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -136,6 +136,7 @@ def _errors_and_hangs(server: FakeLLMServer, n: int) -> tuple[set[str], set[str]
     return failing, hanging
 
 
+@pytest.mark.slow
 def test_errors_and_hangs_become_error_records_and_fail_on_errors_exits_3(
     tmp_path: Path, fake_llm_server: FakeLLMServer,
 ) -> None:
@@ -158,6 +159,7 @@ def test_errors_and_hangs_become_error_records_and_fail_on_errors_exits_3(
     assert len(_each_example_once(tmp_path / "out", n)) == n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("trickle_s", "timeout_s", "requests"), [
     (0.3, 2.0, 12),  # slower than usual, within the time limit: answered
     (2.5, 1.0, 14),  # slower than the time limit: cut off and asked again (two such answers)
@@ -178,6 +180,7 @@ def test_slow_answers_are_waited_for_or_cut_off_by_the_time_limit(
     assert (tmp_path / "out" / "records.jsonl").read_bytes() == (tmp_path / "whole" / "records.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_429_storm_is_waited_out_as_retry_after_says(tmp_path: Path, fake_llm_server: FakeLLMServer) -> None:
     n, storm = 12, 8
     _config(tmp_path, fake_llm_server.openai_base_url, n, max_retries=3)
@@ -191,6 +194,7 @@ def test_a_429_storm_is_waited_out_as_retry_after_says(tmp_path: Path, fake_llm_
     assert (tmp_path / "out" / "records.jsonl").read_bytes() == (tmp_path / "whole" / "records.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_429_storm_that_outlasts_the_retries_is_error_records(tmp_path: Path, fake_llm_server: FakeLLMServer) -> None:
     n, retries = 8, 2
     _config(tmp_path, fake_llm_server.openai_base_url, n, max_retries=retries)
@@ -203,6 +207,7 @@ def test_a_429_storm_that_outlasts_the_retries_is_error_records(tmp_path: Path, 
     assert {r["status"] for r in records} == {"rate_limited"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("url", "why"), [
     ("http://nonexistent.invalid:1/v1", "Name or service not known"),  # DNS: fails locally, no traffic
     ("https://127.0.0.1:{port}/v1", "the server does not speak TLS there: use http:// in base_url"),  # https:// to a plain-HTTP server
@@ -232,6 +237,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # records.jsonl outgrows it after ~50 examples
 
 
+@pytest.mark.slow
 def test_a_full_disk_costs_no_answer_twice_beyond_what_was_lost(tmp_path: Path, fake_llm_server: FakeLLMServer) -> None:
     n = 120
     _config(tmp_path, fake_llm_server.openai_base_url, n, max_retries=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from support.cli import qa_rows, run_cli, write_config, write_jsonl
 
@@ -24,6 +25,7 @@ def _records(run_dir: Path) -> list[dict]:
     return [orjson.loads(line) for line in (run_dir / "records.jsonl").read_bytes().splitlines()]
 
 
+@pytest.mark.slow
 def test_rate_limits_and_server_errors_are_retried_to_success(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
     fake_llm_server.configure(answers={"What is 3 plus 3?": "6"})
     fake_llm_server.add_fault("status", status=429, retry_after="1", times=2, match="What is 3 plus 3?")
@@ -42,6 +44,7 @@ def test_rate_limits_and_server_errors_are_retried_to_success(tmp_path: Path, fa
     assert timings["q00001"]["attempts"] == 1
 
 
+@pytest.mark.slow
 def test_a_hanging_request_times_out_into_a_record(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
     fake_llm_server.add_fault("hang", times=None, match="What is 2 plus 2?")
     _config(tmp_path, fake_llm_server.openai_base_url, timeout_s=0.5, max_retries=1)
@@ -63,6 +66,7 @@ def test_wrong_api_key_stops_the_run_at_once(tmp_path: Path, fake_llm_server) ->
     assert "a-wrong-key" not in line
 
 
+@pytest.mark.slow
 def test_unreachable_endpoint_stops_the_run(tmp_path: Path, closed_port_url: str) -> None:
     _config(tmp_path, closed_port_url, max_retries=1)
     result = run_cli("run", "eval.yaml", "--run-dir", "out", "--no-track", cwd=tmp_path)

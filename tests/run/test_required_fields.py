@@ -74,6 +74,7 @@ def test_rows_with_the_fields_run(tmp_path: Path, probe: str, row: dict[str, Any
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_hf_rows_named_by_dataset_row(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
     datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")
     rows = [{"question": f"{i}+{i}?", "gold": str(2 * i)} for i in range(3)]

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
-from support.cli import INSIDELLMS, dummy_config, qa_rows, run_cli, write_config, write_jsonl
+from support.cli import INSIDELLMS, dummy_config, qa_rows, run_cli, write_config, write_jsonl, sigint_as_in_a_terminal
 
 N = 600
 
@@ -36,6 +37,7 @@ def _kill_when(run_dir: Path, proc: subprocess.Popen[bytes], min_lines: int) -> 
     raise AssertionError("the run finished or stalled before it could be killed")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_is_byte_identical(tmp_path: Path) -> None:
     _setup(tmp_path)
     assert run_cli("run", "eval.yaml", "--run-dir", "full", "--no-track", cwd=tmp_path).returncode == 0
@@ -65,6 +67,7 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path: Path) -> None:
     assert not (crashed / ".incomplete").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     _setup(tmp_path)
     proc = subprocess.Popen([INSIDELLMS, "run", "eval.yaml", "--run-dir", "crashed", "--no-track"], cwd=tmp_path,
@@ -76,9 +79,11 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     assert "this config gives run" in result.stderr and "--overwrite" in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_and_the_run_resumes(tmp_path: Path) -> None:
     _setup(tmp_path)
     proc = subprocess.Popen([INSIDELLMS, "run", "eval.yaml", "--run-dir", "stopped", "--no-track"], cwd=tmp_path,
+                            preexec_fn=sigint_as_in_a_terminal,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     records = tmp_path / "stopped" / "records.jsonl"
     deadline = time.monotonic() + 60

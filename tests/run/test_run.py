@@ -68,6 +68,7 @@ def test_tracking_settings_do_not_change_the_run_id(project: Path) -> None:
     assert (project / "a/records.jsonl").read_bytes() == (project / "b/records.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_default_run_dir_is_named_by_run_id_and_is_not_overwritten(project: Path) -> None:
     assert run_cli("run", "eval.yaml", "--no-track", cwd=project).returncode == 0
     (run_dir,) = (project / "runs").iterdir()
@@ -147,6 +148,7 @@ def test_response_cache_reuses_answers_across_runs(project: Path) -> None:
     assert (project / "a/records.jsonl").read_bytes() == (project / "b/records.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -> None:
     """Results are written in example order, so one slow answer keeps later ones in memory; the
     runner stops starting new examples a window (4 x concurrency, at least 256) ahead of it."""

@@ -23,6 +23,7 @@ def _on_a_rank_boundary(n: int, p: float) -> bool:
     return abs(x - round(x)) < 1e-9
 
 
+@pytest.mark.slow
 def test_matches_numpy_inverted_cdf_on_random_samples() -> None:
     rng = random.Random(20261204)
     checked = 0

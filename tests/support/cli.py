@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,12 @@ INSIDELLMS = str(Path(sys.executable).parent / "insidellms")
 def with_pythonpath(path: Path) -> str:
     """``path`` in front of the current PYTHONPATH (kept: it may point at the code under test)."""
     return os.pathsep.join(p for p in (str(path), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: a shell starts background jobs with SIGINT ignored, and a
+    child would inherit that (so would the pytest that a script starts with ``&``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -54,6 +54,7 @@ def test_healthy_sink_gets_every_event_once(tmp_path: Path, sink_dir: Path) -> N
     assert json.loads((run.dir / "run.json").read_text())["backends"] == ["local", BACKEND]
 
 
+@pytest.mark.slow
 def test_sink_down_for_the_whole_run_then_sync(tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (sink_dir / "FAIL").touch()
@@ -87,6 +88,7 @@ def test_sink_down_for_the_whole_run_then_sync(tmp_path: Path, sink_dir: Path, m
     assert status.sinks[0].pending == 0 and status.sinks[0].state == "delivered"
 
 
+@pytest.mark.slow
 def test_hanging_sink_does_not_stall_the_run(tmp_path: Path, sink_dir: Path) -> None:
     (sink_dir / "HANG").touch()
     run, messages = _tracked_run(tmp_path, sink_dir, steps=100, flush_timeout_s=0.5)
@@ -112,6 +114,7 @@ def test_sink_that_cannot_be_built_never_raises(tmp_path: Path, sink_dir: Path) 
     assert delivered(sink_dir, run.dir) == _journal_view(run.dir)
 
 
+@pytest.mark.slow
 def test_sink_recovers_during_the_run(tmp_path: Path, sink_dir: Path) -> None:
     (sink_dir / "FAIL").touch()
     messages: list[str] = []

@@ -61,6 +61,7 @@ def _same_as_untracked(root: Path) -> None:
     assert not (root / "out" / ".incomplete").exists()
 
 
+@pytest.mark.slow
 def test_the_tracking_folder_deleted_mid_run_never_breaks_the_run(tmp_path: Path) -> None:
     _config(tmp_path, 300, {"backend": "local"})
     proc = _start(tmp_path)

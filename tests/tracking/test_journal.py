@@ -112,6 +112,7 @@ def test_sync_works_on_an_open_journal_and_is_a_no_op_once_closed(tmp_path: Path
     assert [e.data["metrics"]["a"] for e in read_journal(tmp_path).events] == [1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_idle_run_is_flushed_by_the_background_ticker(tmp_path: Path) -> None:
     tracker = get_tracker("local", output_dir=str(tmp_path))
     run = tracker.start_run()
@@ -137,6 +138,7 @@ with tracker.start_run(name="doomed", params={"model": "dummy"}):
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_leaves_a_readable_run(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(tmp_path)])
     try:

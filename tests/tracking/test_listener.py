@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 
 from insideLLMs.models import get_model
 from insideLLMs.probes import get_probe
@@ -161,6 +162,7 @@ def cells(table_text: str, *first: str) -> list[str]:
     raise AssertionError(f"no row {first} in:\n{table_text}")
 
 
+@pytest.mark.slow
 def test_secrets_in_the_config_reach_no_tracked_file(tmp_path: Path, fake_llm_server) -> None:
     secret = "sk-proj-Qq1Ww2Ee3Rr4Tt5Yy6Uu7Ii8Oo9Pp0"
     bearer = "tok9f8e7d6c5b4a3"
@@ -181,6 +183,7 @@ def test_secrets_in_the_config_reach_no_tracked_file(tmp_path: Path, fake_llm_se
     assert delivered(tmp_path / "remote", run_dir)  # the remote copy was checked above too
 
 
+@pytest.mark.slow
 def test_backend_down_never_harms_the_run(tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()

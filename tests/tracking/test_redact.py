@@ -140,6 +140,7 @@ def test_pem_private_key_block(tmp_path: Path) -> None:
     assert (tmp_path / "out.txt").read_text() == f"line one\n{REDACTED}\nline two\n"
 
 
+@pytest.mark.slow
 def test_large_clean_jsonl_is_copied_byte_for_byte(tmp_path: Path) -> None:
     rows = [{"example_id": f"e{i}", "input": {"prompt": "What is the capital of France?"}, "output": "Paris",
              "usage": {"prompt_tokens": 7, "completion_tokens": 1}, "author": "monkey@example.com" if i % 100 == 0 else None}
@@ -150,6 +151,7 @@ def test_large_clean_jsonl_is_copied_byte_for_byte(tmp_path: Path) -> None:
     assert (tmp_path / "copy.jsonl").read_bytes() == src.read_bytes()
 
 
+@pytest.mark.slow
 def test_secrets_inside_a_huge_minified_line_are_found(tmp_path: Path) -> None:
     """report.html inlines megabytes of JS on one line: it is redacted in windows around each hit."""
     filler = "function(a){return a.key?a.token:null};var x={tokens:1,author:2};" * 40_000  # ~2.6 MB, one line
@@ -190,6 +192,7 @@ def test_dumps_redacted_walks_only_suspect_rows() -> None:
                                                    "max_tokens": 5}
 
 
+@pytest.mark.slow
 def test_the_fallback_scan_without_re2_redacts_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without google-re2 installed the scan uses substring hints; the files come out the same."""
     from insideLLMs.tracking.store import _artifact_copy as redact_files

@@ -17,7 +17,7 @@ import pytest
 
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.tracking.store import find_runs, load_run, read_journal
-from support.cli import INSIDELLMS, qa_rows, run_cli, write_config, write_jsonl
+from support.cli import INSIDELLMS, qa_rows, run_cli, write_config, write_jsonl, sigint_as_in_a_terminal
 
 
 def _config(tmp_path: Path, n: int, latency_ms: float = 0, concurrency: int = 4, **tracking: Any) -> Path:
@@ -38,7 +38,7 @@ def _whole_lines(path: Path) -> list[bytes]:
 
 def _start(tmp_path: Path, cfg: Path, run_dir: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen([INSIDELLMS, "run", str(cfg), "--run-dir", run_dir, "--no-progress", *extra], cwd=tmp_path,
-                            env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env={**os.environ, "NO_COLOR": "1"}, preexec_fn=sigint_as_in_a_terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for_records(path: Path, count: int, proc: subprocess.Popen[str]) -> None:
@@ -91,6 +91,7 @@ def test_each_record_is_one_step_whatever_the_run_size(tmp_path: Path, n: int) -
     assert (tracked / "artifacts/report.html").stat().st_ino == (tmp_path / "runs/a/report.html").stat().st_ino
 
 
+@pytest.mark.slow
 def test_evaluation_killed_shows_killed_with_its_duration_and_sync_brings_it_up_to_the_run_directory(tmp_path: Path) -> None:
     cfg = _config(tmp_path, 2000, latency_ms=5)
     proc = _start(tmp_path, cfg, "runs/k")
@@ -132,6 +133,7 @@ def test_evaluation_killed_shows_killed_with_its_duration_and_sync_brings_it_up_
     assert again.returncode == 0 and read_journal(tracked).last_seq == journal.last_seq
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code", "said"), [
     (signal.SIGINT, 130, "interrupted; continue with: insidellms run"),  # Ctrl-C
     (signal.SIGTERM, 143, "terminated (SIGTERM); continue with: insidellms run"),  # timeout, Kubernetes, Slurm, CI

@@ -1,0 +1,43 @@
+"""Under mutmut (``make mutate``), CLI subprocesses that tests start must run the mutated code too.
+
+mutmut imports ``mutants/src`` in the test process only; a child ``insidellms`` would import the clean code and no
+mutant could ever fail a CLI test. Here children get ``mutants/src`` first on PYTHONPATH, and a ``sitecustomize``
+that, while mutmut maps tests to functions ("stats"), writes the functions the child reached to a file the test
+process reads after each test. Outside mutmut this plugin does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CHILD_HOOK = Path(__file__).parent / "mutmut_children"
+HITS_DIR_ENV = "INSIDELLMS_MUTMUT_HITS"
+
+
+def _under_mutmut() -> bool:
+    return Path.cwd().name == "mutants" and (Path.cwd() / "src" / "insideLLMs").is_dir()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _under_mutmut():
+        return
+    paths = [str(_CHILD_HOOK), str(Path.cwd() / "src"), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    os.environ.setdefault(HITS_DIR_ENV, tempfile.mkdtemp(prefix="insidellms-mutmut-hits-"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    hits_dir = os.environ.get(HITS_DIR_ENV)
+    if not hits_dir or not Path(hits_dir).is_dir():
+        return
+    from mutmut.stats import record_trampoline_hit
+
+    for hits_file in Path(hits_dir).glob("hits-*.txt"):
+        for name in hits_file.read_text(encoding="utf-8").split():
+            record_trampoline_hit(name)
+        hits_file.unlink()
