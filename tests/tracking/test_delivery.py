@@ -176,7 +176,9 @@ def test_sync_killed_midway_and_rerun_delivers_exactly_once(tmp_path: Path, sink
 
 def test_status_cli(tmp_path: Path, sink_dir: Path) -> None:
     (sink_dir / "FAIL").touch()
-    run, _ = _tracked_run(tmp_path, sink_dir, steps=5, flush_timeout_s=0.3)
+    # an unreachable sink ends delivery after its first failed attempt, so the generous limit costs nothing; a short
+    # one could end the run before a loaded machine had started the delivery child (status: "pending")
+    run, _ = _tracked_run(tmp_path, sink_dir, steps=5, flush_timeout_s=60)
     result = CliRunner().invoke(tracking, ["status", str(tmp_path / "logs")])
     assert result.exit_code == 0, result.output
     total = read_journal(run.dir).last_seq
