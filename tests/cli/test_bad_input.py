@@ -95,7 +95,7 @@ CASES: dict[str, Case] = {
     ),
     "unknown-probe-type": config(
         "model: @MODEL@\nprobe:\n  type: vibes\n",
-        "error: eval.yaml:3: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, or a custom class as 'package.module:ClassName'",
+        "error: eval.yaml:3: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, prompt, or a custom class as 'package.module:ClassName'",
     ),
     "bad-model-args": config(
         "model:\n  type: dummy\n  args: {temprature: 3}\nprobe: {type: logic}\n",
@@ -389,7 +389,7 @@ CASES: dict[str, Case] = {
     ),
     "harness-bad-config": command(
         "harness", "eval.yaml",
-        expected="error: eval.yaml:2: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, or a custom class as 'package.module:ClassName'",
+        expected="error: eval.yaml:2: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, prompt, or a custom class as 'package.module:ClassName'",
         files={"eval.yaml": "models: [@MODEL@]\nprobes: [{type: vibes}]\n"},
     ),
     "quicktest-arg-without-value": command(
