@@ -36,8 +36,10 @@ def numbers_in(text: str) -> list[float]:
 
 
 class NumericScorer(Scorer):
-    """The answer's number equals the target's within ``tolerance`` (absolute) or ``relative`` (a fraction
-    of the target); both 0 by default, i.e. equal as numbers ("3.0" == "3", "1,000" == "1000")."""
+    """The answer's number equals the target's, within a tolerance; units and separators aside.
+
+    ``tolerance`` is absolute, ``relative`` a fraction of the target; both 0 by default, i.e. equal as
+    numbers ("3.0" == "3", "1,000" == "1000")."""
 
     name: ClassVar[str] = "numeric"
 

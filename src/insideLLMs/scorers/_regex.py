@@ -11,7 +11,9 @@ from insideLLMs.scorers.base import Answer, Score, Scorer
 
 
 class RegexScorer(Scorer):
-    """``pattern`` searched in the answer; with ``then``, that scorer applied to the captured group
+    """A regular expression found in the answer, or another scorer on what it captured.
+
+    ``pattern`` is searched in the answer; with ``then``, that scorer is applied to the captured group
     (``group``: default the first group, or the whole match when the pattern has none)."""
 
     name: ClassVar[str] = "regex"
