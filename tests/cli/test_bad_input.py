@@ -396,6 +396,12 @@ CASES: dict[str, Case] = {
         "(a few-shot example) (probe args at eval.yaml:5)",
         QA_CSV, data_name="qa.csv", files={"dev.jsonl": '{"question": "1+1?", "gold": "2"}\n'},
     ),
+    "prompt-two-probes-one-name": config(
+        "models: [@MODEL@]\ndataset: {path: data.jsonl}\nprobes:\n  - {type: prompt}\n"
+        "  - {type: prompt, args: {template: 'Q: {{ prompt }}'}}\n",
+        "error: eval.yaml:5: two probes are named 'prompt'; give each a distinct 'name' in its args",
+        GOOD_DATA,
+    ),
     "dataset-fields-and-columns": config(
         BASE + "dataset: {path: data.jsonl, fields: {prompt: q}, columns: {prompt: q}}\n",
         "error: eval.yaml:3: dataset.columns: give 'fields' (example field -> column), not both 'fields' and 'columns'",

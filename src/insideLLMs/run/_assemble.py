@@ -99,6 +99,9 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
     for i, probe_cfg in enumerate(cfg.probe_list):
         keys: tuple[Any, ...] = (key, i) if cfg.probes else (key,)
         probe: Probe = _constructor(PROBES, probe_cfg.type, probe_cfg.args, loaded, (*keys, "type"))()
+        if any(other.name == probe.name for other, _ in out):  # records are matched by (model, probe, example)
+            hint = "give each a distinct 'name' in its args" if probe_cfg.type == "prompt" else "list each probe once"
+            raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: two probes are named {probe.name!r}; {hint}")
         dataset = probe_cfg.dataset or cfg.dataset
         dkeys = (*keys, "dataset") if probe_cfg.dataset else ("dataset",)
         try:
