@@ -171,18 +171,23 @@ class PromptSet:
 
 
 def field_renamer(fields: Mapping[str, str] | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A function giving a row with each field of ``fields`` (field -> column) read from its column; columns
-    that are not named keep their names, and a column missing from a row is simply not there."""
+    """A function giving a row with each field of ``fields`` (field -> column) read from its column, in the
+    row's column order; columns not named keep their names (a named field wins over a column of its name),
+    and a column missing from a row is simply not there."""
     if not fields:
         return lambda row: row
-    pairs = tuple(fields.items())
-    sources = frozenset(fields.values())
+    by_column: dict[str, list[str]] = {}
+    for name, column in fields.items():
+        by_column.setdefault(column, []).append(name)
 
     def rename(row: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in row.items() if k not in sources}
-        for name, column in pairs:
-            if column in row:
-                out[name] = row[column]
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key in by_column:
+                for name in by_column[key]:
+                    out[name] = value
+            elif key not in fields or fields[key] not in row:
+                out.setdefault(key, value)
         return out
 
     return rename
