@@ -21,12 +21,13 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"errors"},
     "datasets": {"errors", "canonical", "jsonl"},
     "models": {"errors", "registry"},
-    "probes": {"errors", "registry", "datasets", "models"},
+    "scorers": {"errors", "registry", "config", "datasets", "models"},
+    "probes": {"errors", "registry", "config", "datasets", "models", "scorers"},
     "rundir": {"errors", "canonical", "jsonl", "models", "stats"},
     "events": {"rundir"},
     "report": {"errors", "canonical", "rundir", "stats"},
     "diff": {"errors", "canonical", "jsonl", "rundir", "report", "stats"},
-    "run": BASE | {"config", "registry", "datasets", "models", "probes", "rundir", "events", "report"},
+    "run": BASE | {"config", "registry", "datasets", "models", "scorers", "probes", "rundir", "events", "report"},
     "tracking": {"errors", "canonical", "jsonl", "secrets", "config", "events", "rundir", "stats", "backoff"},
 }
 

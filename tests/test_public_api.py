@@ -30,6 +30,10 @@ PUBLIC: dict[str, set[str]] = {
         "ModelNotAvailable", "ModelTimeout", "RateLimitError", "TransientError", "Usage", "get_model",
     },
     "insideLLMs.probes": {"PROBES", "Probe", "Verdict", "get_probe"},
+    "insideLLMs.scorers": {
+        "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
+        "build_scorers", "get_scorer",
+    },
     "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness"},
     "insideLLMs.rundir": {
         "CONFIG", "INCOMPLETE", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",

@@ -238,11 +238,16 @@ class DatasetConfig(Settings):
     split: str = "test"  # hf
     subset: str | None = None  # hf
     revision: str | None = None  # hf
-    columns: dict[str, str] | None = None  # csv, hf: example field -> column
+    fields: dict[str, str] | None = None  # every format: example field -> the column (key) it is read from
+    columns: dict[str, str] | None = None  # the older name of ``fields`` (csv, hf)
     id_field: str = "id"
     limit: int | None = None  # hf
 
     def __post_init__(self) -> None:
+        if self.fields is not None and self.columns is not None:
+            raise field_error("columns", "give 'fields' (example field -> column), not both 'fields' and 'columns'")
+        if self.fields is None:
+            self.fields = self.columns
         if self.format in ("jsonl", "csv") and not self.path:
             raise field_error("format", f"format {self.format} needs 'path'")
         if self.format == "inline" and self.items is None:

@@ -25,6 +25,8 @@ MODEL = "{type: openai, args: {model_name: m, api_key: k, base_url: '@URL@'}}"
 GOOD_DATA = "".join(f'{{"id": "q{i}", "prompt": "p{i}", "answer": "a"}}\n' for i in range(3))
 BASE = "model: @MODEL@\nprobe: {type: logic}\n"
 WITH_DATA = BASE + "dataset: {path: data.jsonl}\n"
+PROMPT = "model: @MODEL@\ndataset: {format: csv, path: qa.csv}\nprobe:\n  type: prompt\n  args:\n"
+QA_CSV = "id,q,gold\n1,2+2?,4\n2,Capital of France?,Paris\n"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ CASES: dict[str, Case] = {
     ),
     "unknown-probe-type": config(
         "model: @MODEL@\nprobe:\n  type: vibes\n",
-        "error: eval.yaml:3: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, or a custom class as 'package.module:ClassName'",
+        "error: eval.yaml:3: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, prompt, or a custom class as 'package.module:ClassName'",
     ),
     "bad-model-args": config(
         "model:\n  type: dummy\n  args: {temprature: 3}\nprobe: {type: logic}\n",
@@ -299,6 +301,112 @@ CASES: dict[str, Case] = {
         BASE + "dataset: {format: hf}\n",
         "error: eval.yaml:3: dataset.format: format hf needs 'name' (the dataset id)",
     ),
+    # -- the prompt probe and its scorers (checked on every row before any request) ------------------
+    "prompt-template-field-missing": config(
+        PROMPT + "    template: 'Q: {{ question }}'\n",
+        "error: qa.csv:2: field 'question' missing for probe prompt (template uses it; the row has: id, q, gold)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-fields-renamed-column-missing": config(
+        PROMPT.replace("qa.csv}", "qa.csv, fields: {question: query}}") + "    template: '{{ question }}'\n",
+        "error: qa.csv:1: column(s) query not in header ['id', 'q', 'gold'] (dataset at eval.yaml:2)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-template-does-not-parse": config(
+        PROMPT + "    template: 'Q: {{ q '\n",
+        "error: eval.yaml:6: probe.args.template: template does not parse: unexpected end of template, "
+        "expected 'end of print statement'.",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-template-unsafe": config(
+        PROMPT + "    template: '{{ q.__class__ }}'\n",
+        "error: qa.csv:2: template does not render: SecurityError: access to attribute '__class__' of 'str' "
+        "object is unsafe. (probe prompt)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-target-field-missing": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ answer }}'\n    scorers: [exact]\n",
+        "error: qa.csv:2: field 'answer' missing for probe prompt (target uses it; the row has: id, q, gold)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-unknown-scorer": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers:\n      - exact\n      - {type: fuzzy}\n",
+        "error: eval.yaml:10: probe.args.scorers.1.type: unknown scorer type 'fuzzy'; built-in types: choice, exact, "
+        "f1, includes, json, numeric, regex, or a custom class as 'package.module:ClassName'",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-bad-regex": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers:\n      - type: regex\n"
+        "        pattern: 'Answer: ([A-Z]+'\n        then: exact\n",
+        "error: eval.yaml:10: probe.args.scorers.0.pattern: bad regular expression 'Answer: ([A-Z]+': missing ), "
+        "unterminated subpattern at position 8",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-bad-json-schema": config(
+        PROMPT + "    template: '{{ q }}'\n    scorers:\n      - {type: json, schema: {type: objekt}}\n",
+        "error: eval.yaml:8: probe.args.scorers.0.schema: not a valid JSON Schema: 'objekt' is not valid under any "
+        "of the given schemas (at type)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-scorer-without-target": config(
+        PROMPT + "    template: '{{ q }}'\n    scorers: [includes]\n",
+        "error: eval.yaml:7: probe.args.scorers.0: scorer 'includes' compares with a target: give 'target'",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-bad-scorer-arg": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers: [{type: numeric, tolerance: -1}]\n",
+        "error: eval.yaml:8: probe.args.scorers.0.tolerance: expected a number >= 0, got -1",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-numeric-target-not-a-number": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers: [numeric]\n",
+        "error: qa.csv:3: target 'Paris' is not a number (scorer numeric) for probe prompt "
+        "(target: '{{ gold }}'; the row has: id, q, gold)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-choice-target-not-a-choice": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    choices: [x, y]\n    scorers: [choice]\n",
+        "error: qa.csv:2: target '4' is neither a letter A-B nor the text of a choice (scorer choice) for probe prompt "
+        "(target: '{{ gold }}'; the row has: id, q, gold)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-duplicate-scorer-names": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers: [exact, {type: exact, name: exact}]\n",
+        "error: eval.yaml:8: probe.args.scorers.1: two scorers are named 'exact'; give this one a distinct 'name'",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-pass-names-no-scorer": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers: [exact]\n    pass: f1\n",
+        "error: eval.yaml:9: probe.args.pass: expected all, any or a scorer's name (scorers: 'exact'), got 'f1'",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-unknown-arg": config(
+        PROMPT + "    templat: '{{ q }}'\n",
+        "error: eval.yaml:6: probe.args.templat: unknown setting 'templat'",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-few-shot-too-few": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    few_shot: {path: qa.csv, k: 3}\n",
+        "error: qa.csv: holds 2 example(s); few_shot.k is 3 (probe args at eval.yaml:5)",
+        QA_CSV, data_name="qa.csv",
+    ),
+    "prompt-few-shot-field-missing": config(
+        PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    few_shot: {path: dev.jsonl, k: 1}\n",
+        "error: dev.jsonl:1: field 'q' missing for probe prompt (template uses it; the row has: question, gold) "
+        "(a few-shot example) (probe args at eval.yaml:5)",
+        QA_CSV, data_name="qa.csv", files={"dev.jsonl": '{"question": "1+1?", "gold": "2"}\n'},
+    ),
+    "prompt-two-probes-one-name": config(
+        "models: [@MODEL@]\ndataset: {path: data.jsonl}\nprobes:\n  - {type: prompt}\n"
+        "  - {type: prompt, args: {template: 'Q: {{ prompt }}'}}\n",
+        "error: eval.yaml:5: two probes are named 'prompt'; give each a distinct 'name' in its args",
+        GOOD_DATA,
+    ),
+    "dataset-fields-and-columns": config(
+        BASE + "dataset: {path: data.jsonl, fields: {prompt: q}, columns: {prompt: q}}\n",
+        "error: eval.yaml:3: dataset.columns: give 'fields' (example field -> column), not both 'fields' and 'columns'",
+        GOOD_DATA,
+    ),
     # -- custom types ------------------------------------------------------------------------------
     "custom-probe-module-missing": config(
         "model: @MODEL@\nprobe: {type: 'no_such_module:Probe'}\n",
@@ -389,7 +497,7 @@ CASES: dict[str, Case] = {
     ),
     "harness-bad-config": command(
         "harness", "eval.yaml",
-        expected="error: eval.yaml:2: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, or a custom class as 'package.module:ClassName'",
+        expected="error: eval.yaml:2: unknown probe type 'vibes'; built-in types: bias, code, factuality, instruction_following, jailbreak, logic, prompt, or a custom class as 'package.module:ClassName'",
         files={"eval.yaml": "models: [@MODEL@]\nprobes: [{type: vibes}]\n"},
     ),
     "quicktest-arg-without-value": command(

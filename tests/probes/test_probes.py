@@ -235,7 +235,7 @@ def test_factuality_scores_are_deterministic() -> None:
     ],
 )
 def test_normalisation_tokens(text: str, expected: list[str]) -> None:
-    from insideLLMs.probes.text_match import answer_tokens, normalize, tokens
+    from insideLLMs.scorers.text_match import answer_tokens, normalize, tokens
 
     assert tokens(text) == expected
     assert normalize(text) == " ".join(expected)
@@ -248,7 +248,7 @@ def test_ascii_fast_paths_agree_with_the_general_normalisation() -> None:
     non-ASCII word forces the general Unicode path, which must give the same tokens before it."""
     import random
 
-    from insideLLMs.probes.text_match import tokens
+    from insideLLMs.scorers.text_match import tokens
 
     rng = random.Random(1234)
     pieces = ["7", "007", "1,000", "3.50", "-2", "x-5", ".5", "5.", "twenty", "one", "hundred", "and",
@@ -271,13 +271,13 @@ def test_ascii_fast_paths_agree_with_the_general_normalisation() -> None:
     ],
 )
 def test_final_answer_extraction_edge_cases(reply: str, answer: str | None) -> None:
-    from insideLLMs.probes.text_match import extract_final_answer
+    from insideLLMs.scorers.text_match import extract_final_answer
 
     assert extract_final_answer(reply) == answer
 
 
 def test_token_f1_counts_repeated_tokens_once_per_match() -> None:
-    from insideLLMs.probes.text_match import contains_tokens, token_f1
+    from insideLLMs.scorers.text_match import contains_tokens, token_f1
 
     assert token_f1("cat cat dog", "cat dog dog") == pytest.approx(2 / 3)
     assert token_f1("cat cat cat", "cat") == 0.5

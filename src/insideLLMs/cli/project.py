@@ -63,13 +63,14 @@ def init(directory: Path, force: bool) -> None:
 
 
 @click.command("list", cls=Command)
-@click.argument("what", type=click.Choice(["models", "probes"]))
+@click.argument("what", type=click.Choice(["models", "probes", "scorers"]))
 def list_(what: str) -> None:
-    """List model or probe types (built-in and plugins)."""
+    """List model, probe or scorer types (built-in and plugins)."""
     from insideLLMs.models import MODELS
     from insideLLMs.probes import PROBES
+    from insideLLMs.scorers import SCORERS
 
-    registry = MODELS if what == "models" else PROBES
+    registry = {"models": MODELS, "probes": PROBES, "scorers": SCORERS}[what]
     for name in registry.names():
         try:
             doc = registry.summary(name)

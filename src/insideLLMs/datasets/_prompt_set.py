@@ -3,6 +3,10 @@
 An example is a row (a dict) plus its id: the id comes from the row's ``id`` field (or the field
 named by ``id_field``) and otherwise from the row index, so it is stable across runs. The content
 hash covers ids and rows in order, and goes into the manifest and the run_id.
+
+Every loader takes ``fields`` (example field -> the column or key it is read from), so a probe's field
+names need not be the data's: ``{"prompt": "question"}`` reads ``question`` as ``prompt``. Columns not
+named keep their names; ``id_field`` names a field after renaming.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import posixpath
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from insideLLMs.canonical import dumps_bytes
 from insideLLMs.jsonl import iter_objects
@@ -70,25 +74,40 @@ class PromptSet:
     # -- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_list(cls, rows: Iterable[Any], *, name: str = "inline", id_field: str = "id") -> "PromptSet":
-        """Rows are dicts, or plain strings (taken as ``{"prompt": text}``)."""
+    def from_list(
+        cls, rows: Iterable[Any], *, name: str = "inline", id_field: str = "id", fields: Mapping[str, str] | None = None
+    ) -> "PromptSet":
+        """Rows are dicts, or plain strings (taken as ``{"prompt": text}``, never renamed)."""
+        rename = field_renamer(fields)
         examples = []
         for index, row in enumerate(rows):
             if isinstance(row, str):
                 row = {"prompt": row}
-            if not isinstance(row, Mapping):
+            elif isinstance(row, Mapping):
+                row = rename(dict(row))
+            else:
                 raise DatasetError(f"{name}: item {index}: expected an object or a string, got {type(row).__name__}")
-            examples.append(_example(dict(row), index, id_field, where=f"{name}: item {index}"))
+            examples.append(_example(row, index, id_field, where=f"{name}: item {index}"))
         return cls(tuple(examples), name=name, source=None)
 
     @classmethod
     def from_jsonl(
-        cls, path: str | Path, *, id_field: str = "id", name: str | None = None, base_dir: str | Path | None = None
+        cls,
+        path: str | Path,
+        *,
+        id_field: str = "id",
+        name: str | None = None,
+        base_dir: str | Path | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> "PromptSet":
         """``base_dir``: the folder a relative ``path`` is in and ``source`` is named from (default: the working folder)."""
         source, path = _locate(path, base_dir)
         _check_file(path)
-        return cls._from_rows(iter_objects(path, DatasetError), path, source, id_field, name)
+        rows = iter_objects(path, DatasetError)
+        if fields:
+            rename = field_renamer(fields)
+            rows = ((lineno, rename(row)) for lineno, row in rows)
+        return cls._from_rows(rows, path, source, id_field, name)
 
     @classmethod
     def from_csv(
@@ -99,9 +118,10 @@ class PromptSet:
         id_field: str = "id",
         name: str | None = None,
         base_dir: str | Path | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> "PromptSet":
-        """``columns`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}``; unmapped headers keep
-        their names. ``base_dir`` as for ``from_jsonl``."""
+        """``fields`` maps example fields to CSV headers, e.g. ``{"prompt": "question"}`` (``columns``: its older
+        name); a header it names must be in the file. ``base_dir`` as for ``from_jsonl``."""
         source, path = _locate(path, base_dir)
         _check_file(path)
         data = path.read_bytes()
@@ -110,7 +130,7 @@ class PromptSet:
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
             raise DatasetError(f"{path}:{line}: not UTF-8 text ({exc.reason})") from None
-        return cls._from_rows(_csv_rows(io.StringIO(text, newline=""), path, columns or {}), path, source, id_field, name)
+        return cls._from_rows(_csv_rows(io.StringIO(text, newline=""), path, fields or columns or {}), path, source, id_field, name)
 
     @classmethod
     def _from_rows(cls, rows: Iterable[tuple[int, dict[str, Any]]], path: Path, source: str, id_field: str,
@@ -134,29 +154,51 @@ class PromptSet:
         limit: int | None = None,
         revision: str | None = None,
         base_dir: str | Path | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> "PromptSet":
         """A Hugging Face dataset (``hf`` extra): a hub id, or a local folder (relative to ``base_dir``, default the
-        working folder). Uses the local cache when the hub is unreachable."""
+        working folder). Uses the local cache when the hub is unreachable. ``fields`` as for ``from_csv``."""
         from insideLLMs.datasets._hf import load_hf_rows
 
         named, folder = _locate(dataset, base_dir)
         if not folder.is_dir():  # a hub id
             named, folder = dataset, Path(dataset)
         rows = load_hf_rows(str(folder), split=split, subset=subset, limit=limit, revision=revision)
-        rename = {header: fld for fld, header in (columns or {}).items()}
-        examples = [
-            _example({rename.get(k, k): v for k, v in row.items()}, index, id_field) for index, row in enumerate(rows)
-        ]
+        rename = field_renamer(fields or columns)
+        examples = [_example(rename(row), index, id_field) for index, row in enumerate(rows)]
         label = f"{named}{'/' + subset if subset else ''}:{split}"
         return cls(tuple(examples), name=named.rsplit("/", 1)[-1], source=f"hf:{label}")
 
 
-def _csv_rows(fh: Any, path: Path, columns: Mapping[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) of each CSV record, its headers renamed by ``columns`` (field -> header)."""
-    rename = {header: fld for fld, header in columns.items()}
+def field_renamer(fields: Mapping[str, str] | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A function giving a row with each field of ``fields`` (field -> column) read from its column, in the
+    row's column order; columns not named keep their names (a named field wins over a column of its name),
+    and a column missing from a row is simply not there."""
+    if not fields:
+        return lambda row: row
+    by_column: dict[str, list[str]] = {}
+    for name, column in fields.items():
+        by_column.setdefault(column, []).append(name)
+
+    def rename(row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key in by_column:
+                for name in by_column[key]:
+                    out[name] = value
+            elif key not in fields or fields[key] not in row:
+                out.setdefault(key, value)
+        return out
+
+    return rename
+
+
+def _csv_rows(fh: Any, path: Path, fields: Mapping[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of each CSV record, its headers renamed by ``fields`` (field -> header)."""
+    rename = field_renamer(fields)
     reader = csv.DictReader(fh)
     headers = reader.fieldnames or []
-    missing = [h for h in rename if h not in headers]
+    missing = [h for h in dict.fromkeys(fields.values()) if h not in headers]
     if missing:
         raise DatasetError(f"{path}:1: column(s) {', '.join(missing)} not in header {headers}")
     for raw in reader:
@@ -166,7 +208,7 @@ def _csv_rows(fh: Any, path: Path, columns: Mapping[str, str]) -> Iterator[tuple
         if None in raw.values():
             given = sum(v is not None for v in raw.values())
             raise DatasetError(f"{path}:{lineno}: {given} field(s) where the header has {len(headers)}")
-        yield lineno, {rename.get(k, k): v for k, v in raw.items()}
+        yield lineno, rename(raw)
 
 
 def _content_hash(examples: tuple[Example, ...]) -> str:

@@ -17,6 +17,7 @@ PROBES = Registry(
         "instruction_following": "insideLLMs.probes.instruction_following:InstructionFollowingProbe",
         "jailbreak": "insideLLMs.probes.jailbreak:JailbreakProbe",
         "code": "insideLLMs.probes.code:CodeProbe",
+        "prompt": "insideLLMs.probes.prompt:PromptProbe",
     },
     entry_point_group="insidellms.probes",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from importlib.resources import as_file, files
+from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 from insideLLMs.datasets import Example, PromptSet
@@ -51,6 +52,19 @@ class Probe(ABC):
         missing = [name for name in self.required_fields if name not in row]
         return _fields_phrase(missing) if missing else None
 
+    def row_problem(self, row: Mapping[str, Any]) -> str | None:
+        """Why this probe cannot use ``row``, said after the row's location; None when it can. Checked on
+        every row before any model is called. Default: the fields it lacks (``missing_fields``)."""
+        missing = self.missing_fields(row)
+        if missing is None:
+            return None
+        return f"{missing} missing for probe {self.name} ({row_has(row)})"
+
+    def prepare(self, folder: Path, fields: Mapping[str, str]) -> None:
+        """Read what the probe's args name, before any row is checked: files relative to ``folder`` (the
+        config's folder), their fields renamed by ``fields`` (the dataset's) unless the args say otherwise.
+        Default: nothing to read."""
+
     @property
     def spec(self) -> dict[str, Any]:
         return {"id": self.name, "version": self.version, "params": self.params}
@@ -83,6 +97,11 @@ class Probe(ABC):
             bundled = PromptSet.from_jsonl(path, name=f"{self.name}-bundled")
         # named by package resource, not by where the package is installed
         return replace(bundled, source=f"insideLLMs:data/{self.default_dataset}")
+
+
+def row_has(row: Mapping[str, Any]) -> str:
+    """``the row has: a, b`` (or ``no fields``), for messages about a row that lacks something."""
+    return f"the row has: {', '.join(map(str, row)) or 'no fields'}"
 
 
 def _fields_phrase(names: Sequence[str]) -> str:

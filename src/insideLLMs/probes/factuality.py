@@ -15,7 +15,7 @@ from insideLLMs.datasets import Example
 from insideLLMs.models.base import Completion
 from insideLLMs.probes._question import QuestionProbe
 from insideLLMs.probes.base import Verdict
-from insideLLMs.probes.text_match import (
+from insideLLMs.scorers.text_match import (
     answer_tokens,
     contains_tokens,
     expected_answers,

@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, line_of
+from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, SchemaError, line_of
 from insideLLMs.datasets import DatasetError, PromptSet
 from insideLLMs.models import MODELS, Model
 from insideLLMs.probes import PROBES, Probe
@@ -34,6 +34,10 @@ def _constructor(registry: Any, type_name: str, args: dict[str, Any], loaded: Lo
     def build() -> Any:
         try:
             return cls(**args)
+        except SchemaError as exc:  # a mistake inside ``args``, at the line of its key
+            loc = (*keys[:-1], "args", *exc.loc)
+            where_in = ".".join(str(p) for p in loc)
+            raise ConfigError(f"{loaded.path}:{line_of(loaded, *loc)}: {where_in}: {exc.message}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: bad args for {registry.kind} type {type_name!r}: {exc}") from None
 
@@ -72,18 +76,20 @@ def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
 
 def _load(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
     if dataset.format == "inline":
-        return PromptSet.from_list(dataset.items or [], name=dataset.name or "inline", id_field=dataset.id_field)
+        return PromptSet.from_list(dataset.items or [], name=dataset.name or "inline", id_field=dataset.id_field,
+                                   fields=dataset.fields)
     if dataset.format == "hf":
         assert dataset.name
         return PromptSet.from_hf(
-            dataset.name, split=dataset.split, subset=dataset.subset, columns=dataset.columns,
+            dataset.name, split=dataset.split, subset=dataset.subset, fields=dataset.fields,
             id_field=dataset.id_field, limit=dataset.limit, revision=dataset.revision, base_dir=base_dir,
         )
     assert dataset.path
     if dataset.format == "csv":
-        return PromptSet.from_csv(dataset.path, columns=dataset.columns, id_field=dataset.id_field, name=dataset.name,
+        return PromptSet.from_csv(dataset.path, fields=dataset.fields, id_field=dataset.id_field, name=dataset.name,
                                   base_dir=base_dir)
-    return PromptSet.from_jsonl(dataset.path, id_field=dataset.id_field, name=dataset.name, base_dir=base_dir)
+    return PromptSet.from_jsonl(dataset.path, id_field=dataset.id_field, name=dataset.name, base_dir=base_dir,
+                                fields=dataset.fields)
 
 
 def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[tuple[Probe, PromptSet]]:
@@ -93,6 +99,9 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
     for i, probe_cfg in enumerate(cfg.probe_list):
         keys: tuple[Any, ...] = (key, i) if cfg.probes else (key,)
         probe: Probe = _constructor(PROBES, probe_cfg.type, probe_cfg.args, loaded, (*keys, "type"))()
+        if any(other.name == probe.name for other, _ in out):  # records are matched by (model, probe, example)
+            hint = "give each a distinct 'name' in its args" if probe_cfg.type == "prompt" else "list each probe once"
+            raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: two probes are named {probe.name!r}; {hint}")
         dataset = probe_cfg.dataset or cfg.dataset
         dkeys = (*keys, "dataset") if probe_cfg.dataset else ("dataset",)
         try:
@@ -104,6 +113,10 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
             raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: {exc}") from None
         except DatasetError as exc:
             raise ConfigError(f"{exc} (dataset at {loaded.path}:{line_of(loaded, *dkeys)})") from None
+        try:
+            probe.prepare(loaded.base_dir, (dataset.fields if dataset is not None else None) or {})
+        except DatasetError as exc:
+            raise ConfigError(f"{exc} (probe args at {loaded.path}:{line_of(loaded, *keys, 'args')})") from None
         prompt_set = prompt_set.head(max_examples)
         _check_fields(probe, prompt_set, partial(_row_location, loaded, dataset, dkeys, prompt_set))
         out.append((probe, prompt_set))
@@ -114,10 +127,9 @@ def _check_fields(probe: Probe, prompt_set: PromptSet, locate: Callable[[int], s
     """Every example has the fields the probe needs, or one line names the first that does not
     (``locate`` says where that row is written): a run must not spend requests on rows it cannot score."""
     for index, example in enumerate(prompt_set):
-        missing = probe.missing_fields(example.data)
-        if missing is not None:
-            has = ", ".join(map(str, example.data)) or "no fields"
-            raise DatasetError(f"{locate(index)}: {missing} missing for probe {probe.name} (the row has: {has})")
+        problem = probe.row_problem(example.data)
+        if problem is not None:
+            raise DatasetError(f"{locate(index)}: {problem}")
 
 
 def _row_location(

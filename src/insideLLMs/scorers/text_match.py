@@ -1,6 +1,6 @@
 """Comparing a model's free-text answer with an expected short answer.
 
-Shared by the ``logic`` and ``factuality`` probes: normalisation (case, punctuation, articles,
+Shared by the ``logic`` and ``factuality`` probes and the ``exact``, ``includes`` and ``f1`` scorers: normalisation (case, punctuation, articles,
 numbers written as words, thousands separators), pulling the final answer out of a longer
 reply ("Answer: X", "the answer is X", ``\\boxed{X}``), and SQuAD-style token F1.
 """
