@@ -38,7 +38,8 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
-        "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats", "McNemarResult",
+        "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats", "GroupVerdict",
+        "McNemarResult", "PAIRED_CI_TEST", "PASS_RATE",
         "accept_candidate", "binomial_upper_tail", "diff_runs", "evaluate_gate", "mcnemar_drop", "render_diff_report",
         "render_json", "render_text", "run_records_path", "write_diff_report",
     },

@@ -11,7 +11,8 @@ from array import array
 from pathlib import Path
 
 from insideLLMs.rundir import TIMINGS, RunDirError, read_jsonl, write_atomic
-from insideLLMs.diff._compare import CLASSES, Change, DiffResult, GateResult
+from insideLLMs.diff._compare import CLASSES, Change, DiffResult
+from insideLLMs.diff._gate import GateResult
 from insideLLMs.diff._render import output_text, unified_output_diff
 from insideLLMs.diff._stats import TEST_NAME
 from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
