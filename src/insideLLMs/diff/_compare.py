@@ -153,6 +153,8 @@ class GroupStats:
         if diff is None:
             return out
         out.update(diff.to_dict())
+        out["baseline_mean"] = round(sums.sum_a / sums.n, 6)  # type: ignore[union-attr]
+        out["candidate_mean"] = round(sums.sum_b / sums.n, 6)  # type: ignore[union-attr]
         mde, needed = power_at(diff, tolerance)
         out["mde"] = round(mde, 6)
         if needed is not None:

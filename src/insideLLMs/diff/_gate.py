@@ -124,7 +124,8 @@ def evaluate_gate(
         checks.append("--fail-on-regressions")
         if result.counts["regression"]:
             failures.append(f"{result.counts['regression']} regression(s) (--fail-on-regressions)")
-    _check_metrics(result, ci)
+    if result.coverage.compared:  # with nothing matched, the gate fails on that alone
+        _check_metrics(result, ci)
     ci = {m: (tol if tol is not None else effect_tolerance(m, result.tolerances) or 0.0) for m, tol in ci.items()}
     power_tolerances = {**{m: t for m, t in result.tolerances.items()}, **{m: t for m, t in ci.items() if t}}
     verdicts: list[GroupVerdict] = []
