@@ -118,7 +118,7 @@ def test_identical_runs_have_a_zero_difference_with_no_doubt(make_run: MakeRun) 
 
 
 def test_the_hot_path_of_identical_pairs_keeps_memory_bounded_and_values_right(tmp_path: Path) -> None:
-    """10,000 identical pairs with distinct float scores (more than the tally holds at once) and 500 changed."""
+    """10,000 identical pairs with distinct float scores (folded as running sums, never kept) and 500 changed."""
     rng = np.random.default_rng(3)
     a = rng.uniform(0, 1, 10_500).round(6)
     b = a.copy()

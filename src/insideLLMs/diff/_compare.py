@@ -53,8 +53,6 @@ DEFAULT_LIMIT = 1000
 #: the paired metric of the pass/fail verdict (1 passed, 0 not: an error or a missing verdict counts as a fail,
 #: as in McNemar's flips), beside every numeric or boolean score the two runs share
 PASS_RATE = "pass_rate"
-#: distinct identical-pair tallies held before they are folded into the groups' sums (bounds memory)
-MAX_IDENTICAL_TALLIES = 4096
 
 
 @dataclass(slots=True)
@@ -205,6 +203,13 @@ class GroupStats:
                 if metric is None:
                     metric = sums[name] = PairedSums()
                 metric.add_same(v, n)
+
+    def add_same_sums(self, name: str, n: int, total: float, squares: float) -> None:
+        """``n`` identical pairs of score ``name`` whose values sum to ``total`` and their squares to ``squares``."""
+        metric = self.sums.get(name)
+        if metric is None:
+            metric = self.sums[name] = PairedSums()
+        metric.add_same_sums(n, total, squares)
 
     def merge(self, other: GroupStats) -> None:
         for kind, n in other.counts.items():
@@ -368,7 +373,8 @@ class _Accumulator:
         self.kept: dict[str, list[Change]] = {k: [] for k in CLASSES if k != "unchanged"}
         self.models: list[str | None] = [None, None]  # the one model per side, for match_on="example"
         self.label = "?"
-        self.identical: dict[tuple[str, str, Any], int] = {}
+        #: identical pairs per (model, probe, verdict): {None: count, score: [n, Σx, Σx²]}
+        self.identical: dict[tuple[str, str, Any], dict[str | None, Any]] = {}
         self.ignore = IGNORED_FIELDS
         self.spec_changes: set[str] = set()
 
@@ -392,26 +398,36 @@ class _Accumulator:
         return g
 
     def add_identical(self, rec: dict[str, Any]) -> None:
-        """The hot path: a pair identical up to ignored fields. Tallied by verdict and scores, folded into the
-        groups whenever the tally holds many distinct entries (continuous scores) and at the end."""
+        """The hot path: a pair identical up to ignored fields. Counted per model, probe and verdict, with each
+        numeric score's running [n, Σx, Σx²] (both sides are equal); folded into the groups at the end."""
+        key = (rec["model"]["id"], rec["probe"]["id"], rec.get("passed"))
+        acc = self.identical.get(key)
+        if acc is None:
+            acc = self.identical[key] = {}
+        acc[None] = acc.get(None, 0) + 1
         scores = rec.get("scores")
-        key = (rec["model"]["id"], rec["probe"]["id"], rec.get("passed"), tuple(scores.items()) if scores else ())
-        tally = self.identical
-        try:
-            tally[key] = tally.get(key, 0) + 1
-        except TypeError:  # a score value that cannot be hashed (a list, a dict): it is no number anyway
-            key = key[:3] + (tuple(item for item in key[3] if _number(item[1]) is not None),)
-            tally[key] = tally.get(key, 0) + 1
-        if len(tally) > MAX_IDENTICAL_TALLIES:
-            self._fold_identical()
+        if scores:
+            for name, v in scores.items():
+                kind = v.__class__
+                if kind is float or kind is int or kind is bool:  # JSON numbers are finite (orjson rejects NaN)
+                    sums = acc.get(name)
+                    if sums is None:
+                        sums = acc[name] = [0, 0.0, 0.0]
+                    sums[0] += 1
+                    sums[1] += v
+                    sums[2] += v * v
 
     def _fold_identical(self) -> None:
-        for (model, probe, passed, scores), n in self.identical.items():
-            g = self._group(self.label if self.match_on == "example" else model, probe)
+        example = self.match_on == "example"
+        for (model, probe, passed), acc in self.identical.items():
+            g = self._group(self.label if example else model, probe)
+            n = acc.pop(None)
             g.counts["unchanged"] += n
             g.baseline.add(passed, n)
             g.candidate.add(passed, n)
-            g.add_same(passed, scores, n)
+            g.add_same(passed, (), n)
+            for name, (count, total, squares) in acc.items():
+                g.add_same_sums(name, count, total, squares)
         self.identical.clear()
 
     def add(self, b_row: Row | None, c_row: Row | None) -> None:

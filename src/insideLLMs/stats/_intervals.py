@@ -193,13 +193,16 @@ class PairedSums:
 
     def add_same(self, value: float, count: int = 1) -> None:
         """``count`` pairs whose two values are both ``value`` (their difference is exactly zero)."""
+        self.add_same_sums(count, value * count, value * value * count)
+
+    def add_same_sums(self, count: int, total: float, squares: float) -> None:
+        """``count`` pairs with equal values on both sides, whose values sum to ``total`` and squares to ``squares``."""
         self.n += count
-        total, square = value * count, value * value * count
         self.sum_a += total
         self.sum_b += total
-        self.sum_aa += square
-        self.sum_bb += square
-        self.sum_ab += square
+        self.sum_aa += squares
+        self.sum_bb += squares
+        self.sum_ab += squares
 
     def merge(self, other: PairedSums) -> None:
         for name in self.__slots__:  # type: ignore[attr-defined]
