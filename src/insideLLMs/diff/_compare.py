@@ -189,20 +189,12 @@ class GroupStats:
                 counts = self.one_sided.setdefault(name, [0, 0])
                 counts[0 if vb is None else 1] += 1
 
-    def add_same(self, passed: Any, scores: Any, n: int) -> None:
-        """Fold ``n`` identical pairs (same verdict and scores on both sides)."""
-        sums = self.sums
-        pass_sums = sums.get(PASS_RATE)
+    def add_same(self, passed: Any, n: int) -> None:
+        """Fold the verdicts of ``n`` identical pairs (their scores come through :meth:`add_same_sums`)."""
+        pass_sums = self.sums.get(PASS_RATE)
         if pass_sums is None:
-            pass_sums = sums[PASS_RATE] = PairedSums()
+            pass_sums = self.sums[PASS_RATE] = PairedSums()
         pass_sums.add_same(1.0 if passed is True else 0.0, n)
-        for name, value in scores:
-            v = _number(value)
-            if v is not None:
-                metric = sums.get(name)
-                if metric is None:
-                    metric = sums[name] = PairedSums()
-                metric.add_same(v, n)
 
     def add_same_sums(self, name: str, n: int, total: float, squares: float) -> None:
         """``n`` identical pairs of score ``name`` whose values sum to ``total`` and their squares to ``squares``."""
@@ -234,7 +226,7 @@ def _number(value: Any) -> float | None:
     """A score's value as a number for the paired statistics (booleans are 0/1); None for anything else."""
     if value.__class__ is bool:
         return 1.0 if value else 0.0
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, (int, float)) and math.isfinite(value):
         return float(value)
     return None
 
@@ -425,7 +417,7 @@ class _Accumulator:
             g.counts["unchanged"] += n
             g.baseline.add(passed, n)
             g.candidate.add(passed, n)
-            g.add_same(passed, (), n)
+            g.add_same(passed, n)
             for name, (count, total, squares) in acc.items():
                 g.add_same_sums(name, count, total, squares)
         self.identical.clear()
