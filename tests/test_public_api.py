@@ -42,7 +42,8 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
-        "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats", "McNemarResult",
+        "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats", "GroupVerdict",
+        "McNemarResult", "PAIRED_CI_TEST", "PASS_RATE",
         "accept_candidate", "binomial_upper_tail", "diff_runs", "evaluate_gate", "mcnemar_drop", "render_diff_report",
         "render_json", "render_text", "run_records_path", "write_diff_report",
     },
@@ -66,9 +67,9 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
     "insideLLMs.stats": {
-        "CONFIDENCE", "Interval", "PairedDifference", "mean_interval", "mean_interval_from_sums",
-        "minimum_detectable_effect",
-        "paired_difference", "pass_at_k", "percentile", "proportion_interval", "sample_size_for",
+        "CONFIDENCE", "Interval", "PairedDifference", "PairedSums", "holm_adjust", "mean_interval",
+        "mean_interval_from_sums", "minimum_detectable_effect", "paired_difference", "paired_difference_from_moments",
+        "pass_at_k", "percentile", "probability_below", "proportion_interval", "sample_size_for",
     },
     "insideLLMs.jsonl": {"iter_lines", "iter_objects", "json_problem", "parse_object"},
     "insideLLMs.backoff": {"backoff_s"},

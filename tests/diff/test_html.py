@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,3 +65,67 @@ def test_diff_html_renders_in_a_real_browser(make_run: MakeRun, tmp_path: Path, 
     assert page.locator("#changes .example:visible").count() == 5
     assert page.locator("#changes-count").inner_text() == "5 of 17 embedded examples match"
     assert (tmp_path / "diff.png").stat().st_size > 10_000
+
+
+def _flip_runs(make_run: MakeRun) -> tuple[Path, Path]:
+    """Candidate vs baseline: 3 pass→fail flips, 2 fail→pass, a score-only regression, a wording change; listed
+    in the stream in an order that is not the review order."""
+    base, cand = [], []
+    for i in range(30):
+        ex = f"ex-{i:02d}"
+        passed = i not in (1, 4, 20)
+        base.append(record(ex, passed=passed, output="4" if passed else "5", scores={"f1": 0.9}))
+        if i in (1, 4):  # fail → pass
+            cand.append(record(ex, run_id="r2", scores={"f1": 0.9}))
+        elif i in (12, 25, 28):  # pass → fail
+            cand.append(record(ex, run_id="r2", passed=False, output="5", scores={"f1": 0.9}))
+        elif i == 3:  # a regression without a flip: the score dropped
+            cand.append(record(ex, run_id="r2", scores={"f1": 0.5}))
+        elif i == 7:
+            cand.append(record(ex, run_id="r2", output="4.", scores={"f1": 0.9}))
+        else:
+            cand.append(record(ex, run_id="r2", passed=passed, output="4" if passed else "5", scores={"f1": 0.9}))
+    return make_run("base", base), make_run("cand", cand)
+
+
+def test_diff_html_opens_with_intervals_and_sorts_flips_first(make_run: MakeRun, tmp_path: Path) -> None:
+    base, cand = _flip_runs(make_run)
+    out = tmp_path / "diff.html"
+    result = run_cli("diff", str(base), str(cand), "--html", str(out), "--fail-on-regression-ci", "pass_rate:0.5")
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    body = text[text.index("<body>"):]
+    # the gate's verdict line, then the intervals as the first table, then which test decided each group
+    assert body.index('id="gate"') < body.index('id="intervals"') < body.index('id="verdicts"') < body.index("What changed")
+    assert body.index("<table") == body.index('<table class="intervals">')
+    assert "paired 95 % interval" in body and "unpaired 95 % interval" in body and "decided by" in body
+    flips = re.findall(r'data-flip="([^"]*)"', body)
+    assert flips == ["pass→fail"] * 3 + [""] + ["fail→pass"] * 2 + [""]
+
+
+@pytest.mark.slow
+def test_diff_html_filters_regressions_and_improvements_in_a_browser(make_run: MakeRun, tmp_path: Path,
+                                                                       open_html: Any) -> None:
+    base, cand = _flip_runs(make_run)
+    out = tmp_path / "diff.html"
+    assert run_cli("diff", str(base), str(cand), "--html", str(out)).returncode == 0
+    loaded = open_html(out)
+    page = loaded.page
+    assert loaded.console_errors == []
+    assert all(url.startswith(("file:", "data:")) for url in loaded.requests), loaded.requests
+    first = page.locator("table").first
+    assert first.get_attribute("class") == "intervals"
+    assert first.locator("tbody tr").count() == 2  # pass_rate and f1
+    visible = page.locator("#changes .example:visible")
+    assert visible.count() == 7
+    assert visible.first.get_attribute("data-flip") == "pass→fail"
+    page.get_by_role("button", name="Regressions").click()
+    assert visible.count() == 4
+    assert [visible.nth(i).get_attribute("data-flip") for i in range(4)] == ["pass→fail"] * 3 + [""]
+    assert page.get_by_role("button", name="Regressions").get_attribute("aria-pressed") == "true"
+    page.get_by_role("button", name="Improvements").click()
+    assert visible.count() == 2
+    assert {visible.nth(i).get_attribute("data-flip") for i in range(2)} == {"fail→pass"}
+    assert page.locator("#changes-count").inner_text() == "2 of 7 embedded examples match"
+    page.get_by_role("button", name="All").click()
+    assert visible.count() == 7

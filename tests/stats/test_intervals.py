@@ -15,7 +15,10 @@ from insideLLMs.stats import (
     mean_interval,
     mean_interval_from_sums,
     minimum_detectable_effect,
+    PairedSums,
+    holm_adjust,
     paired_difference,
+    probability_below,
     pass_at_k,
     proportion_interval,
     sample_size_for,
@@ -138,3 +141,121 @@ def test_bad_inputs_say_what_is_wrong() -> None:
         mean_interval([1.0, 2.0], clusters=["a", "a"])
     with pytest.raises(ValueError, match="one candidate value per baseline value"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def _pairs(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.beta(2.0, 1.0, n)
+    cand = np.clip(base + rng.normal(-0.02, 0.1, n), 0, 1)
+    return base, cand
+
+
+@pytest.mark.parametrize("n", [3, 12, 250])
+def test_paired_interval_matches_ttest_rel_confidence_interval(n: int) -> None:
+    """ttest_rel's interval is mean ± t·se; ours is mean ± z·se (normal): the same se, the quantile named."""
+    base, cand = _pairs(n, n)
+    ours = paired_difference(base.tolist(), cand.tolist()).paired
+    t = sps.ttest_rel(cand, base)
+    low, high = t.confidence_interval(0.95)
+    se = (high - low) / 2 / sps.t.ppf(0.975, n - 1)
+    assert ours.estimate == pytest.approx((low + high) / 2, rel=1e-10)
+    assert ours.se == pytest.approx(se, rel=1e-10)
+    assert (ours.low, ours.high) == pytest.approx((ours.estimate - sps.norm.ppf(0.975) * se,
+                                                   ours.estimate + sps.norm.ppf(0.975) * se), rel=1e-10)
+
+
+def test_unpaired_interval_is_welchs_standard_error() -> None:
+    base, cand = _pairs(5, 400)
+    ours = paired_difference(base.tolist(), cand.tolist()).unpaired
+    welch = sps.ttest_ind(cand, base, equal_var=False)
+    assert ours.se == pytest.approx(ours.estimate / welch.statistic, rel=1e-10)
+    assert ours.method == "unpaired"
+
+
+def test_running_sums_give_the_same_paired_difference() -> None:
+    base, cand = _pairs(6, 1000)
+    whole = paired_difference(base.tolist(), cand.tolist())
+    sums = PairedSums()
+    for a, b in zip(base.tolist()[:600], cand.tolist()[:600]):
+        sums.add(a, b)
+    rest = PairedSums()
+    for a, b in zip(base.tolist()[600:], cand.tolist()[600:]):
+        rest.add(a, b)
+    sums.merge(rest)
+    running = sums.difference()
+    assert running.n == 1000
+    for ours, theirs in ((running.paired, whole.paired), (running.unpaired, whole.unpaired)):
+        assert (ours.estimate, ours.se, ours.low, ours.high) == pytest.approx(
+            (theirs.estimate, theirs.se, theirs.low, theirs.high), rel=1e-9)
+    assert running.correlation == pytest.approx(whole.correlation, rel=1e-9)
+
+
+def test_paired_difference_by_hand() -> None:
+    """Baseline 1,1,0,0 and candidate 1,0,0,1 (one flip each way): d = 0,−1,0,+1, mean 0,
+    var_d = 2/3, se = √(2/3 / 4); var_a = var_b = 1/3, cov = 0 (so r = 0), unpaired se = √(2/3 / 4) too."""
+    sums = PairedSums()
+    for a, b in ((1, 1), (1, 0), (0, 0), (0, 1)):
+        sums.add(float(a), float(b))
+    result = sums.difference()
+    assert result.paired.estimate == 0.0
+    assert result.paired.se == pytest.approx(math.sqrt(2 / 3 / 4), rel=1e-12)
+    assert result.unpaired.se == pytest.approx(math.sqrt(2 / 3 / 4), rel=1e-12)
+    assert result.correlation == pytest.approx(0.0, abs=1e-12)
+    same = PairedSums()
+    same.add_same(1.0, 3)
+    same.add_same(0.0, 2)
+    identical = same.difference()  # identical runs: no difference and no doubt about it
+    assert (identical.paired.estimate, identical.paired.se) == (0.0, 0.0)
+    assert identical.correlation == pytest.approx(1.0)
+    assert identical.unpaired.se == pytest.approx(math.sqrt(2 * 0.3 / 5), rel=1e-12)
+
+
+def test_mde_and_sample_size_match_statsmodels_normal_power() -> None:
+    """Our power is the one-sample (paired) normal test: statsmodels' NormalIndPower with ratio=0, in effect
+    sizes standardized by the standard deviation of the differences (sd = se·√n)."""
+    from statsmodels.stats.power import NormalIndPower
+
+    power = NormalIndPower()
+    for n, sd in ((50, 0.4), (200, 0.3), (3000, 0.05)):
+        se = sd / math.sqrt(n)
+        d = power.solve_power(effect_size=None, nobs1=n, alpha=0.05, power=0.8, ratio=0)
+        assert minimum_detectable_effect(se) == pytest.approx(d * sd, rel=1e-4)  # they add the far tail (~1e-6)
+        for tolerance in (0.01, 0.02, 0.05):
+            needed = power.solve_power(effect_size=tolerance / sd, nobs1=None, alpha=0.05, power=0.8, ratio=0)
+            assert abs(sample_size_for(tolerance, se, n) - math.ceil(needed)) <= 1
+
+
+def test_holm_matches_statsmodels() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(11)
+    for m in (1, 2, 5, 30):
+        ps = np.concatenate([rng.uniform(0, 0.02, m // 2), rng.uniform(0, 1, m - m // 2)]).tolist()
+        ps[0:0] = [ps[-1]] if m > 2 else []  # a tie
+        reject, adjusted, _, _ = multipletests(ps, alpha=0.05, method="holm")
+        ours = holm_adjust(ps)
+        assert ours == pytest.approx(adjusted.tolist(), abs=1e-15)
+        assert [p < 0.05 for p in ours] == reject.tolist()
+
+
+def test_probability_below_is_the_one_sided_normal_p_value() -> None:
+    assert probability_below(-0.05, 0.01, -0.02) == pytest.approx(sps.norm.cdf(-3.0), rel=1e-12)
+    assert probability_below(0.0, 0.0, -0.02) == 1.0 and probability_below(-0.1, 0.0, -0.02) == 0.0
+
+
+def test_paired_interval_covers_a_known_difference_for_a_skewed_bounded_score() -> None:
+    """2,000 simulated pairs of runs (n=120), seeded: a skewed score in [0, 1] and a candidate that is worse by
+    a known amount on average; the paired interval from running sums covers the true difference 93–97 %."""
+    rng = np.random.default_rng(13)
+    trials, n = 2000, 120
+    base_all = rng.beta(0.6, 2.5, (trials, n))  # mean m = 0.6 / 3.1, most mass near 0
+    cand_all = 0.7 * base_all + 0.3 * 0.5 * rng.beta(0.6, 2.5, (trials, n))  # still in [0, 1], correlated
+    truth = 0.3 * 0.5 * (0.6 / 3.1) - 0.3 * (0.6 / 3.1)  # E[cand − base]
+    hits = 0
+    for base, cand in zip(base_all, cand_all):
+        sums = PairedSums()
+        for a, b in zip(base.tolist(), cand.tolist()):
+            sums.add(a, b)
+        iv = sums.difference().paired
+        hits += iv.low <= truth <= iv.high
+    assert 0.93 <= hits / trials <= 0.97, hits / trials

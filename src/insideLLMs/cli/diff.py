@@ -30,6 +30,29 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
     return tolerances
 
 
+def _parse_regression_ci(values: tuple[str, ...]) -> dict[str, float | None]:
+    """``METRIC[:TOL]`` of each --fail-on-regression-ci (TOL: a number ≥ 0; without it, --tolerance's or 0)."""
+    gates: dict[str, float | None] = {}
+    for value in values:
+        metric, sep, number = value.rpartition(":")
+        if not sep:
+            metric, number = value, ""
+        metric = metric.strip()
+        tol: float | None = None
+        if number.strip():
+            try:
+                tol = float(number)
+            except ValueError:
+                tol = -1.0
+            if not (0 <= tol < float("inf")):
+                raise click.UsageError(f"--fail-on-regression-ci {value!r}: TOL must be a number >= 0 "
+                                       "(e.g. pass_rate:0.02 or f1:0.05)")
+        if not metric:
+            raise click.UsageError(f"--fail-on-regression-ci {value!r}: expected METRIC[:TOL] (e.g. pass_rate:0.02)")
+        gates[metric] = tol
+    return gates
+
+
 @click.command(cls=Command)
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
@@ -37,6 +60,15 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--fail-on-regressions", is_flag=True, help="Exit 2 if any example got worse.")
 @click.option("--fail-on-significant-regression", is_flag=True,
               help="Exit 2 if a model × probe's pass rate dropped significantly (exact McNemar test).")
+@click.option("--fail-on-regression-ci", "regression_ci", multiple=True, metavar="METRIC[:TOL]",
+              help="Exit 2 if, for a model × probe, the whole 95 % interval of the paired difference of METRIC "
+                   "(a score, or pass_rate) lies below -TOL (repeatable; TOL defaults to --tolerance's, else 0).")
+@click.option("--fail-on-underpowered", is_flag=True,
+              help="Exit 2 if a passing per-group gate could not have seen a change as large as its tolerance "
+                   "(minimum detectable effect > TOL, alpha 0.05, power 0.8).")
+@click.option("--correction", type=click.Choice(["none", "holm"]), default="none", show_default=True,
+              help="Multiple-testing correction across model × probe groups for --fail-on-significant-regression "
+                   "and --fail-on-regression-ci (holm: Holm's step-down).")
 @click.option("--allow-missing", is_flag=True,
               help="Let a gate pass on a partial comparison: an incomplete candidate, or one lacking baseline "
                    "examples (a comparison that matched nothing always fails).")
@@ -61,7 +93,8 @@ def _parse_tolerances(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--accept", is_flag=True, help="Make the candidate the new baseline (copies its deterministic files).")
 def diff(
     baseline: Path, candidate: Path, fail_on_changes: bool, fail_on_regressions: bool,
-    fail_on_significant_regression: bool, allow_missing: bool, alpha: float, tolerances: tuple[str, ...],
+    fail_on_significant_regression: bool, regression_ci: tuple[str, ...], fail_on_underpowered: bool,
+    correction: str, allow_missing: bool, alpha: float, tolerances: tuple[str, ...],
     lower_is_better: tuple[str, ...], match_on: str, fmt: str, output: Path | None,
     html_path: Path | None, top: int, limit: int, accept: bool,
 ) -> None:
@@ -72,6 +105,10 @@ def diff(
     from insideLLMs.diff import diff_runs, evaluate_gate, render_json, render_text
 
     tols = _parse_tolerances(tolerances)
+    ci_gates = _parse_regression_ci(regression_ci)
+    if fail_on_underpowered and not (ci_gates or fail_on_significant_regression):
+        raise click.UsageError("--fail-on-underpowered judges the power of --fail-on-significant-regression or "
+                               "--fail-on-regression-ci; give one of them")
     if accept:
         _accept(baseline, candidate)
         return
@@ -80,7 +117,8 @@ def diff(
     gate = evaluate_gate(
         result, fail_on_changes=fail_on_changes, fail_on_regressions=fail_on_regressions,
         fail_on_significant_regression=fail_on_significant_regression, alpha=alpha,
-        allow_missing=allow_missing,
+        allow_missing=allow_missing, fail_on_regression_ci=ci_gates, fail_on_underpowered=fail_on_underpowered,
+        correction=correction,  # type: ignore[arg-type]
     )
     payload: bytes = render_json(result, gate) if fmt == "json" else render_text(result, gate, top).encode()
     _write_or_print(payload, output)

@@ -8,12 +8,12 @@ from insideLLMs.diff._compare import (
     Change,
     Coverage,
     DiffResult,
-    GateResult,
+    PASS_RATE,
     GroupStats,
     diff_runs,
-    evaluate_gate,
     run_records_path,
 )
+from insideLLMs.diff._gate import PAIRED_CI_TEST, GateResult, GroupVerdict, evaluate_gate
 from insideLLMs.diff._html import render_diff_report, write_diff_report
 from insideLLMs.diff._pairing import DiffInputError
 from insideLLMs.diff._render import render_json, render_text
@@ -27,7 +27,10 @@ __all__ = [
     "DiffResult",
     "GateResult",
     "GroupStats",
+    "GroupVerdict",
     "McNemarResult",
+    "PAIRED_CI_TEST",
+    "PASS_RATE",
     "accept_candidate",
     "binomial_upper_tail",
     "diff_runs",

@@ -15,6 +15,7 @@ higher-is-better unless its name ends in one of :data:`LOWER_IS_BETTER_SUFFIXES`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +36,11 @@ from insideLLMs.diff._pairing import (
 from insideLLMs.diff._stats import McNemarResult, mcnemar_drop
 from insideLLMs.diff._verdict import LOWER_IS_BETTER_SUFFIXES, Classifier, show
 from insideLLMs.rundir import INCOMPLETE, MANIFEST, RECORDS
+from insideLLMs.stats import PairedDifference, PairedSums, minimum_detectable_effect, sample_size_for
 
 __all__ = [
-    "CLASSES", "Change", "Coverage", "DiffInputError", "DiffResult", "GateResult", "GroupStats",
-    "LOWER_IS_BETTER_SUFFIXES", "MatchOn", "diff_runs", "evaluate_gate", "run_records_path",
+    "CLASSES", "PASS_RATE", "Change", "Coverage", "DiffInputError", "DiffResult", "GroupStats",
+    "LOWER_IS_BETTER_SUFFIXES", "MatchOn", "diff_runs", "effect_tolerance", "power_at", "run_records_path",
 ]
 
 MatchOn = Literal["key", "example"]
@@ -48,6 +50,9 @@ CLASSES = ("regression", "improvement", "changed", "only-in-baseline", "only-in-
 IGNORED_FIELDS = ("run_id", "model", "probe")
 MAX_SPEC_CHANGES = 20
 DEFAULT_LIMIT = 1000
+#: the paired metric of the pass/fail verdict (1 passed, 0 not: an error or a missing verdict counts as a fail,
+#: as in McNemar's flips), beside every numeric or boolean score the two runs share
+PASS_RATE = "pass_rate"
 
 
 @dataclass(slots=True)
@@ -108,17 +113,141 @@ class GroupStats:
     candidate: SideCounts = field(default_factory=SideCounts)
     pass_to_fail: int = 0
     fail_to_pass: int = 0
+    #: running sums of each metric over the pairs that have it on both sides (pass_rate over every pair)
+    sums: dict[str, PairedSums] = field(default_factory=dict)
+    #: pairs where only the baseline [0] or only the candidate [1] has a metric's value
+    one_sided: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def mcnemar(self) -> McNemarResult:
         return mcnemar_drop(self.pass_to_fail, self.fail_to_pass)
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def has_verdicts(self) -> bool:
+        return bool(self.baseline.scored or self.candidate.scored)
+
+    def metrics(self) -> list[str]:
+        """The metrics with paired values: pass_rate (when either side has verdicts), then scores by name."""
+        names = sorted(name for name in self.sums if name != PASS_RATE)
+        return ([PASS_RATE] if self.has_verdicts and PASS_RATE in self.sums else []) + names
+
+    def difference(self, metric: str) -> PairedDifference | None:
+        """The paired difference of ``metric`` (None with fewer than two pairs)."""
+        sums = self.sums.get(metric)
+        return sums.difference() if sums is not None and sums.n >= 2 else None
+
+    def missing(self, metric: str) -> tuple[int, int]:
+        """(pairs lacking the candidate's value, pairs lacking the baseline's) of a metric the other side has."""
+        b_only, c_only = self.one_sided.get(metric, (0, 0))
+        return b_only, c_only
+
+    def paired_dict(self, metric: str, tolerance: float | None) -> dict[str, Any]:
+        """One metric's paired statistics, and its power against ``tolerance`` (when one is set)."""
+        sums = self.sums.get(metric)
+        lacks_candidate, lacks_baseline = self.missing(metric)
+        out: dict[str, Any] = {"n": sums.n if sums else 0, "candidate_lacks": lacks_candidate,
+                               "baseline_lacks": lacks_baseline}
+        diff = self.difference(metric)
+        if diff is None:
+            return out
+        out.update(diff.to_dict())
+        out["baseline_mean"] = round(sums.sum_a / sums.n, 6)  # type: ignore[union-attr]
+        out["candidate_mean"] = round(sums.sum_b / sums.n, 6)  # type: ignore[union-attr]
+        mde, needed = power_at(diff, tolerance)
+        out["mde"] = round(mde, 6)
+        if needed is not None:
+            out["tolerance"] = tolerance
+            out["n_needed"] = needed
+        return out
+
+    def to_dict(self, tolerances: Mapping[str, float] | None = None) -> dict[str, Any]:
         return {
             "model": self.model, "probe": self.probe, "counts": self.counts,
             "baseline": self.baseline.to_dict(), "candidate": self.candidate.to_dict(),
             "mcnemar": self.mcnemar.to_dict(),
+            "paired": {m: self.paired_dict(m, effect_tolerance(m, tolerances or {})) for m in self.metrics()},
         }
+
+    def add_pair(self, b: dict[str, Any], c: dict[str, Any]) -> None:
+        """Fold one matched pair of records into the paired sums of pass rate and of every score."""
+        sums = self.sums
+        pass_sums = sums.get(PASS_RATE)
+        if pass_sums is None:
+            pass_sums = sums[PASS_RATE] = PairedSums()
+        pass_sums.add(1.0 if b.get("passed") is True else 0.0, 1.0 if c.get("passed") is True else 0.0)
+        bs, cs = b.get("scores") or {}, c.get("scores") or {}
+        if not (bs or cs):
+            return
+        for name in bs.keys() | cs.keys():
+            va, vb = _number(bs.get(name)), _number(cs.get(name))
+            if va is not None and vb is not None:
+                metric = sums.get(name)
+                if metric is None:
+                    metric = sums[name] = PairedSums()
+                metric.add(va, vb)
+            elif va is not None or vb is not None:
+                counts = self.one_sided.setdefault(name, [0, 0])
+                counts[0 if vb is None else 1] += 1
+
+    def add_same(self, passed: Any, n: int) -> None:
+        """Fold the verdicts of ``n`` identical pairs (their scores come through :meth:`add_same_sums`)."""
+        pass_sums = self.sums.get(PASS_RATE)
+        if pass_sums is None:
+            pass_sums = self.sums[PASS_RATE] = PairedSums()
+        pass_sums.add_same(1.0 if passed is True else 0.0, n)
+
+    def add_same_sums(self, name: str, n: int, total: float, squares: float) -> None:
+        """``n`` identical pairs of score ``name`` whose values sum to ``total`` and their squares to ``squares``."""
+        metric = self.sums.get(name)
+        if metric is None:
+            metric = self.sums[name] = PairedSums()
+        metric.add_same_sums(n, total, squares)
+
+    def merge(self, other: GroupStats) -> None:
+        for kind, n in other.counts.items():
+            self.counts[kind] += n
+        self.baseline.merge(other.baseline)
+        self.candidate.merge(other.candidate)
+        self.pass_to_fail += other.pass_to_fail
+        self.fail_to_pass += other.fail_to_pass
+        for name, sums in other.sums.items():
+            mine = self.sums.get(name)
+            if mine is None:
+                self.sums[name] = sums
+            else:
+                mine.merge(sums)
+        for name, (b_only, c_only) in other.one_sided.items():
+            counts = self.one_sided.setdefault(name, [0, 0])
+            counts[0] += b_only
+            counts[1] += c_only
+
+
+def _number(value: Any) -> float | None:
+    """A score's value as a number for the paired statistics (booleans are 0/1); None for anything else."""
+    if value.__class__ is bool:
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def power_at(diff: PairedDifference, tolerance: float | None) -> tuple[float, int | None]:
+    """(minimum detectable effect, examples needed to detect ``tolerance``; None without one) of a paired
+    difference, at alpha 0.05 and power 0.8."""
+    se = diff.paired.se
+    mde = minimum_detectable_effect(se)
+    if not tolerance:
+        return mde, None
+    return mde, (sample_size_for(tolerance, se, diff.n) if se > 0 else diff.n)
+
+
+def effect_tolerance(metric: str, tolerances: Mapping[str, float]) -> float | None:
+    """The tolerance a user set for ``metric``, the difference worth detecting: its own, else ``"*"`` (a score's
+    only: the pass rate takes ``pass_rate=`` alone). None when there is none, or it is 0."""
+    tol = tolerances.get(metric)
+    if tol is None and metric != PASS_RATE:
+        tol = tolerances.get("*")
+    return tol or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +295,7 @@ class DiffResult:
     limit: int
     coverage: Coverage
     spec_changes: list[str] = field(default_factory=list)
+    lower_is_better: frozenset[str] = frozenset()  # from --lower-is-better (name suffixes apply as well)
 
     @property
     def total_changes(self) -> int:
@@ -182,17 +312,11 @@ class DiffResult:
             "counts": self.counts,
             "coverage": self.coverage.to_dict(),
             "spec_changes": self.spec_changes,
-            "groups": [g.to_dict() for g in self.groups],
+            "groups": [g.to_dict(self.tolerances) for g in self.groups],
             "changes": [c.to_dict() for c in self.changes],
             "changes_total": self.total_changes,
             "changes_truncated": self.total_changes > len(self.changes),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    passed: bool
-    reasons: list[str]  # why it failed, or what was checked when it passed
 
 
 def run_records_path(run_dir: Path, role: str) -> Path:
@@ -241,7 +365,8 @@ class _Accumulator:
         self.kept: dict[str, list[Change]] = {k: [] for k in CLASSES if k != "unchanged"}
         self.models: list[str | None] = [None, None]  # the one model per side, for match_on="example"
         self.label = "?"
-        self.identical: dict[tuple[str, str, Any], int] = {}
+        #: identical pairs per (model, probe, verdict): {None: count, score: [n, Σx, Σx²]}
+        self.identical: dict[tuple[str, str, Any], dict[str | None, Any]] = {}
         self.ignore = IGNORED_FIELDS
         self.spec_changes: set[str] = set()
 
@@ -265,17 +390,36 @@ class _Accumulator:
         return g
 
     def add_identical(self, rec: dict[str, Any]) -> None:
-        """The hot path: a pair identical up to ignored fields. Tallied, folded into groups at the end."""
+        """The hot path: a pair identical up to ignored fields. Counted per model, probe and verdict, with each
+        numeric score's running [n, Σx, Σx²] (both sides are equal); folded into the groups at the end."""
         key = (rec["model"]["id"], rec["probe"]["id"], rec.get("passed"))
-        tally = self.identical
-        tally[key] = tally.get(key, 0) + 1
+        acc = self.identical.get(key)
+        if acc is None:
+            acc = self.identical[key] = {}
+        acc[None] = acc.get(None, 0) + 1
+        scores = rec.get("scores")
+        if scores:
+            for name, v in scores.items():
+                kind = v.__class__
+                if kind is float or kind is int or kind is bool:  # JSON numbers are finite (orjson rejects NaN)
+                    sums = acc.get(name)
+                    if sums is None:
+                        sums = acc[name] = [0, 0.0, 0.0]
+                    sums[0] += 1
+                    sums[1] += v
+                    sums[2] += v * v
 
     def _fold_identical(self) -> None:
-        for (model, probe, passed), n in self.identical.items():
-            g = self._group(self.label if self.match_on == "example" else model, probe)
+        example = self.match_on == "example"
+        for (model, probe, passed), acc in self.identical.items():
+            g = self._group(self.label if example else model, probe)
+            n = acc.pop(None)
             g.counts["unchanged"] += n
             g.baseline.add(passed, n)
             g.candidate.add(passed, n)
+            g.add_same(passed, n)
+            for name, (count, total, squares) in acc.items():
+                g.add_same_sums(name, count, total, squares)
         self.identical.clear()
 
     def add(self, b_row: Row | None, c_row: Row | None) -> None:
@@ -304,6 +448,7 @@ class _Accumulator:
             for name in self.ignore:
                 b.pop(name, None)
                 c.pop(name, None)
+            g.add_pair(b, c)
             if b == c:
                 g.counts["unchanged"] += 1
                 return
@@ -357,6 +502,7 @@ class _Accumulator:
             match_on=self.match_on, tolerances=tolerances, counts=self.counts,
             groups=sorted(self.groups.values(), key=lambda g: (g.model, g.probe)),
             changes=changes, limit=self.limit, spec_changes=sorted(self.spec_changes),
+            lower_is_better=self.classifier.lower,
         )
 
 
@@ -372,12 +518,7 @@ def _spec_change(name: str, b: Any, c: Any) -> str:
 def _merge_groups(a: GroupStats | None, b: GroupStats) -> GroupStats:
     if a is None:
         return b
-    for kind, n in b.counts.items():
-        a.counts[kind] += n
-    a.baseline.merge(b.baseline)
-    a.candidate.merge(b.candidate)
-    a.pass_to_fail += b.pass_to_fail
-    a.fail_to_pass += b.fail_to_pass
+    a.merge(b)
     return a
 
 
@@ -418,50 +559,3 @@ def diff_runs(
             base_records, cand_records, key_fn, LineMatcher(ignore), identical, max_pending))
     except _TooFarApart:
         return fold(lambda identical: indexed_pairs(base_records, cand_records, key_fn))
-
-
-def evaluate_gate(
-    result: DiffResult,
-    *,
-    fail_on_changes: bool = False,
-    fail_on_regressions: bool = False,
-    fail_on_significant_regression: bool = False,
-    alpha: float = 0.05,
-    allow_missing: bool = False,
-) -> GateResult:
-    """Apply the CI gate options to a diff; no option set means the gate always passes.
-
-    A gate that was asked for fails when the comparison is partial: nothing matched (always), or,
-    unless ``allow_missing``, the candidate is incomplete or lacks some of the baseline's examples.
-    """
-    failures: list[str] = []
-    checks: list[str] = []
-    if fail_on_changes or fail_on_regressions or fail_on_significant_regression:
-        coverage = result.coverage
-        if coverage.compared == 0:
-            failures.append(coverage.problems(result.candidate)[-1] + "; the gate compared nothing")
-        elif not allow_missing:
-            failures.extend(f"{p} (--allow-missing to gate on the examples both runs have)"
-                            for p in coverage.problems(result.candidate))
-    if fail_on_changes:
-        checks.append("--fail-on-changes")
-        changed = result.total_changes - (result.counts["only-in-baseline"] if allow_missing else 0)
-        if changed:
-            failures.append(f"{changed} example(s) not unchanged (--fail-on-changes)")
-    if fail_on_regressions:
-        checks.append("--fail-on-regressions")
-        if result.counts["regression"]:
-            failures.append(f"{result.counts['regression']} regression(s) (--fail-on-regressions)")
-    if fail_on_significant_regression:
-        checks.append(f"--fail-on-significant-regression (alpha={alpha:g})")
-        for g in result.groups:
-            m = g.mcnemar
-            if m.significant_drop(alpha):
-                failures.append(
-                    f"{g.model} / {g.probe}: pass rate dropped significantly "
-                    f"(McNemar b={m.b} c={m.c} p={m.p_value:.3g} < alpha={alpha:g})"
-                )
-    if failures:
-        return GateResult(False, failures)
-    return GateResult(True, checks)
-

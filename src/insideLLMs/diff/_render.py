@@ -6,7 +6,8 @@ import difflib
 from typing import Any
 
 from insideLLMs import canonical
-from insideLLMs.diff._compare import CLASSES, Change, DiffResult, GateResult
+from insideLLMs.diff._compare import CLASSES, Change, DiffResult, GroupStats, effect_tolerance
+from insideLLMs.diff._gate import GateResult
 from insideLLMs.diff._stats import TEST_NAME
 
 MAX_DIFF_LINES = 14
@@ -39,6 +40,29 @@ def unified_output_diff(change: Change, context: int = 1) -> list[str]:
 
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
+
+
+def signed(x: float) -> str:
+    """A difference with its sign, four significant digits."""
+    return f"{x:+.4g}"
+
+
+def paired_lines(g: GroupStats, tolerances: dict[str, float]) -> list[str]:
+    """One line per metric of a group: the paired difference, its interval, the unpaired one, r, n, power."""
+    lines = []
+    for metric in g.metrics():
+        d = g.paired_dict(metric, effect_tolerance(metric, tolerances))
+        if "paired" not in d:
+            lines.append(f"    {metric}: {d['n']} pair(s), too few for an interval")
+            continue
+        pi, ui = d["paired"], d["unpaired"]
+        r = "—" if d["correlation"] is None else f"{d['correlation']:.2f}"
+        line = (f"    {metric}: Δ {signed(pi['estimate'])}, paired 95 % [{signed(pi['low'])}, {signed(pi['high'])}]"
+                f" (unpaired [{signed(ui['low'])}, {signed(ui['high'])}]), r={r}, n={d['n']:,}, MDE {d['mde']:.4g}")
+        if "n_needed" in d:
+            line += f", n for {d['tolerance']:g}: {d['n_needed']:,}"
+        lines.append(line)
+    return lines
 
 
 def _run_label(path: Any, run_id: str | None) -> str:
@@ -76,6 +100,9 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
                 f"{g.counts['improvement']} improved, {g.counts['changed']} changed; "
                 f"flips pass→fail b={m.b}, fail→pass c={m.c}, p={m.p_value:.3g}"
             )
+            out.extend(paired_lines(g, result.tolerances))
+        out.append("  (Δ = candidate − baseline over the examples both runs have; MDE = the smallest true Δ "
+                   "found 80 % of the time at alpha 0.05)")
         out.append("")
     shown = result.changes[:top]
     if shown:
@@ -87,13 +114,29 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
         out.append("no changes.")
     if gate is not None:
         out.append("")
-        if gate.passed:
-            checked = ", ".join(gate.reasons) if gate.reasons else "no gate option given"
-            out.append(f"gate: PASSED ({checked})")
-        else:
-            out.append("gate: FAILED")
-            out.extend(f"  - {r}" for r in gate.reasons)
+        out.extend(gate_lines(gate))
     return "\n".join(out) + "\n"
+
+
+def gate_lines(gate: GateResult) -> list[str]:
+    """The verdict, then per model × probe which test decided and whether it had the power to."""
+    out = []
+    if gate.passed:
+        checked = ", ".join(gate.reasons) if gate.reasons else "no gate option given"
+        out.append(f"gate: PASSED ({checked})")
+        if gate.underpowered:
+            out.append(f"  UNDERPOWERED: {len(gate.underpowered)} verdict(s) passed on too few examples to see "
+                       "a change as large as the tolerance (--fail-on-underpowered fails them)")
+    else:
+        out.append("gate: FAILED")
+        out.extend(f"  - {r}" for r in gate.reasons)
+    if gate.verdicts:
+        out.append("  decided per model × probe:")
+    for v in gate.verdicts:
+        out.append(f"    {v.model} / {v.probe} {v.metric}: {'pass' if v.passed else 'FAIL'} by {v.test} ({v.detail})")
+        if v.underpowered:
+            out.append(f"      {v.power_note()}")
+    return out
 
 
 def _render_change(ch: Change) -> list[str]:
@@ -116,5 +159,5 @@ def render_json(result: DiffResult, gate: GateResult | None = None) -> bytes:
     """diff.json: canonical JSON (sorted keys, compact) plus a newline; same inputs, same bytes."""
     payload = result.to_dict()
     if gate is not None:
-        payload["gate"] = {"passed": gate.passed, "reasons": gate.reasons}
+        payload["gate"] = gate.to_dict()
     return canonical.dumps_bytes(payload) + b"\n"

@@ -20,7 +20,8 @@ LOWER_IS_BETTER_SUFFIXES = (
 )
 
 
-def _lower_is_better(name: str, extra: frozenset[str]) -> bool:
+def lower_is_better(name: str, extra: frozenset[str]) -> bool:
+    """Whether a smaller value of score ``name`` is the better one (its suffix, or ``--lower-is-better``)."""
     return name in extra or name.lower().endswith(LOWER_IS_BETTER_SUFFIXES)
 
 
@@ -77,7 +78,7 @@ class Classifier:
             if abs(delta) <= tol or math.isclose(abs(delta), tol, rel_tol=1e-9):  # 0.55 - 0.50 is 0.05000000000000004
                 continue
             equal = False
-            lower = _lower_is_better(name, self.lower)
+            lower = lower_is_better(name, self.lower)
             got_worse = (delta > 0) if lower else (delta < 0)
             note = f"score {name} {show(bv)} → {show(cv)}" + (" (lower is better)" if lower else "")
             (worse if got_worse else better).append(note)

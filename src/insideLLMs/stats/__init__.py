@@ -6,26 +6,34 @@ from insideLLMs.stats._intervals import (
     CONFIDENCE,
     Interval,
     PairedDifference,
+    PairedSums,
     mean_interval,
     mean_interval_from_sums,
     minimum_detectable_effect,
     paired_difference,
+    paired_difference_from_moments,
     pass_at_k,
+    probability_below,
     proportion_interval,
     sample_size_for,
 )
+from insideLLMs.stats._multiple_testing import holm_adjust
 from insideLLMs.stats._percentile import percentile
 
 __all__ = [
     "CONFIDENCE",
     "Interval",
     "PairedDifference",
+    "PairedSums",
+    "holm_adjust",
     "mean_interval",
     "mean_interval_from_sums",
     "minimum_detectable_effect",
     "paired_difference",
+    "paired_difference_from_moments",
     "pass_at_k",
     "percentile",
+    "probability_below",
     "proportion_interval",
     "sample_size_for",
 ]

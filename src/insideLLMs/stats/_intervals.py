@@ -123,19 +123,110 @@ def paired_difference(baseline: Sequence[float], candidate: Sequence[float],
     n = len(baseline)
     if n != len(candidate):
         raise ValueError("paired values: one candidate value per baseline value")
+    if n < 2:
+        raise ValueError("a standard error needs at least two values")
+    mean_a, mean_b = math.fsum(baseline) / n, math.fsum(candidate) / n
+    var_a = math.fsum((x - mean_a) ** 2 for x in baseline) / (n - 1)
+    var_b = math.fsum((y - mean_b) ** 2 for y in candidate) / (n - 1)
+    cov = math.fsum((x - mean_a) * (y - mean_b) for x, y in zip(baseline, candidate)) / (n - 1)
     diffs = [c - b for b, c in zip(baseline, candidate)]
-    paired = mean_interval(diffs, clusters, confidence)
-    paired = Interval(paired.estimate, paired.se, paired.low, paired.high, "paired" if clusters is None else
-                      "paired-cluster", confidence)
-    a, b = mean_interval(baseline), mean_interval(candidate)
-    se = math.hypot(a.se, b.se)
+    mean_d = math.fsum(diffs) / n
+    var_d = math.fsum((d - mean_d) ** 2 for d in diffs) / (n - 1)
+    result = paired_difference_from_moments(n, mean_a, mean_b, var_a, var_b, cov, var_diff=var_d,
+                                            confidence=confidence)
+    if clusters is None:
+        return result
+    clustered = mean_interval(diffs, clusters, confidence)
+    paired = Interval(clustered.estimate, clustered.se, clustered.low, clustered.high, "paired-cluster", confidence)
+    return PairedDifference(n, paired, result.unpaired, result.correlation)
+
+
+def paired_difference_from_moments(n: int, mean_a: float, mean_b: float, var_a: float, var_b: float, cov_ab: float,
+                                   var_diff: float | None = None,
+                                   confidence: float = CONFIDENCE) -> PairedDifference:
+    """The paired difference from the two runs' means, (n−1)-variances and covariance over ``n`` pairs.
+
+    Paired: se = √((var_a + var_b − 2·cov_ab) / n); unpaired (Welch's, as if the runs were two
+    independent samples): se = √(var_a/n + var_b/n). ``var_diff``, when the caller has it directly (the
+    variance of the per-pair differences, the same quantity), is used instead of var_a + var_b − 2·cov_ab,
+    which loses precision when the runs are nearly identical."""
+    if n < 2:
+        raise ValueError("a standard error needs at least two values")
     z = _z(confidence)
-    unpaired = Interval(paired.estimate, se, paired.estimate - z * se, paired.estimate + z * se, "unpaired",
-                        confidence)
-    var_a, var_b = (a.se ** 2) * n, (b.se ** 2) * n
-    cov = math.fsum((x - a.estimate) * (y - b.estimate) for x, y in zip(baseline, candidate)) / (n - 1)
-    correlation = cov / math.sqrt(var_a * var_b) if var_a > 0 and var_b > 0 else None
+    estimate = mean_b - mean_a
+    v_diff = var_a + var_b - 2 * cov_ab if var_diff is None else var_diff
+    se = math.sqrt(max(0.0, v_diff) / n)
+    paired = Interval(estimate, se, estimate - z * se, estimate + z * se, "paired", confidence)
+    se_u = math.sqrt(max(0.0, var_a + var_b) / n)
+    unpaired = Interval(estimate, se_u, estimate - z * se_u, estimate + z * se_u, "unpaired", confidence)
+    correlation = cov_ab / math.sqrt(var_a * var_b) if var_a > 0 and var_b > 0 else None
+    if correlation is not None:
+        correlation = max(-1.0, min(1.0, correlation))
     return PairedDifference(n, paired, unpaired, correlation)
+
+
+@dataclass(slots=True)
+class PairedSums:
+    """Running sums of paired values (n, Σa, Σb, Σa², Σb², Σab, and Σd, Σd² of the differences d = b − a):
+    all a one-pass comparison keeps, however many pairs it sees."""
+
+    n: int = 0
+    sum_a: float = 0.0
+    sum_b: float = 0.0
+    sum_aa: float = 0.0
+    sum_bb: float = 0.0
+    sum_ab: float = 0.0
+    sum_d: float = 0.0
+    sum_dd: float = 0.0
+
+    def add(self, a: float, b: float) -> None:
+        """One pair: the baseline's value ``a`` and the candidate's ``b``."""
+        d = b - a
+        self.n += 1
+        self.sum_a += a
+        self.sum_b += b
+        self.sum_aa += a * a
+        self.sum_bb += b * b
+        self.sum_ab += a * b
+        self.sum_d += d
+        self.sum_dd += d * d
+
+    def add_same(self, value: float, count: int = 1) -> None:
+        """``count`` pairs whose two values are both ``value`` (their difference is exactly zero)."""
+        self.add_same_sums(count, value * count, value * value * count)
+
+    def add_same_sums(self, count: int, total: float, squares: float) -> None:
+        """``count`` pairs with equal values on both sides, whose values sum to ``total`` and squares to ``squares``."""
+        self.n += count
+        self.sum_a += total
+        self.sum_b += total
+        self.sum_aa += squares
+        self.sum_bb += squares
+        self.sum_ab += squares
+
+    def merge(self, other: PairedSums) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def difference(self, confidence: float = CONFIDENCE) -> PairedDifference:
+        """:func:`paired_difference` of the pairs added so far (needs two)."""
+        n = self.n
+        if n < 2:
+            raise ValueError("a standard error needs at least two values")
+        var_a = (self.sum_aa - self.sum_a * self.sum_a / n) / (n - 1)
+        var_b = (self.sum_bb - self.sum_b * self.sum_b / n) / (n - 1)
+        cov = (self.sum_ab - self.sum_a * self.sum_b / n) / (n - 1)
+        var_d = (self.sum_dd - self.sum_d * self.sum_d / n) / (n - 1)
+        return paired_difference_from_moments(n, self.sum_a / n, self.sum_b / n, max(0.0, var_a), max(0.0, var_b),
+                                              cov, var_diff=var_d, confidence=confidence)
+
+
+def probability_below(estimate: float, se: float, bound: float) -> float:
+    """The one-sided p-value of "the true value is at least ``bound``" for a normal estimate:
+    P(Z ≤ (estimate − bound) / se). With a zero standard error: 0 below the bound, else 1."""
+    if se <= 0:
+        return 0.0 if estimate < bound else 1.0
+    return NormalDist().cdf((estimate - bound) / se)
 
 
 def minimum_detectable_effect(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
