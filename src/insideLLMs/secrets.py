@@ -135,7 +135,9 @@ def _redact_line_pairs(line: str) -> str:
         if not is_secret_key(m["name"]):
             return m[0]
         value = m["value"]
-        if REDACTED[:-1] in value or value.lower() in ("null", "none", "~", "true", "false", '""', "''") or value.isdigit():
+        if REDACTED[:-1] in value or value.lower() in ("null", "none", "~", "true", "false", '""', "''"):
+            return m[0]
+        if value.isdigit() and not _strict_key(m["name"]):  # a count (`max_tokens: 3`); a numeric PIN is not
             return m[0]
         quote = value[0] if value[0] in "\"'" else ""
         return f"{m['key']}{quote}{REDACTED}{quote}"
