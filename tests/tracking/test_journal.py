@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -50,13 +51,20 @@ def test_torn_last_line_is_reported_and_skipped(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "torn last line skipped" in result.output
     # appending later (to close a dead run) first moves the torn tail aside
+    torn = contents.torn_tail
     writer = JournalWriter.reopen(path)
+    assert writer.header == contents.header and writer.path == path
+    woken = threading.Event()
+    writer.notify(woken)
     writer.append("run_end", {"status": "killed"})
+    # on disk at once, before close: the process that closes a dead run may itself be cut short
+    reread = read_journal(run_dir)
+    assert reread.torn_tail is None and reread.events[-1].seq == 12
+    assert reread.events[-1].data == {"status": "killed"}
+    assert woken.is_set()
     writer.close()
-    contents = read_journal(run_dir)
-    assert contents.torn_tail is None and contents.events[-1].seq == 12
-    assert contents.events[-1].data == {"status": "killed"}
-    assert (run_dir / "journal.torn").read_bytes().startswith(b'{"seq":12')
+    assert read_journal(run_dir).events == reread.events
+    assert (run_dir / "journal.torn").read_bytes() == torn + b"\n"
 
 
 def test_newer_major_version_is_rejected(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 import orjson
@@ -137,19 +137,25 @@ class JournalWriter:
         flush_every: int = 256,  # small batches: the buffered lines stay in the CPU caches
         flush_interval_s: float = 0.5,
     ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = JournalHeader(FORMAT_NAME, FORMAT_VERSION, run_key, time.time())
+        fh = open(path, "xb")
+        fh.write(orjson.dumps(header.to_dict()) + b"\n")
+        fh.flush()
+        self._start(path, header, fh, 0, flush_every, flush_interval_s)
+
+    def _start(self, path: Path, header: JournalHeader, fh: BinaryIO, seq: int, flush_every: int,
+               flush_interval_s: float) -> None:
         self.path = path
+        self.header = header
+        self._fh = fh
+        self._seq = seq
         self._flush_every = flush_every
         self._flush_interval_s = flush_interval_s
         self._lock = threading.Lock()
         self._buffer: list[bytes] = []  # serialized lines, without their newline
-        self._seq = 0
         self._closed = False
         self._listeners: list[threading.Event] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.header = JournalHeader(FORMAT_NAME, FORMAT_VERSION, run_key, time.time())
-        self._fh = open(path, "xb")
-        self._fh.write(orjson.dumps(self.header.to_dict()) + b"\n")
-        self._fh.flush()
         self._last_flush = time.monotonic()
 
     @property
@@ -227,17 +233,8 @@ class JournalWriter:
             with open(path, "r+b") as fh:
                 fh.truncate(path.stat().st_size - len(contents.torn_tail))
         self = cls.__new__(cls)
-        self.path = path
-        self._flush_every = 1
-        self._flush_interval_s = 0.0
-        self._lock = threading.Lock()
-        self._buffer = []
-        self._seq = contents.last_seq
-        self._closed = False
-        self._listeners = []
-        self.header = contents.header
-        self._fh = open(path, "ab")
-        self._last_flush = time.monotonic()
+        # every event is written at once: a dead run gets one or two closing events, each of which must land
+        self._start(path, contents.header, open(path, "ab"), contents.last_seq, flush_every=1, flush_interval_s=0.0)
         return self
 
 
