@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import re
 from pathlib import Path
 
 import pytest
 
-from insideLLMs.diff import diff_runs
+from insideLLMs.diff import DiffInputError, diff_runs
 from insideLLMs.diff import binomial_upper_tail, mcnemar_drop
 from support.cli import run_cli
 from support.run_dirs import write_big_run
@@ -81,3 +83,45 @@ def test_mcnemar_one_sided() -> None:
     assert mcnemar_drop(0, 30).p_value == 1.0  # an improvement is never a significant drop
     assert mcnemar_drop(10, 10).p_value == pytest.approx(0.588099, abs=1e-6)
     assert mcnemar_drop(0, 0).p_value == 1.0
+
+
+@pytest.mark.slow
+def test_files_in_any_order_pair_by_key_with_their_own_line_numbers(tmp_path: Path) -> None:
+    """A shuffled candidate (more than one 10,000-row index batch) is paired through the on-disk index:
+    every change names the line of each side, records on one side only are counted, nothing else moves."""
+    n = 12_000
+    base = write_big_run(tmp_path / "base", n, run_id="base-run")
+    flipped = write_big_run(tmp_path / "flipped", n, run_id="cand-run", flip_every=1000)
+    lines = (flipped / "records.jsonl").read_bytes().splitlines(keepends=True)
+    order = list(range(n))
+    random.Random(7).shuffle(order)
+    dropped = {order[0], order[1], 5000}  # 5000 is also a flipped example: it leaves the regressions
+    kept = [i for i in order if i not in dropped]
+    extra = lines[3].replace(b"ex0000003", b"ex9999999")
+    cand = tmp_path / "cand"
+    cand.mkdir()
+    (cand / "records.jsonl").write_bytes(b"".join([lines[i] for i in kept] + [extra]))
+
+    result = diff_runs(base, cand, max_pending=100, limit=1000)
+
+    flips = [i for i in range(0, n, 1000) if i not in dropped]
+    assert result.counts == {"regression": len(flips), "improvement": 0, "changed": 0, "only-in-baseline": 3,
+                             "only-in-candidate": 1, "unchanged": n - 3 - len(flips)}
+    position = {i: kept.index(i) + 1 for i in flips}
+    regressions = [c for c in result.changes if c.kind == "regression"]
+    assert [(c.example_id, c.baseline["line"], c.candidate["line"]) for c in regressions] == [
+        (f"ex{i:07d}", i + 1, position[i]) for i in flips]
+    only_base = sorted((c.example_id, c.baseline["line"]) for c in result.changes if c.kind == "only-in-baseline")
+    assert only_base == sorted((f"ex{i:07d}", i + 1) for i in dropped)
+    (only_cand,) = [c for c in result.changes if c.kind == "only-in-candidate"]
+    assert (only_cand.example_id, only_cand.candidate["line"]) == ("ex9999999", len(kept) + 1)
+
+
+def test_a_malformed_line_in_a_shuffled_file_is_named(tmp_path: Path) -> None:
+    base = write_big_run(tmp_path / "base", 300, run_id="base-run")
+    lines = (base / "records.jsonl").read_bytes().splitlines(keepends=True)
+    cand = tmp_path / "cand"
+    cand.mkdir()
+    (cand / "records.jsonl").write_bytes(b"".join(lines[::-1][:200]) + b"{not json\n" + b"".join(lines[::-1][200:]))
+    with pytest.raises(DiffInputError, match=rf"^{re.escape(str(cand / 'records.jsonl'))}:201: "):
+        diff_runs(base, cand, max_pending=10)
