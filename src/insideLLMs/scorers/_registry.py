@@ -25,6 +25,7 @@ SCORERS = Registry(
         "numeric": "insideLLMs.scorers._numeric:NumericScorer",
         "choice": "insideLLMs.scorers._choice:ChoiceScorer",
         "json": "insideLLMs.scorers._json:JsonScorer",
+        "judge": "insideLLMs.scorers._judge:JudgeScorer",
     },
     entry_point_group="insidellms.scorers",
 )
