@@ -150,6 +150,8 @@ def test_grades_reasons_and_usage_are_in_the_record_apart_from_the_models(tmp_pa
     assert sent["temperature"] == 0 and sent["max_tokens"] == 256 and sent["model"] == "judge-1"
     assert fake_llm_server.stats.judge_requests == 3
     assert summary["totals"]["status_counts"] == {"success": 3}
+    assert summary["totals"]["judge_tokens"]["completion"] == 21  # the judge's tokens apart from the model's
+    assert summary["totals"]["tokens"] == {"prompt": 9, "completion": 8}
     # the probe spec in the record shows the judge model's spec, never its key or host
     spec_entry = first["probe"]["params"]["scorers"][1]
     assert spec_entry["models"] == [{"id": "judge-1", "provider": "openai", "params": {}}]
@@ -257,6 +259,48 @@ def test_the_dummy_model_can_judge_deterministically(tmp_path: Path) -> None:
     assert [(r["scores"], r["passed"]) for r in recs] == [({"judge": 1}, True)] * 3
     assert recs[0]["judge"] == {"judge": {"model": "dummy-judge", "grade": "PASS", "reason": "looks right",
                                           "passed": True, "usage": {"prompt_tokens": 57, "completion_tokens": 5}}}
+
+
+def dummy_judge(name: str, grade: str) -> dict[str, Any]:
+    verdict = grade[4:] if grade.startswith("raw:") else f'{{"grade": "{grade}", "reason": "{name} says {grade}"}}'
+    return {"type": "dummy", "args": {"model_name": name, "canned_response": verdict}}
+
+
+@pytest.mark.parametrize("grades, expected", [
+    (["A", "A", "C"], ("A", 1, 0.666667, True)),
+    (["A", "C"], ("C", 0, 0.5, False)),  # a tie goes to the lowest grade: never an optimistic pass
+    (["A", "raw:no idea", "B"], ("B", 0.5, 0.333333, True)),  # a broken vote counts against agreement
+])
+def test_several_judges_vote_and_report_their_agreement(tmp_path: Path, grades: list[str], expected: tuple) -> None:
+    write_jsonl(tmp_path / "qa.jsonl", ROWS[:1])
+    scorer = {"type": "judge", "rubric": "Right city?", "grades": GRADES, "pass_at": 0.5,
+              "models": [dummy_judge(f"j{i}", g) for i, g in enumerate(grades)]}
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump({
+        "model": {"type": "dummy"}, "dataset": {"path": "qa.jsonl"},
+        "probe": {"type": "prompt", "args": {"template": "{{ question }}", "scorers": [scorer]}}}), encoding="utf-8")
+    summary = run(path, tmp_path / "run")
+    (rec,) = records(tmp_path / "run")
+    grade, value, agreement, passed = expected
+    assert rec["scores"] == {"judge": value, "judge.agreement": agreement}
+    assert rec["passed"] is passed and rec["status"] == "success"
+    verdict = rec["judge"]["judge"]
+    assert (verdict["grade"], verdict["agreement"], verdict["passed"]) == (grade, agreement, passed)
+    assert [v["model"] for v in verdict["votes"]] == [f"j{i}" for i in range(len(grades))]
+    assert summary["totals"]["judge_tokens"]["completion"] == sum(v["usage"]["completion_tokens"] for v in verdict["votes"])
+
+
+def test_when_no_judge_gives_a_verdict_it_is_a_judge_error(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "qa.jsonl", ROWS[:1])
+    scorer = {"type": "judge", "rubric": "r", "models": [dummy_judge("j0", "raw:hmm"), dummy_judge("j1", "raw:{}")]}
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump({
+        "model": {"type": "dummy"}, "dataset": {"path": "qa.jsonl"},
+        "probe": {"type": "prompt", "args": {"template": "{{ question }}", "scorers": [scorer]}}}), encoding="utf-8")
+    run(path, tmp_path / "run")
+    (rec,) = records(tmp_path / "run")
+    assert (rec["status"], rec["passed"], rec["scores"]) == ("judge_error", None, {})
+    assert rec["error"]["message"] == "judge: no judge gave a usable verdict (verdict is not JSON: 'hmm')"
 
 
 # -- the command line: bad input and the self-grading warning --------------------------------------
