@@ -37,9 +37,9 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness",
                       "self_grading"},
     "insideLLMs.rundir": {
-        "CONFIG", "INCOMPLETE", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
+        "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
-        "summarize", "write_atomic",
+        "summarize", "write_atomic", "judge_agreement",
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
@@ -67,7 +67,7 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
     "insideLLMs.stats": {
-        "CONFIDENCE", "Interval", "PairedDifference", "mean_interval", "mean_interval_from_sums",
+        "CONFIDENCE", "Interval", "PairedDifference", "cohen_kappa", "mean_interval", "mean_interval_from_sums",
         "minimum_detectable_effect",
         "paired_difference", "pass_at_k", "percentile", "proportion_interval", "sample_size_for",
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from insideLLMs.stats._agreement import cohen_kappa
 from insideLLMs.stats._intervals import (
     CONFIDENCE,
     Interval,
@@ -20,6 +21,7 @@ __all__ = [
     "CONFIDENCE",
     "Interval",
     "PairedDifference",
+    "cohen_kappa",
     "mean_interval",
     "mean_interval_from_sums",
     "minimum_detectable_effect",
