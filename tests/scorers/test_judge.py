@@ -339,3 +339,61 @@ def test_a_judge_grading_itself_gets_a_one_line_warning(tmp_path: Path, fake_llm
     warnings = [line for line in result.stderr.splitlines() if "self-grading" in line]
     assert warnings == ["! probe prompt: the judge is the model under test (same); self-grading tends to flatter it: "
                         "use another judge model"]
+
+
+# -- pairwise, both orders -----------------------------------------------------------------------
+
+def pairwise_entry(url: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "pairwise", "rubric": "Which names the right city?",
+            "model": {"type": "openai", "args": {"model_name": "judge-1", "api_key": "k", "base_url": url}}, **extra}
+
+
+def test_pairwise_judges_both_orders_and_counts_only_agreement(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
+    fake_llm_server.configure(judge={
+        "verdicts": {
+            "[Answer 1]\nIt is Paris.": "1", "[Answer 2]\nIt is Paris.": "2",  # the answer wins in both orders
+            "[Answer 1]\nRome": "1", "[Answer 2]\nRome": "2",  # the reference wins in both orders
+        },
+        "default": "1",  # Spain: a judge that always prefers the first answer
+    })
+    run(write_eval(tmp_path, fake_llm_server, pairwise_entry(fake_llm_server.openai_base_url)), tmp_path / "run")
+    recs = records(tmp_path / "run")
+    assert [(r["scores"]["pairwise"], r["scores"]["pairwise.consistent"], r["passed"]) for r in recs] == [
+        (1.0, True, True),
+        (0.0, True, False),
+        (0.5, False, False),  # position bias: a tie, never a win (and includes failed)
+    ]
+    assert [r["judge"]["pairwise"]["grade"] for r in recs] == ["answer", "reference", "tie"]
+    orders = recs[0]["judge"]["pairwise"]["orders"]
+    assert [o["grade"] for o in orders] == ["1", "2"] and all(o["usage"] for o in orders)
+    assert fake_llm_server.stats.judge_requests == 6
+    sent = fake_llm_server.stats.last_request["body"]["messages"][0]["content"]
+    assert "[Answer 1]\nMadrid\n\n[Answer 2]\nNo idea." in sent  # the swapped order: the reference first
+
+
+def test_pairwise_without_swap_asks_once_and_a_broken_order_is_a_judge_error(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
+    fake_llm_server.configure(judge={"verdicts": {"[Answer 2]\nIt is Paris.": "raw:both fine"}, "default": "tie"})
+    write_jsonl(tmp_path / "qa.jsonl", ROWS[:1])
+    once = write_eval(tmp_path, fake_llm_server, pairwise_entry(fake_llm_server.openai_base_url, swap=False))
+    write_jsonl(tmp_path / "qa.jsonl", ROWS[:1])
+    run(once, tmp_path / "once")
+    (rec,) = records(tmp_path / "once")
+    assert rec["scores"] == {"includes": True, "pairwise": 0.5} and rec["passed"] is True
+    assert fake_llm_server.stats.judge_requests == 1
+    both = write_eval(tmp_path, fake_llm_server, pairwise_entry(fake_llm_server.openai_base_url))
+    write_jsonl(tmp_path / "qa.jsonl", ROWS[:1])
+    run(both, tmp_path / "both")
+    (rec,) = records(tmp_path / "both")
+    assert rec["status"] == "judge_error" and rec["passed"] is None
+    assert rec["error"]["message"] == "pairwise: verdict is not JSON: 'both fine'"
+
+
+def test_pairwise_needs_a_target_and_one_model() -> None:
+    from insideLLMs.probes import get_probe
+
+    with pytest.raises(SchemaError, match="compares with a target"):
+        get_probe("prompt", scorers=[{"type": "pairwise", "model": {"type": "dummy"}}])
+    with pytest.raises(SchemaError, match="unexpected keyword argument 'models'"):
+        get_probe("prompt", target="x", scorers=[{"type": "pairwise", "models": [{"type": "dummy"}]}])
+    with pytest.raises(SchemaError, match="swap: expected true or false"):
+        get_scorer("pairwise", model={"type": "dummy"}, swap="yes")

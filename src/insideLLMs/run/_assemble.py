@@ -132,7 +132,7 @@ def _with_judge(args: dict[str, Any], judge: ModelConfig | None) -> dict[str, An
     default = {"type": judge.type, "args": dict(judge.args)}
     entries = [
         {**entry, "model": default}
-        if isinstance(entry, dict) and entry.get("type") == "judge" and "model" not in entry and "models" not in entry
+        if isinstance(entry, dict) and entry.get("type") in ("judge", "pairwise") and "model" not in entry and "models" not in entry
         else entry
         for entry in scorers
     ]

@@ -211,4 +211,75 @@ class JudgeScorer(Scorer):
         return Score(value, passed, extra={"agreement": agreement}, detail=detail)
 
 
-__all__ = ["DEFAULT_GRADES", "JudgeError", "JudgeScorer", "judge_prompt", "parse_verdict"]
+#: a pairwise verdict names a position; these are what each is worth to the answer under test
+_POSITIONS = {"1": 1.0, "2": 0.0, "tie": 0.5}
+_OUTCOMES = {1.0: "answer", 0.0: "reference", 0.5: "tie"}
+
+
+def pairwise_prompt(question: str, first: str, second: str, rubric: str) -> list[Message]:
+    """The judge's conversation for comparing two answers to one question."""
+    parts = [
+        "You are comparing two answers to the same question. Apply the rubric strictly; the order of the "
+        "answers means nothing.",
+        f"[Question]\n{question}",
+        f"[Answer 1]\n{first}",
+        f"[Answer 2]\n{second}",
+        f"[Rubric]\n{rubric}",
+        '[Grades]\nOne of: 1 (answer 1 is better), 2 (answer 2 is better), tie.',
+        'Reply with only a JSON object: {"grade": "<1, 2 or tie>", "reason": "<one short sentence>"}',
+    ]
+    return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+class PairwiseScorer(JudgeScorer):
+    """A judge compares the answer with the probe's target (a reference answer, or another model's) and
+    says which is better by ``rubric``: 1 when the answer wins, 0.5 a tie, 0 a loss; passes at ``pass_at``
+    (default 0.5: at least a tie). With ``swap`` (the default) it judges both orders and counts only a
+    verdict both orders agree on: a judge that prefers a position gives a tie (``pairwise.consistent``
+    false)."""
+
+    name: ClassVar[str] = "pairwise"
+    version: ClassVar[str] = "1"
+    needs_target: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        rubric: str = "Which answer is more correct, complete and helpful?",
+        model: dict[str, Any] | None = None,
+        pass_at: float = 0.5,
+        swap: bool = True,
+        generation: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(rubric, model=model, grades=dict(_POSITIONS), pass_at=pass_at, generation=generation)
+        if not isinstance(swap, bool):
+            raise SchemaError(("swap",), f"expected true or false, got {swap!r}")
+        self.params["swap"] = swap
+        self.swap = swap
+
+    async def ascore(self, answer: Answer, context: ScoreContext) -> Score:
+        if context.generate is None:
+            raise TypeError("the pairwise scorer calls a model: it scores within a run")
+        question = next((m["content"] for m in reversed(answer.messages) if m.get("role") == "user"), "")
+        reference = answer.targets[0] if answer.targets else ""
+        model = self._models[0]
+        orders = [await self._vote(model, pairwise_prompt(question, answer.text, reference, self.rubric), context)]
+        if self.swap:
+            swapped = await self._vote(model, pairwise_prompt(question, reference, answer.text, self.rubric), context)
+            orders.append(swapped)
+        detail: dict[str, Any] = {"model": model.model_id, "orders": orders}
+        failed = next((o["error"] for o in orders if "error" in o), None)
+        if failed is not None:
+            return Score(None, detail=detail, error=failed)
+        values = [_POSITIONS[orders[0]["grade"]]]
+        if self.swap:
+            values.append(1.0 - _POSITIONS[orders[1]["grade"]])  # position 1 is the reference there
+        consistent = len(set(values)) == 1
+        value = values[0] if consistent else 0.5
+        passed = value >= self.pass_at
+        detail = {"grade": _OUTCOMES[value], "consistent": consistent, "passed": passed} | detail
+        extra = {"consistent": consistent} if self.swap else {}
+        return Score(value, passed, extra=extra, detail=detail)
+
+
+__all__ = ["DEFAULT_GRADES", "JudgeError", "JudgeScorer", "PairwiseScorer", "judge_prompt", "pairwise_prompt",
+           "parse_verdict"]

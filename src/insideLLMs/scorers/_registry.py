@@ -26,6 +26,7 @@ SCORERS = Registry(
         "choice": "insideLLMs.scorers._choice:ChoiceScorer",
         "json": "insideLLMs.scorers._json:JsonScorer",
         "judge": "insideLLMs.scorers._judge:JudgeScorer",
+        "pairwise": "insideLLMs.scorers._judge:PairwiseScorer",
     },
     entry_point_group="insidellms.scorers",
 )
