@@ -115,7 +115,7 @@ def _usage(completion: Completion | None) -> dict[str, int] | None:
 
 
 class JudgeScorer(Scorer):
-    """Another model grades the answer against ``rubric`` on the ``grades`` scale; passes at ``pass_at``."""
+    """Another model grades the answer against a rubric, on a scale you declare (an LLM judge)."""
 
     name: ClassVar[str] = "judge"
     version: ClassVar[str] = "1"
@@ -232,11 +232,12 @@ def pairwise_prompt(question: str, first: str, second: str, rubric: str) -> list
 
 
 class PairwiseScorer(JudgeScorer):
-    """A judge compares the answer with the probe's target (a reference answer, or another model's) and
-    says which is better by ``rubric``: 1 when the answer wins, 0.5 a tie, 0 a loss; passes at ``pass_at``
-    (default 0.5: at least a tie). With ``swap`` (the default) it judges both orders and counts only a
-    verdict both orders agree on: a judge that prefers a position gives a tie (``pairwise.consistent``
-    false)."""
+    """A judge says whether the answer beats the target, asked in both orders (pairwise, with swap).
+
+    The target is a reference answer, or another model's. The score is 1 when the answer wins, 0.5 a tie,
+    0 a loss; it passes at ``pass_at`` (default 0.5: at least a tie). With ``swap`` (the default) it judges
+    both orders and counts only a verdict both orders agree on: a judge that prefers a position gives a
+    tie (``pairwise.consistent`` false)."""
 
     name: ClassVar[str] = "pairwise"
     version: ClassVar[str] = "1"
