@@ -397,3 +397,12 @@ def test_pairwise_needs_a_target_and_one_model() -> None:
         get_probe("prompt", target="x", scorers=[{"type": "pairwise", "models": [{"type": "dummy"}]}])
     with pytest.raises(SchemaError, match="swap: expected true or false"):
         get_scorer("pairwise", model={"type": "dummy"}, swap="yes")
+
+
+def test_judge_calls_stay_within_the_runs_concurrency(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
+    fake_llm_server.configure(judge={"default": "A", "latency_ms": 50})
+    config = write_eval(tmp_path, fake_llm_server)
+    write_jsonl(tmp_path / "qa.jsonl", [{"id": f"q{i}", "question": f"Capital {i}?", "gold": "x"} for i in range(8)])
+    run(config, tmp_path / "run", concurrency=2)
+    assert fake_llm_server.stats.judge_requests == 8
+    assert fake_llm_server.stats.peak_in_flight == 2  # the judge is called from the example's own worker
