@@ -1,7 +1,7 @@
 """A fake-but-real LLM HTTP server: OpenAI Chat Completions and Anthropic Messages on aiohttp.
 
 Deterministic answers (a table keyed by prompt substring, else an echo of the last user
-message), a fixed latency, and scripted faults (429 with Retry-After, any status, hangs,
+message), a judge mode (structured, malformed or slow verdicts for judge prompts), a fixed latency, and scripted faults (429 with Retry-After, any status, hangs,
 malformed bodies, dropped connections, answers that trickle in) so tests and benchmarks drive the real SDKs end to end.
 It counts requests and in-flight concurrency (peak and time-weighted mean).
 
@@ -52,6 +52,33 @@ class Fault:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {self.kind!r}")
 
 
+JUDGE_MARKER = "Reply with only a JSON object"  # a line of insideLLMs' judge prompt
+
+
+@dataclass
+class Judge:
+    """Judge mode: a request whose last user message holds ``marker`` gets a verdict, not an answer.
+
+    ``verdicts`` maps a substring of the judge prompt (the judged answer, say) to a verdict, first match
+    wins, else ``default``. A verdict that is a grade name is sent as ``{"grade": g, "reason": "..."}``; a
+    mapping is sent as JSON as it is (``{"grade": "Z"}`` for a grade off the scale); text starting with
+    ``raw:`` is sent as the rest of it (a malformed verdict). ``latency_ms`` delays every verdict (slow).
+    """
+
+    verdicts: dict[str, Any] = field(default_factory=dict)
+    default: Any = "PASS"
+    latency_ms: float = 0.0
+    marker: str = JUDGE_MARKER
+
+    def verdict(self, prompt: str) -> str:
+        chosen = next((v for key, v in self.verdicts.items() if key in prompt), self.default)
+        if isinstance(chosen, str) and chosen.startswith("raw:"):
+            return chosen[4:]
+        if isinstance(chosen, str):
+            return json.dumps({"grade": chosen, "reason": f"fake judge says {chosen}"})
+        return json.dumps(chosen)
+
+
 @dataclass
 class Behaviour:
     latency_ms: float = 0.0
@@ -60,6 +87,7 @@ class Behaviour:
     served_model: str | None = None  # None: echo the requested model name
     system_fingerprint: str | None = "fp_fake0001"
     faults: list[Fault] = field(default_factory=list)
+    judge: Judge | None = None  # judge mode (see ``Judge``); None: judge prompts are answered as any other
 
 
 @dataclass
@@ -72,6 +100,7 @@ class Stats:
     first_ts: float | None = None
     last_ts: float | None = None
     faults_served: int = 0
+    judge_requests: int = 0
     last_request: dict[str, Any] | None = None
 
     def _advance(self, now: float) -> None:
@@ -101,6 +130,7 @@ class Stats:
             "peak_in_flight": self.peak_in_flight,
             "mean_in_flight": self.busy_area / span if span > 0 else 0.0,
             "faults_served": self.faults_served,
+            "judge_requests": self.judge_requests,
             "last_request": self.last_request,
         }
 
@@ -140,12 +170,15 @@ class FakeLLMServer:
     # ---- controls (thread-safe enough for tests: plain attribute swaps) ----
 
     def configure(self, **changes: Any) -> None:
-        """Change behaviour at run time: latency_ms, api_key, answers, served_model, system_fingerprint, faults."""
+        """Change behaviour at run time: latency_ms, api_key, answers, served_model, system_fingerprint, faults,
+        judge (a ``Judge`` or its fields as a mapping; None turns judge mode off)."""
         for key, value in changes.items():
             if not hasattr(self.behaviour, key):
                 raise ValueError(f"unknown behaviour {key!r}")
             if key == "faults":
                 value = [f if isinstance(f, Fault) else Fault(**f) for f in value]
+            if key == "judge" and isinstance(value, dict):
+                value = Judge(**value)
             setattr(self.behaviour, key, value)
 
     def add_fault(self, kind: str, **options: Any) -> None:
@@ -197,6 +230,9 @@ class FakeLLMServer:
         return bearer == f"Bearer {expected}" or request.headers.get("x-api-key") == expected
 
     def _answer(self, prompt: str) -> str:
+        judge = self.behaviour.judge
+        if judge is not None and judge.marker in prompt:
+            return judge.verdict(prompt)
         for key, text in self.behaviour.answers.items():
             if key in prompt:
                 return text
@@ -213,11 +249,17 @@ class FakeLLMServer:
         if not self._authorised(request):
             return web.json_response(_error(kind, 401, "Incorrect API key provided."), status=401)
         fault = self._take_fault(prompt)
+        judge = self.behaviour.judge
+        if judge is not None and judge.marker in prompt:
+            self.stats.judge_requests += 1
+            if judge.latency_ms:
+                await asyncio.sleep(judge.latency_ms / 1000.0)
+        answer = self._answer(prompt)
         if fault is not None and fault.kind == "slow":
-            return self._answer(prompt), fault.seconds
+            return answer, fault.seconds
         if fault is not None:
             return await self._faulted(request, fault, _error(kind, fault.status, f"scripted {fault.status}"))
-        return self._answer(prompt), 0.0
+        return answer, 0.0
 
     async def _respond(self, request: web.Request, payload: dict[str, Any], trickle_s: float) -> web.StreamResponse:
         if not trickle_s:

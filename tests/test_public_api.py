@@ -34,11 +34,12 @@ PUBLIC: dict[str, set[str]] = {
         "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
         "build_scorers", "get_scorer",
     },
-    "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness"},
+    "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness",
+                      "self_grading"},
     "insideLLMs.rundir": {
-        "CONFIG", "INCOMPLETE", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
+        "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
-        "summarize", "write_atomic",
+        "summarize", "write_atomic", "judge_agreement",
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
@@ -67,7 +68,7 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
     "insideLLMs.stats": {
-        "CONFIDENCE", "Interval", "PairedDifference", "PairedSums", "holm_adjust", "mean_interval",
+        "CONFIDENCE", "Interval", "PairedDifference", "PairedSums", "cohen_kappa", "holm_adjust", "mean_interval",
         "mean_interval_from_sums", "minimum_detectable_effect", "paired_difference", "paired_difference_from_moments",
         "pass_at_k", "percentile", "probability_below", "proportion_interval", "sample_size_for",
     },

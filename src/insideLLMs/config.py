@@ -294,6 +294,7 @@ class Config(Settings):
     runner: RunnerConfig = msgspec.field(default_factory=RunnerConfig)
     tracking: TrackingConfig | None = None
     run_dir: str | None = None
+    judge: ModelConfig | None = None  # the model of every judge scorer that names none of its own
 
     def __post_init__(self) -> None:
         if self.model and self.models:

@@ -133,3 +133,36 @@ def test_embedded_model_answers_bundled_probe_examples(model, probe_name: str) -
     for text, verdict in asyncio.run(go()):
         assert text.strip()
         assert verdict.passed in (True, False) and verdict.scores
+
+
+@pytest.mark.slow
+def test_embedded_model_judges_a_run_end_to_end(tmp_path: Path, model) -> None:
+    """A real judged run with the embedded model as the judge: its verdict may or may not parse, but every
+    record ends with either a declared grade or a judge_error, never a silent pass or fail."""
+    import orjson
+    import yaml
+
+    from insideLLMs.config import load_config
+    from insideLLMs.run import build_harness
+
+    rows = [{"id": "q1", "question": "What is 2 + 2?", "gold": "4"},
+            {"id": "q2", "question": "What colour is the sky on a clear day?", "gold": "blue"}]
+    (tmp_path / "qa.jsonl").write_text("".join(orjson.dumps(r).decode() + "\n" for r in rows), encoding="utf-8")
+    scorer = {"type": "judge", "rubric": "Does the answer match the reference?", "grades": {"PASS": 1, "FAIL": 0},
+              "model": {"type": "llamacpp"}, "generation": {"max_tokens": 48}}
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({
+        "model": {"type": "dummy", "args": {"canned_response": "4"}}, "dataset": {"path": "qa.jsonl"},
+        "probe": {"type": "prompt", "args": {"template": "{{ question }}", "target": "{{ gold }}",
+                                             "scorers": [scorer]}}}), encoding="utf-8")
+    outcome = build_harness(load_config(tmp_path / "eval.yaml"), run_dir=tmp_path / "run").run()
+    recs = [orjson.loads(line) for line in (tmp_path / "run/records.jsonl").read_bytes().splitlines()]
+    assert len(recs) == 2 and outcome.summary["totals"]["n"] == 2
+    for rec in recs:
+        verdict = rec["judge"]["judge"]
+        assert verdict["model"] == "SmolLM2-135M-Instruct.Q4_1"
+        assert verdict["usage"]["prompt_tokens"] > 50  # the embedded model counts its own tokens
+        if rec["status"] == "success":
+            assert verdict["grade"] in ("PASS", "FAIL") and rec["passed"] is (verdict["grade"] == "PASS")
+        else:
+            assert rec["status"] == "judge_error" and rec["passed"] is None
+            assert rec["error"]["type"] == "JudgeError" and verdict["error"]

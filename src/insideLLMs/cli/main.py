@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("insideLLMs.cli.project:list_", "List built-in models or probes."),
     "validate": ("insideLLMs.cli.project:validate", "Check a config file without running it."),
     "diff": ("insideLLMs.cli.diff:diff", "Compare two run directories; gate CI on changes or regressions."),
+    "judge-agreement": ("insideLLMs.cli.judge:judge_agreement",
+                        "Agreement (accuracy, Cohen's kappa) of a run's LLM judge with human labels."),
     "report": ("insideLLMs.cli.report:report", "Rebuild summary.json and report.html of a run directory."),
     "tracking": ("insideLLMs.cli.tracking:tracking", "List, show, compare, sync and push tracked runs."),
 }

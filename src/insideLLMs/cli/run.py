@@ -63,7 +63,7 @@ def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) ->
 
 
 def _main(options: dict[str, Any], *, harness: bool) -> None:
-    from insideLLMs.run import build_harness
+    from insideLLMs.run import build_harness, self_grading
     from insideLLMs.run import RunAborted
 
     loaded = load_config(options["config"])
@@ -81,6 +81,8 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             overwrite=options["overwrite"],
             progress=options["progress"],
         )
+        for line in self_grading(grid):
+            warn(line)
         settings = grid.settings
         models = [c.model for c in grid.cells]
         run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / grid.run_id)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from insideLLMs.errors import InsideLLMsError
 
 Message = dict[str, str]
-Status = Literal["success", "error", "timeout", "rate_limited", "skipped"]
+Status = Literal["success", "error", "timeout", "rate_limited", "skipped", "judge_error"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ several answers, like ``bias`` with its paired prompts, overrides ``build_all``/
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from importlib.resources import as_file, files
@@ -20,10 +21,15 @@ ScoreValue = float | int | bool
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Named scores (numbers or booleans) and whether the example passed (None: not applicable)."""
+    """Named scores (numbers or booleans) and whether the example passed (None: not applicable).
+
+    ``judge`` holds each judge scorer's grade, reason and usage (the record's ``judge`` section);
+    ``judge_error`` says why a judge gave no usable verdict (the record's status is then ``judge_error``)."""
 
     scores: dict[str, ScoreValue] = field(default_factory=dict)
     passed: bool | None = None
+    judge: dict[str, Any] | None = None
+    judge_error: str | None = None
 
 
 class Probe(ABC):
@@ -88,6 +94,18 @@ class Probe(ABC):
 
     def score_all(self, example: Example, completions: list[Completion]) -> Verdict:
         return self.score(example, completions[0])
+
+    async def ascore_all(self, example: Example, completions: list[Completion], context: Any) -> Verdict:
+        """What the engine awaits: ``score_all`` (in a worker thread when ``blocking_score``). A probe whose
+        scoring calls a model (a judge) overrides it and calls through ``context`` (a ``ScoreContext``)."""
+        if self.blocking_score:
+            return await asyncio.to_thread(self.score_all, example, completions)
+        return self.score_all(example, completions)
+
+    @property
+    def judge_models(self) -> tuple[Any, ...]:
+        """The models this probe's scoring calls (its judges), for the self-grading check."""
+        return ()
 
     def load_default_dataset(self) -> PromptSet:
         if not self.default_dataset:

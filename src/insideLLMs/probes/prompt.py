@@ -27,10 +27,10 @@ import msgspec
 
 from insideLLMs.config import SchemaError, Settings, validate
 from insideLLMs.datasets import DatasetError, Example, PromptSet
-from insideLLMs.models.base import Completion, Message
+from insideLLMs.models.base import Completion, Message, Model
 from insideLLMs.probes._template import RenderError, Template
 from insideLLMs.probes.base import Probe, Verdict, row_has
-from insideLLMs.scorers import Answer, NamedScorer, ScoreValue, build_scorers
+from insideLLMs.scorers import Answer, NamedScorer, Score, ScoreValue, build_scorers
 from insideLLMs.scorers._choice import LETTERS, target_letter
 
 
@@ -107,6 +107,9 @@ class PromptProbe(Probe):
     @property
     def spec(self) -> dict[str, Any]:
         spec = {**super().spec, "scorers": {s.name: s.scorer.spec["version"] for s in self._scorers}}
+        if self.judge_models:  # a judge's model config (keys, hosts) is shown as the model's spec
+            entries = [s.scorer.spec_entry(e) for s, e in zip(self._scorers, self.args.scorers)]
+            spec["params"] = {**spec["params"], "scorers": entries}
         if self.args.few_shot is not None:
             self._ensure_shots()
             spec["few_shot"] = self._shots_hash
@@ -206,18 +209,43 @@ class PromptProbe(Probe):
         messages.append({"role": "user", "content": self._user_text(data)})
         return messages
 
-    def score(self, example: Example, completion: Completion) -> Verdict:
+    @property
+    def judge_models(self) -> tuple[Model, ...]:
+        return tuple(m for s in self._scorers for m in s.scorer.models)
+
+    def _answer(self, example: Example, completion: Completion) -> Answer:
         data = example.data
-        answer = Answer(completion.text, tuple(self._target_values(data)), tuple(self._choice_values(data)), example)
+        sent = tuple(self.build(example)) if self.judge_models else ()  # what a judge shows as the question
+        return Answer(completion.text, tuple(self._target_values(data)), tuple(self._choice_values(data)), example, sent)
+
+    def score(self, example: Example, completion: Completion) -> Verdict:
+        answer = self._answer(example, completion)
+        return self._verdict([(named, named.scorer.score(answer)) for named in self._scorers])
+
+    async def ascore_all(self, example: Example, completions: list[Completion], context: Any) -> Verdict:
+        answer = self._answer(example, completions[0])
+        return self._verdict([(named, await named.scorer.ascore(answer, context)) for named in self._scorers])
+
+    def _verdict(self, results: list[tuple[NamedScorer, Score]]) -> Verdict:
+        """The record's scores, judge section and ``passed``. A judge error leaves ``passed`` None: the
+        example is neither a pass nor a fail, and its status (``judge_error``) says why."""
         scores: dict[str, ScoreValue] = {}
         passes: dict[str, bool | None] = {}
-        for named in self._scorers:
-            result = named.scorer.score(answer)
-            scores[named.name] = result.value
+        judge: dict[str, Any] = {}
+        errors: list[str] = []
+        for named, result in results:
+            if result.value is not None:
+                scores[named.name] = result.value
             for key, value in result.extra.items():
                 scores[f"{named.name}.{key}"] = value
             passes[named.name] = result.passed
-        return Verdict(scores, self._passed(passes))
+            if result.detail is not None:
+                judge[named.name] = result.detail
+            if result.error is not None:
+                errors.append(f"{named.name}: {result.error}")
+        if errors:
+            return Verdict(scores, None, judge or None, "; ".join(errors))
+        return Verdict(scores, self._passed(passes), judge or None)
 
     def _passed(self, passes: dict[str, bool | None]) -> bool | None:
         if self._pass not in ("all", "any"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from insideLLMs.run._assemble import build_harness
+from insideLLMs.run._assemble import build_harness, self_grading
 from insideLLMs.run._engine import RunAborted, RunOutcome, RunSettings
 from insideLLMs.run._runner import Harness, ProbeRunner
 
@@ -13,4 +13,5 @@ __all__ = [
     "RunOutcome",
     "RunSettings",
     "build_harness",
+    "self_grading",
 ]

@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, SchemaError, line_of
+from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, ModelConfig, SchemaError, line_of
 from insideLLMs.datasets import DatasetError, PromptSet
 from insideLLMs.models import MODELS, Model
 from insideLLMs.probes import PROBES, Probe
@@ -98,7 +98,8 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
     out = []
     for i, probe_cfg in enumerate(cfg.probe_list):
         keys: tuple[Any, ...] = (key, i) if cfg.probes else (key,)
-        probe: Probe = _constructor(PROBES, probe_cfg.type, probe_cfg.args, loaded, (*keys, "type"))()
+        args = _with_judge(probe_cfg.args, cfg.judge)
+        probe: Probe = _constructor(PROBES, probe_cfg.type, args, loaded, (*keys, "type"))()
         if any(other.name == probe.name for other, _ in out):  # records are matched by (model, probe, example)
             hint = "give each a distinct 'name' in its args" if probe_cfg.type == "prompt" else "list each probe once"
             raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: two probes are named {probe.name!r}; {hint}")
@@ -121,6 +122,32 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
         _check_fields(probe, prompt_set, partial(_row_location, loaded, dataset, dkeys, prompt_set))
         out.append((probe, prompt_set))
     return out
+
+
+def _with_judge(args: dict[str, Any], judge: ModelConfig | None) -> dict[str, Any]:
+    """Probe args with the top-level ``judge:`` model given to every judge scorer that names none."""
+    scorers = args.get("scorers")
+    if judge is None or not isinstance(scorers, list):
+        return args
+    default = {"type": judge.type, "args": dict(judge.args)}
+    entries = [
+        {**entry, "model": default}
+        if isinstance(entry, dict) and entry.get("type") in ("judge", "pairwise") and "model" not in entry and "models" not in entry
+        else entry
+        for entry in scorers
+    ]
+    return {**args, "scorers": entries}
+
+
+def self_grading(harness: Harness) -> list[str]:
+    """One line per judge that grades the very model it judges (same spec): its grades flatter that model."""
+    lines = []
+    for cell in harness.cells:
+        for judge in cell.probe.judge_models:
+            if judge.spec == cell.model.spec:
+                lines.append(f"probe {cell.probe.name}: the judge is the model under test ({cell.model.model_id}); "
+                             "self-grading tends to flatter it: use another judge model")
+    return list(dict.fromkeys(lines))
 
 
 def _check_fields(probe: Probe, prompt_set: PromptSet, locate: Callable[[int], str]) -> None:

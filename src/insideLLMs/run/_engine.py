@@ -24,10 +24,11 @@ from insideLLMs.rundir import RUN_FILES, Record, RunDirError, RunWriter, Summary
 from insideLLMs.canonical import SCHEMA_VERSION, compute_run_id, dumps_bytes, hash_obj
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.events import ExampleFinished, RunFinished, RunListener, RunStarted, RunStatus
-from insideLLMs.models.base import Completion, Model, ModelError
+from insideLLMs.models.base import Completion, Model, ModelError, Status
 from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.run._progress import Progress
 from insideLLMs.run._retry import RetryPolicy, call_model
+from insideLLMs.scorers import ScoreContext
 from insideLLMs.errors import InsideLLMsError
 
 
@@ -140,6 +141,8 @@ class Engine:
         self._specs = {id(cell): (cell.model.spec, cell.probe.spec) for cell in self.cells}
         self.listeners = _Listeners(settings.listeners)
         self.cache = _open_cache(settings.cache_dir) if settings.cache_dir else None
+        self.score_models: list[Model] = []  # models a scorer called (judges), closed with the run's
+        self.score_context = ScoreContext(generate=self._generate)
 
     async def run(self) -> RunOutcome:
         settings = self.settings
@@ -179,7 +182,9 @@ class Engine:
             self.progress.close()
             if self.cache is not None:
                 self.cache.close()
-            await asyncio.gather(*(m.aclose() for m in _unique_models(self.cells)), return_exceptions=True)
+            closing = _unique_models(self.cells)
+            closing += [m for m in self.score_models if all(m is not c for c in closing)]
+            await asyncio.gather(*(m.aclose() for m in closing), return_exceptions=True)
             summary = self.summary.build(wall_time_s=time.monotonic() - started)
             manifest = None
             if writer:
@@ -290,7 +295,7 @@ class Engine:
             record = Record(**base, messages=messages, output=None, scores={}, passed=None,
                             status="error", error=_error_record(exc))
             return record, self._timing(cell, example, t0, wall_start, max(attempts, 1))
-        verdict, score_error = await _score(cell.probe, example, completions)
+        verdict, score_error = await _score(cell.probe, example, completions, self.score_context)
         first = completions[0]
         usage = None
         if len(completions) == 1:
@@ -302,15 +307,33 @@ class Engine:
                 "completion_tokens": sum(c.usage.completion_tokens for c in completions),  # type: ignore[union-attr]
             }
         output: str | list[str] = first.text if len(completions) == 1 else [c.text for c in completions]
+        status: Status = "success" if verdict else "error"
+        if verdict is not None and verdict.judge_error is not None:  # a verdict, but no usable judgement
+            status, score_error = "judge_error", {"type": "JudgeError", "message": verdict.judge_error}
         record = Record(
             **base, messages=messages, output=output,
             scores=dict(verdict.scores) if verdict else {},
             passed=verdict.passed if verdict else None,
-            status="success" if verdict else "error",
-            error=None if verdict else score_error,
+            status=status,
+            error=score_error,
             usage=usage, served_model=first.served_model, system_fingerprint=first.system_fingerprint,
+            judge=verdict.judge if verdict else None,
         )
         return record, self._timing(cell, example, t0, wall_start, attempts, cache_hit=cache_hits == len(conversations))
+
+    async def _generate(self, model: Model, messages: list[Any], generation: dict[str, Any]) -> Completion:
+        """A scorer's own model call (the judge's): the same retries, time limits and response cache as the
+        graded model's, keyed by the judge model's spec, its messages (rubric and judged output included) and
+        its generation settings."""
+        if all(model is not m for m in self.score_models):
+            self.score_models.append(model)
+        key = self.cache.key(model.spec, messages, generation) if self.cache is not None else None
+        if self.cache is not None and key is not None and (cached := self.cache.get(key)) is not None:
+            return cached
+        completion, _ = await call_model(model, messages, generation, self.policy)
+        if self.cache is not None and key is not None:
+            self.cache.put(key, completion)
+        return completion
 
     def _cached(self, model: Model, conversation: list[Any]) -> Completion | None:
         if self.cache is None:
@@ -392,13 +415,17 @@ class Engine:
         return yaml.safe_dump(config, sort_keys=True, allow_unicode=True)
 
 
-async def _score(probe: Probe, example: Example, completions: list[Completion]) -> tuple[Verdict | None, dict[str, str] | None]:
-    """The probe's verdict, or the error record when scoring raised or returned something else."""
+async def _score(
+    probe: Probe, example: Example, completions: list[Completion], context: ScoreContext
+) -> tuple[Verdict | None, dict[str, str] | None]:
+    """The probe's verdict, or the error record when scoring raised or returned something else. A fatal
+    error of a judge's model (bad credentials) stops the run as the graded model's would."""
     try:
-        if probe.blocking_score:
-            verdict = await asyncio.to_thread(probe.score_all, example, completions)
-        else:
-            verdict = probe.score_all(example, completions)
+        verdict = await probe.ascore_all(example, completions, context)
+    except ModelError as exc:
+        if exc.fatal:
+            raise _Fatal(exc) from None
+        return None, {"type": "ProbeError", "message": f"{type(exc).__name__}: {exc}"}
     except Exception as exc:
         return None, {"type": "ProbeError", "message": f"{type(exc).__name__}: {exc}"}
     if not isinstance(verdict, Verdict):

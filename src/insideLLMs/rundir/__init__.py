@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from insideLLMs.rundir._agreement import Agreement, LabelsError, judge_agreement
 from insideLLMs.rundir._directory import (
     CONFIG,
     INCOMPLETE,
@@ -22,8 +23,10 @@ from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing
 from insideLLMs.rundir._summary import SummaryBuilder, summarize
 
 __all__ = [
+    "Agreement",
     "CONFIG",
     "INCOMPLETE",
+    "LabelsError",
     "MANIFEST",
     "RECORDS",
     "RECORD_FIELDS",
@@ -38,6 +41,7 @@ __all__ = [
     "TIMINGS",
     "Timing",
     "atomic_path",
+    "judge_agreement",
     "read_jsonl",
     "summarize",
     "write_atomic",

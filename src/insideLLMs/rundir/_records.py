@@ -34,6 +34,8 @@ class Record:
     usage: dict[str, int] | None = None
     served_model: str | None = None
     system_fingerprint: str | None = None
+    #: each judge scorer's grade, reason and usage (apart from the graded model's ``usage``); only when judged
+    judge: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {  # RECORD_FIELDS, spelled out: this runs once per example
@@ -45,11 +47,13 @@ class Record:
             d["served_model"] = self.served_model
         if self.system_fingerprint is not None:
             d["system_fingerprint"] = self.system_fingerprint
+        if self.judge is not None:
+            d["judge"] = self.judge
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Record":
-        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint")})
+        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint", "judge")})
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -26,6 +26,9 @@ class _Group:
     numeric_scores: set[str] = field(default_factory=set)  # scores with a value that is not a boolean
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    judged: int = 0  # records with a judge section; their judges' tokens are counted apart
+    judge_prompt_tokens: int = 0
+    judge_completion_tokens: int = 0
     latencies: array = field(default_factory=lambda: array("d"))  # 8 bytes per example, not a float object
 
     def add(self, record: dict[str, Any]) -> None:
@@ -46,6 +49,14 @@ class _Group:
         if usage:
             self.prompt_tokens += usage.get("prompt_tokens") or 0
             self.completion_tokens += usage.get("completion_tokens") or 0
+        judge = record.get("judge")
+        if judge:
+            self.judged += 1
+            for verdict in judge.values():
+                for vote in verdict.get("votes", [verdict]):
+                    used = vote.get("usage") or {}
+                    self.judge_prompt_tokens += used.get("prompt_tokens") or 0
+                    self.judge_completion_tokens += used.get("completion_tokens") or 0
 
     def merge(self, other: "_Group") -> None:
         self.n += other.n
@@ -60,11 +71,14 @@ class _Group:
         self.numeric_scores |= other.numeric_scores
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.judged += other.judged
+        self.judge_prompt_tokens += other.judge_prompt_tokens
+        self.judge_completion_tokens += other.judge_completion_tokens
         self.latencies.extend(other.latencies)
 
     def to_dict(self) -> dict[str, Any]:
         success = self.status_counts.get("success", 0)
-        return {
+        out = {
             "n": self.n,
             "status_counts": dict(sorted(self.status_counts.items())),
             "success_rate": _ratio(success, self.n),
@@ -76,6 +90,9 @@ class _Group:
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
             "intervals": self._intervals(success),
         }
+        if self.judged:  # only runs with a judge: other summaries keep their bytes
+            out["judge_tokens"] = {"prompt": self.judge_prompt_tokens, "completion": self.judge_completion_tokens}
+        return out
 
     def _intervals(self, success: int) -> dict[str, Any]:
         """The 95 % interval and standard error of each rate and score mean, with its method: Wilson for

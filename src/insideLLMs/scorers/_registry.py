@@ -25,6 +25,8 @@ SCORERS = Registry(
         "numeric": "insideLLMs.scorers._numeric:NumericScorer",
         "choice": "insideLLMs.scorers._choice:ChoiceScorer",
         "json": "insideLLMs.scorers._json:JsonScorer",
+        "judge": "insideLLMs.scorers._judge:JudgeScorer",
+        "pairwise": "insideLLMs.scorers._judge:PairwiseScorer",
     },
     entry_point_group="insidellms.scorers",
 )

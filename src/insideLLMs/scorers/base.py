@@ -2,9 +2,8 @@
 
 A scorer is built from its config entry (``{type: exact, name: ..., **params}``), checked before any
 request (``target_problem`` on every example), and called once per answer. ``score`` is synchronous;
-``ascore`` is what the prompt probe will await once a scorer needs a model call of its own (the LLM
-judge: see docs/architecture.md, "Scorers"): it gets a ``ScoreContext`` through which the engine makes
-that call, and by default it calls ``score``.
+``ascore`` is what the prompt probe awaits within a run: a scorer that calls a model of its own (the LLM
+judge) gets a ``ScoreContext`` through which the engine makes that call, and by default it calls ``score``.
 """
 
 from __future__ import annotations
@@ -27,24 +26,32 @@ class Answer:
     targets: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
     example: Example | None = None
+    #: the conversation sent to the model (what a judge shows as the question)
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Score:
     """A scorer's result: ``value`` goes into the record as ``scores[name]``, each ``extra`` item as
-    ``scores["name.key"]``; ``passed`` is None for a graded score with no pass mark."""
+    ``scores["name.key"]``; ``passed`` is None for a graded score with no pass mark.
 
-    value: ScoreValue
+    A judge also gives ``detail`` (its grade, reason and usage: the record's ``judge[name]``) and, when its
+    verdict is unusable, ``error`` (the example's status becomes ``judge_error``; ``value`` is then None)."""
+
+    value: ScoreValue | None
     passed: bool | None = None
     extra: dict[str, ScoreValue] = field(default_factory=dict)
+    detail: dict[str, Any] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ScoreContext:
-    """What the engine lends a scorer that calls a model: ``generate(model, messages)`` goes through the
-    engine's retries, time limits and response cache. None outside a run (a scorer must then say so)."""
+    """What the engine lends a scorer that calls a model: ``generate(model, messages, generation)`` goes
+    through the engine's retries, time limits and response cache (keyed by the model's spec, the messages
+    and ``generation``). None outside a run (a scorer must then say so)."""
 
-    generate: Callable[[Model, list[Message]], Awaitable[Completion]] | None = None
+    generate: Callable[[Model, list[Message], dict[str, Any]], Awaitable[Completion]] | None = None
 
 
 class Scorer(ABC):
@@ -55,6 +62,16 @@ class Scorer(ABC):
     version: ClassVar[str] = "1"
     #: whether it compares the answer with the probe's ``target`` (a probe without one is a config error)
     needs_target: ClassVar[bool] = True
+
+    @property
+    def models(self) -> tuple[Model, ...]:
+        """The models this scorer calls (a judge's); none for a scorer that only reads the answer."""
+        return ()
+
+    def spec_entry(self, entry: Any) -> Any:
+        """The scorer's config entry as the run's probe spec shows it (records, run id). A scorer that
+        builds a model replaces its model config with the model's spec, which holds no secret or host."""
+        return entry
 
     def __init__(self, **params: Any) -> None:
         self.params = params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from insideLLMs.stats._agreement import cohen_kappa
 from insideLLMs.stats._intervals import (
     CONFIDENCE,
     Interval,
@@ -25,6 +26,7 @@ __all__ = [
     "Interval",
     "PairedDifference",
     "PairedSums",
+    "cohen_kappa",
     "holm_adjust",
     "mean_interval",
     "mean_interval_from_sums",
