@@ -34,6 +34,7 @@ class Record:
     usage: dict[str, int] | None = None
     served_model: str | None = None
     system_fingerprint: str | None = None
+    cluster: str | None = None  # the example's cluster (``dataset.cluster``); written only when the set names one
 
     def to_dict(self) -> dict[str, Any]:
         d = {  # RECORD_FIELDS, spelled out: this runs once per example
@@ -45,11 +46,13 @@ class Record:
             d["served_model"] = self.served_model
         if self.system_fingerprint is not None:
             d["system_fingerprint"] = self.system_fingerprint
+        if self.cluster is not None:
+            d["cluster"] = self.cluster
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Record":
-        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint")})
+        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint", "cluster")})
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from insideLLMs.stats._intervals import (
     CONFIDENCE,
+    ClusterSums,
     Interval,
     PairedDifference,
     PairedSums,
@@ -22,6 +23,7 @@ from insideLLMs.stats._percentile import percentile
 
 __all__ = [
     "CONFIDENCE",
+    "ClusterSums",
     "Interval",
     "PairedDifference",
     "PairedSums",
