@@ -188,7 +188,7 @@ def _charts_section(summary: dict[str, Any], latencies: dict[str, array]) -> str
         ys = [pass_rate(model, p) for p in probes]
         ivs = [interval(model, p, None) for p in probes]
         data.append({"type": "bar", "name": model, "x": probes, "y": ys,
-                     "text": [rate(y) for y in ys], "textposition": "inside",
+                     "text": [rate(y) for y in ys], "textposition": "inside", "insidetextanchor": "start",
                      "error_y": _error_bars(ys, ivs),
                      "hovertext": [_hover(y, iv, percent=True) for y, iv in zip(ys, ivs)], "hoverinfo": "text"})
     bars = figure("pass-rate", data, {
