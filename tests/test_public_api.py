@@ -68,7 +68,8 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
     "insideLLMs.stats": {
-        "CONFIDENCE", "Interval", "PairedDifference", "PairedSums", "cohen_kappa", "holm_adjust", "mean_interval",
+        "CONFIDENCE", "ClusterSums", "Interval", "PairedDifference", "PairedSums", "cohen_kappa", "holm_adjust",
+        "mean_interval",
         "mean_interval_from_sums", "minimum_detectable_effect", "paired_difference", "paired_difference_from_moments",
         "pass_at_k", "percentile", "probability_below", "proportion_interval", "sample_size_for",
     },

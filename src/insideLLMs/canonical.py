@@ -52,15 +52,19 @@ def compute_run_id(
     probes: list[dict[str, Any]],
     dataset_hashes: list[str],
     generation: dict[str, Any],
+    clusters: list[str | None] | None = None,
 ) -> str:
-    """The deterministic run id: what was asked of which model, never where it is tracked or how fast."""
-    payload = {
+    """The deterministic run id: what was asked of which model, never where it is tracked or how fast.
+    ``clusters``: each dataset's cluster field, given only when one names any (older run ids stay as they were)."""
+    payload: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "models": models,
         "probes": probes,
         "datasets": dataset_hashes,
         "generation": generation,
     }
+    if clusters is not None:
+        payload["clusters"] = clusters
     return hash_obj(payload)[:RUN_ID_HEX_CHARS]
 
 

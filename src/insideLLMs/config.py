@@ -241,6 +241,7 @@ class DatasetConfig(Settings):
     fields: dict[str, str] | None = None  # every format: example field -> the column (key) it is read from
     columns: dict[str, str] | None = None  # the older name of ``fields`` (csv, hf)
     id_field: str = "id"
+    cluster: str | None = None  # a field shared by related examples (passage, conversation): clustered error bars
     limit: int | None = None  # hf
 
     def __post_init__(self) -> None:

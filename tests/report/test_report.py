@@ -132,3 +132,53 @@ def test_report_gathered_during_a_run_equals_one_rebuilt_from_its_files(tmp_path
     assert b"25 records" in during and b"Plotly.newPlot" in during
     assert b"scripted failure" in during and b'<span class="badge b-failed">' in during  # errors and wrong answers
     assert during == render_report(tmp_path / "out")
+
+
+def _clustered_grid() -> list[dict[str, Any]]:
+    records = []
+    for model in ("gpt-x", "claude-y"):
+        for probe in ("factuality", "logic"):
+            for i in range(24):
+                ok = (i // 4 + len(model)) % 3 != 0
+                rec = record(f"{probe[:4]}-{i:02d}", model=model, probe=probe, passed=ok,
+                             scores={"correct": ok, "f1": round((i % 5) / 4, 2)})
+                rec["cluster"] = f"passage-{i // 4}"
+                records.append(rec)
+    return records
+
+
+@pytest.mark.slow
+def test_report_charts_have_error_bars_with_the_summary_intervals(make_run: MakeRun, open_html: Any) -> None:
+    """In a real browser, each bar of the pass-rate and score-mean charts carries the 95 % interval of
+    summary.json as its error bar (read back from the drawn Plotly figures), and the table shows them too."""
+    run = make_run("clustered", _clustered_grid())
+    run_cli("report", str(run))
+    summary = json.loads((run / "summary.json").read_text())
+    groups = {(g["model"], g["probe"]): g for g in summary["groups"]}
+    loaded = open_html(write_report(run))
+    page = loaded.page
+    assert loaded.console_errors == []
+    assert page.locator("#pass-rate .errorbar").count() == 4 and page.locator("#score-means .errorbar").count() == 8
+    figures = page.evaluate("""() => Object.fromEntries(['pass-rate', 'score-means'].map(id => [id,
+        document.getElementById(id).data.map(t => ({name: t.name, x: t.x, y: t.y, plus: t.error_y.array,
+                                                    minus: t.error_y.arrayminus}))]))""")
+    for trace in figures["pass-rate"]:
+        for probe, y, plus, minus in zip(trace["x"], trace["y"], trace["plus"], trace["minus"]):
+            g = groups[(trace["name"], probe)]
+            iv = g["intervals"]["pass_rate"]
+            assert iv["method"] == "cluster" and iv["clusters"] == 6
+            assert y == g["pass_rate"]
+            assert (y + plus, y - minus) == pytest.approx((iv["high"], iv["low"]), abs=1e-9)
+    seen = set()
+    for trace in figures["score-means"]:
+        for label, y, plus, minus in zip(trace["x"], trace["y"], trace["plus"], trace["minus"]):
+            probe, score = label.split(" · ")
+            g = groups[(trace["name"], probe)]
+            iv = g["intervals"]["scores"][score]
+            assert y == g["scores"][score]
+            assert (y + plus, y - minus) == pytest.approx((iv["high"], iv["low"]), abs=1e-9)
+            seen.add((trace["name"], probe, score))
+    assert len(seen) == 8  # 2 models × 2 probes × 2 scores
+    row = page.locator("table tbody tr").first.inner_text()
+    iv = groups[("gpt-x", "factuality")]["intervals"]["pass_rate"]
+    assert f"[{iv['low'] * 100:.1f}–{iv['high'] * 100:.1f}%]" in row and "cluster (CR1, 6 clusters)" in row

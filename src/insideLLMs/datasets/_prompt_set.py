@@ -34,6 +34,9 @@ class DatasetError(UserError):
 class Example:
     id: str
     data: dict[str, Any]
+    #: the value of the prompt set's cluster field (a passage, a conversation, a template), as text; None
+    #: when the prompt set names none. Not part of the content hash: it is read from ``data``.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class PromptSet:
     hash: str = field(default="")
     #: the 1-based line of its file each example came from (JSONL, CSV), for error messages
     lines: array | None = field(default=None, compare=False, repr=False)
+    #: the field shared by related examples (``dataset.cluster``), whose value each example carries
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
         ids = [e.id for e in self.examples]
@@ -65,11 +70,38 @@ class PromptSet:
         if n is None or n >= len(self.examples):
             return self
         lines = self.lines[:n] if self.lines is not None else None
-        return PromptSet(self.examples[:n], name=self.name, source=self.source, lines=lines)
+        return PromptSet(self.examples[:n], name=self.name, source=self.source, lines=lines, cluster=self.cluster)
+
+    def clustered_by(self, name: str, locate: Callable[[int], str] | None = None) -> "PromptSet":
+        """The same examples, each carrying the value of its field ``name`` as its cluster (examples that share
+        a passage, a conversation or a template are not independent: their error bars are clustered).
+
+        Every row must have the field, a string or an integer; else a ``DatasetError`` names the first row
+        that does not (``locate(index)`` says where it is written; default: the file and line)."""
+        examples = []
+        for index, example in enumerate(self.examples):
+            value = example.data.get(name)
+            if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+                what = "has no field" if value is None else f"has {type(value).__name__} {value!r} in field"
+                where = locate(index) if locate is not None else self._where(index)
+                raise DatasetError(f"{where}: example {example.id!r} {what} {name!r} (dataset.cluster); "
+                                   "give every row a string or integer there, or remove dataset.cluster")
+            examples.append(Example(example.id, example.data, str(value)))
+        return PromptSet(tuple(examples), name=self.name, source=self.source, hash=self.hash, lines=self.lines,
+                         cluster=name)
+
+    def _where(self, index: int) -> str:
+        if self.lines is not None:
+            return f"{self.source or self.name}:{self.lines[index]}"
+        return f"{self.source or self.name}: item {index}"
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "hash": self.hash, "size": len(self.examples)}
+        """How the manifest names the prompt set; ``cluster`` only when one is named (runs without it keep their bytes)."""
+        info = {"name": self.name, "source": self.source, "hash": self.hash, "size": len(self.examples)}
+        if self.cluster is not None:
+            info["cluster"] = self.cluster
+        return info
 
     # -- constructors -------------------------------------------------------------------------
 

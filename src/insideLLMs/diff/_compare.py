@@ -11,6 +11,11 @@ Records are matched by (model id, probe id, example id) — or by (probe id, exa
 
 Volatile data (timings.jsonl, summary.json's "volatile" section) is never read. A score is
 higher-is-better unless its name ends in one of :data:`LOWER_IS_BETTER_SUFFIXES`.
+
+When records carry a ``cluster`` (``dataset.cluster``; the baseline's label, else the candidate's), the
+paired intervals are clustered (CR1): each group keeps per metric the count and the sum of the differences
+per cluster, so memory grows with the number of clusters (passages, conversations), assumed far smaller
+than the number of examples. A pair without a cluster is a cluster of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from insideLLMs.diff._pairing import (
 from insideLLMs.diff._stats import McNemarResult, mcnemar_drop
 from insideLLMs.diff._verdict import LOWER_IS_BETTER_SUFFIXES, Classifier, show
 from insideLLMs.rundir import INCOMPLETE, MANIFEST, RECORDS
-from insideLLMs.stats import PairedDifference, PairedSums, minimum_detectable_effect, sample_size_for
+from insideLLMs.stats import ClusterSums, PairedDifference, PairedSums, minimum_detectable_effect, sample_size_for
 
 __all__ = [
     "CLASSES", "PASS_RATE", "Change", "Coverage", "DiffInputError", "DiffResult", "GroupStats",
@@ -48,6 +53,8 @@ CLASSES = ("regression", "improvement", "changed", "only-in-baseline", "only-in-
 #: fields that never make a pair "changed": the run id names the run, and the model and probe specs
 #: are run configuration (reported once, as ``spec_changes``), not an example's behaviour
 IGNORED_FIELDS = ("run_id", "model", "probe")
+#: ... and the example's cluster: how the statistics group examples, not what the model did
+CLASSIFY_IGNORED = (*IGNORED_FIELDS, "cluster")
 MAX_SPEC_CHANGES = 20
 DEFAULT_LIMIT = 1000
 #: the paired metric of the pass/fail verdict (1 passed, 0 not: an error or a missing verdict counts as a fail,
@@ -117,6 +124,8 @@ class GroupStats:
     sums: dict[str, PairedSums] = field(default_factory=dict)
     #: pairs where only the baseline [0] or only the candidate [1] has a metric's value
     one_sided: dict[str, list[int]] = field(default_factory=dict)
+    #: per metric, the differences of the pairs with a cluster, summed per cluster
+    clusters: dict[str, ClusterSums] = field(default_factory=dict)
 
     @property
     def mcnemar(self) -> McNemarResult:
@@ -132,9 +141,25 @@ class GroupStats:
         return ([PASS_RATE] if self.has_verdicts and PASS_RATE in self.sums else []) + names
 
     def difference(self, metric: str) -> PairedDifference | None:
-        """The paired difference of ``metric`` (None with fewer than two pairs)."""
+        """The paired difference of ``metric`` (None with fewer than two pairs), clustered when pairs carry a
+        cluster (and fall in two clusters at least; in one, the interval is not clustered and says so: no
+        ``clusters``)."""
         sums = self.sums.get(metric)
-        return sums.difference() if sums is not None and sums.n >= 2 else None
+        if sums is None or sums.n < 2:
+            return None
+        clusters = self.clusters.get(metric)
+        if clusters:
+            try:
+                return sums.difference(clusters=clusters)
+            except ValueError:  # one cluster
+                pass
+        return sums.difference()
+
+    def cluster(self, metric: str) -> ClusterSums:
+        sums = self.clusters.get(metric)
+        if sums is None:
+            sums = self.clusters[metric] = ClusterSums()
+        return sums
 
     def missing(self, metric: str) -> tuple[int, int]:
         """(pairs lacking the candidate's value, pairs lacking the baseline's) of a metric the other side has."""
@@ -168,13 +193,17 @@ class GroupStats:
             "paired": {m: self.paired_dict(m, effect_tolerance(m, tolerances or {})) for m in self.metrics()},
         }
 
-    def add_pair(self, b: dict[str, Any], c: dict[str, Any]) -> None:
-        """Fold one matched pair of records into the paired sums of pass rate and of every score."""
+    def add_pair(self, b: dict[str, Any], c: dict[str, Any], cluster: str | None = None) -> None:
+        """Fold one matched pair of records (in ``cluster``, when they carry one) into the paired sums of pass
+        rate and of every score."""
         sums = self.sums
         pass_sums = sums.get(PASS_RATE)
         if pass_sums is None:
             pass_sums = sums[PASS_RATE] = PairedSums()
-        pass_sums.add(1.0 if b.get("passed") is True else 0.0, 1.0 if c.get("passed") is True else 0.0)
+        pa, pb = 1.0 if b.get("passed") is True else 0.0, 1.0 if c.get("passed") is True else 0.0
+        pass_sums.add(pa, pb)
+        if cluster is not None:
+            self.cluster(PASS_RATE).add(cluster, pb - pa)
         bs, cs = b.get("scores") or {}, c.get("scores") or {}
         if not (bs or cs):
             return
@@ -185,6 +214,8 @@ class GroupStats:
                 if metric is None:
                     metric = sums[name] = PairedSums()
                 metric.add(va, vb)
+                if cluster is not None:
+                    self.cluster(name).add(cluster, vb - va)
             elif va is not None or vb is not None:
                 counts = self.one_sided.setdefault(name, [0, 0])
                 counts[0 if vb is None else 1] += 1
@@ -220,6 +251,8 @@ class GroupStats:
             counts = self.one_sided.setdefault(name, [0, 0])
             counts[0] += b_only
             counts[1] += c_only
+        for name, clusters in other.clusters.items():
+            self.cluster(name).merge(clusters)
 
 
 def _number(value: Any) -> float | None:
@@ -367,7 +400,9 @@ class _Accumulator:
         self.label = "?"
         #: identical pairs per (model, probe, verdict): {None: count, score: [n, Σx, Σx²]}
         self.identical: dict[tuple[str, str, Any], dict[str | None, Any]] = {}
-        self.ignore = IGNORED_FIELDS
+        #: identical pairs with a cluster per (model, probe, metric, cluster): their differences are all zero
+        self.identical_clusters: dict[tuple[str, str, str, str], int] = {}
+        self.ignore = CLASSIFY_IGNORED
         self.spec_changes: set[str] = set()
 
     def _model(self, side: int, rec: dict[str, Any], lineno: int) -> str:
@@ -398,6 +433,9 @@ class _Accumulator:
             acc = self.identical[key] = {}
         acc[None] = acc.get(None, 0) + 1
         scores = rec.get("scores")
+        cluster = rec.get("cluster")
+        if cluster is not None:
+            self._identical_in_cluster(key[0], key[1], PASS_RATE, cluster)
         if scores:
             for name, v in scores.items():
                 kind = v.__class__
@@ -408,6 +446,12 @@ class _Accumulator:
                     sums[0] += 1
                     sums[1] += v
                     sums[2] += v * v
+                    if cluster is not None:
+                        self._identical_in_cluster(key[0], key[1], name, cluster)
+
+    def _identical_in_cluster(self, model: str, probe: str, metric: str, cluster: str) -> None:
+        key = (model, probe, metric, cluster)
+        self.identical_clusters[key] = self.identical_clusters.get(key, 0) + 1
 
     def _fold_identical(self) -> None:
         example = self.match_on == "example"
@@ -421,6 +465,9 @@ class _Accumulator:
             for name, (count, total, squares) in acc.items():
                 g.add_same_sums(name, count, total, squares)
         self.identical.clear()
+        for (model, probe, metric, cluster), count in self.identical_clusters.items():
+            self._group(self.label if example else model, probe).cluster(metric).add(cluster, 0.0, count)
+        self.identical_clusters.clear()
 
     def add(self, b_row: Row | None, c_row: Row | None) -> None:
         b = b_row[2] if b_row else None
@@ -445,10 +492,11 @@ class _Accumulator:
             for name in ("model", "probe"):
                 if b.get(name) != c.get(name) and len(self.spec_changes) < MAX_SPEC_CHANGES:
                     self.spec_changes.add(_spec_change(name, b.get(name), c.get(name)))
+            cluster = b.get("cluster", c.get("cluster"))
             for name in self.ignore:
                 b.pop(name, None)
                 c.pop(name, None)
-            g.add_pair(b, c)
+            g.add_pair(b, c, cluster)
             if b == c:
                 g.counts["unchanged"] += 1
                 return
@@ -546,16 +594,14 @@ def diff_runs(
                              "give the run to compare against the baseline")
     tols = dict(sorted((tolerances or {}).items()))
     key_fn = _key_fn(match_on)
-    ignore = IGNORED_FIELDS
-
     def fold(pairs: Callable[[Callable[[dict[str, Any]], None]], Iterator[tuple[Row | None, Row | None]]]) -> DiffResult:
-        acc = _Accumulator(Classifier(tols, lower_is_better, ignore), match_on, base_records, cand_records, limit)
+        acc = _Accumulator(Classifier(tols, lower_is_better, CLASSIFY_IGNORED), match_on, base_records, cand_records, limit)
         for b_row, c_row in pairs(acc.add_identical):
             acc.add(b_row, c_row)
         return acc.result(baseline, candidate, tols)
 
     try:
         return fold(lambda identical: streaming_pairs(
-            base_records, cand_records, key_fn, LineMatcher(ignore), identical, max_pending))
+            base_records, cand_records, key_fn, LineMatcher(IGNORED_FIELDS), identical, max_pending))
     except _TooFarApart:
         return fold(lambda identical: indexed_pairs(base_records, cand_records, key_fn))

@@ -227,6 +227,7 @@ def _interval_verdicts(result: DiffResult, metric: str, tol: float, correction: 
         worse = high < -tol if adj is None else adj < level
         iv = d.paired
         detail = (f"Δ {iv.estimate:+.4g}, 95 % interval [{iv.low:+.4g}, {iv.high:+.4g}] (n={d.n:,}"
+                  + (f", clustered: CR1, {iv.clusters} clusters" if iv.clusters is not None else "")
                   + (", lower is better" if lower else "") + ")"
                   + (f", one-sided p={p:.3g}, Holm-adjusted p={adj:.3g}" if adj is not None else ""))
         mde, needed = power_at(d, tol_power)

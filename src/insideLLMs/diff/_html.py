@@ -15,7 +15,7 @@ from typing import Any
 from insideLLMs.rundir import TIMINGS, RunDirError, read_jsonl, write_atomic
 from insideLLMs.diff._compare import CLASSES, Change, DiffResult, effect_tolerance
 from insideLLMs.diff._gate import GateResult
-from insideLLMs.diff._render import output_text, unified_output_diff
+from insideLLMs.diff._render import clustered, output_text, unified_output_diff
 from insideLLMs.diff._stats import TEST_NAME
 from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
 from insideLLMs.report.page import page, pre, prompt_of, rate, table
@@ -86,7 +86,7 @@ def _verdicts_section(gate: GateResult | None) -> str:
 
 def _interval(d: dict[str, Any], key: str) -> str:
     iv = d[key]
-    return f"[{iv['low']:+.4g}, {iv['high']:+.4g}]"
+    return f"[{iv['low']:+.4g}, {iv['high']:+.4g}]" + clustered(iv)
 
 
 def _intervals_section(result: DiffResult) -> str:
@@ -115,7 +115,8 @@ def _intervals_section(result: DiffResult) -> str:
         f'<section id="intervals"><h2>Paired differences (candidate − baseline, 95 % intervals)</h2>{intervals}'
         '<p class="muted">Over the examples both runs have. pass_rate counts an error or a missing verdict as a '
         "fail. The paired interval uses each example's own difference; the unpaired one is what two independent "
-        "samples would give, and the correlation r between the runs is what pairing buys. MDE: the smallest true "
+        "samples would give, and the correlation r between the runs is what pairing buys. Clustered: the "
+        "records name a cluster (dataset.cluster), and the standard error is cluster-robust (CR1). MDE: the smallest true "
         "difference found 80 % of the time at alpha 0.05 with this many pairs.</p></section>"
     )
 

@@ -47,6 +47,11 @@ def signed(x: float) -> str:
     return f"{x:+.4g}"
 
 
+def clustered(interval: dict[str, Any]) -> str:
+    """`` clustered (CR1, 12 clusters)`` for an interval with clustered errors, else nothing."""
+    return f" clustered (CR1, {interval['clusters']} clusters)" if "clusters" in interval else ""
+
+
 def paired_lines(g: GroupStats, tolerances: dict[str, float]) -> list[str]:
     """One line per metric of a group: the paired difference, its interval, the unpaired one, r, n, power."""
     lines = []
@@ -57,7 +62,8 @@ def paired_lines(g: GroupStats, tolerances: dict[str, float]) -> list[str]:
             continue
         pi, ui = d["paired"], d["unpaired"]
         r = "—" if d["correlation"] is None else f"{d['correlation']:.2f}"
-        line = (f"    {metric}: Δ {signed(pi['estimate'])}, paired 95 % [{signed(pi['low'])}, {signed(pi['high'])}]"
+        line = (f"    {metric}: Δ {signed(pi['estimate'])}, paired 95 %{clustered(pi)} [{signed(pi['low'])}, "
+                f"{signed(pi['high'])}]"
                 f" (unpaired [{signed(ui['low'])}, {signed(ui['high'])}]), r={r}, n={d['n']:,}, MDE {d['mde']:.4g}")
         if "n_needed" in d:
             line += f", n for {d['tolerance']:g}: {d['n_needed']:,}"

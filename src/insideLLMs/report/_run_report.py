@@ -109,20 +109,48 @@ def _summary_section(summary: dict[str, Any]) -> str:
     groups = summary.get("groups") or []
     score_names = sorted({name for g in groups for name in (g.get("scores") or {})})
     lat = (summary.get("volatile") or {}).get("latency_ms") or {}
-    headers = ["model", "probe", "n", "success", "errors", "pass rate", *score_names,
-               "tokens in/out", "latency p50 / p95 ms"]
+    headers = ["model", "probe", "n", "success", "errors", "pass rate (95 % interval)", *score_names,
+               "interval method", "tokens in/out", "latency p50 / p95 ms"]
     rows = []
     for g in groups:
         gl = lat.get(f"{g['model']}/{g['probe']}") or {}
         tokens = g.get("tokens") or {}
+        intervals = g.get("intervals") or {}
+        score_intervals = intervals.get("scores") or {}
         rows.append([
             g["model"], g["probe"], f"{g['n']:,}", rate(g.get("success_rate")), g.get("error_count", 0),
-            rate(g.get("pass_rate")) + (f" ({g['passed']:,}/{g['scored']:,})" if g.get("scored") else ""),
-            *[_num((g.get("scores") or {}).get(name)) for name in score_names],
+            rate(g.get("pass_rate")) + (f" ({g['passed']:,}/{g['scored']:,})" if g.get("scored") else "")
+            + _span(intervals.get("pass_rate"), percent=True),
+            *[_num((g.get("scores") or {}).get(name)) + _span(score_intervals.get(name)) for name in score_names],
+            _methods(intervals),
             f"{tokens.get('prompt', 0):,} / {tokens.get('completion', 0):,}",
             f"{_num(gl.get('p50'))} / {_num(gl.get('p95'))}",
         ])
-    return f"<section><h2>Summary per model × probe</h2>{table(headers, rows)}</section>"
+    return (f"<section><h2>Summary per model × probe</h2>{table(headers, rows)}"
+            '<p class="muted">Intervals are 95 %: Wilson for rates and boolean scores, mean ± 1.96·se for numeric '
+            "scores, cluster-robust (CR1) when the prompt set names a cluster field (dataset.cluster). The charts "
+            "show them as error bars.</p></section>")
+
+
+def _span(interval: dict[str, Any] | None, percent: bool = False) -> str:
+    """`` [0.61–0.89]`` (or `` [61.4–88.6 %]``): an interval from summary.json, or nothing without one."""
+    if not interval or "low" not in interval:
+        return ""
+    if percent:
+        return f" [{interval['low']:.1%}–{interval['high']:.1%}]".replace("%–", "–")
+    return f" [{interval['low']:.3g}–{interval['high']:.3g}]"
+
+
+def _method(interval: dict[str, Any]) -> str:
+    method = interval.get("method", "?")
+    return f"{method} (CR1, {interval['clusters']} clusters)" if "clusters" in interval else method
+
+
+def _methods(intervals: dict[str, Any]) -> str:
+    """The methods of a group's intervals, each once: ``wilson, normal`` or ``cluster (CR1, 40 clusters)``."""
+    found = [intervals[k] for k in ("pass_rate", "success_rate") if isinstance(intervals.get(k), dict)]
+    found += list((intervals.get("scores") or {}).values())
+    return ", ".join(dict.fromkeys(_method(iv) for iv in found)) or "—"
 
 
 def _num(value: Any) -> str:
@@ -131,24 +159,71 @@ def _num(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _error_bars(values: list[float | None], intervals: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Plotly's asymmetric ``error_y`` for bars at ``values`` with summary.json ``intervals`` (0 where none)."""
+    plus, minus = [], []
+    for value, iv in zip(values, intervals):
+        has = value is not None and iv is not None and "low" in iv
+        plus.append(round(iv["high"] - value, 6) if has else 0)  # type: ignore[index, operator]
+        minus.append(round(value - iv["low"], 6) if has else 0)  # type: ignore[index, operator]
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "visible": True}
+
+
 def _charts_section(summary: dict[str, Any], latencies: dict[str, array]) -> str:
+    """The pass rate and every score mean per model × probe, each bar with its 95 % interval as an error bar."""
     groups = summary.get("groups") or []
     probes = list(dict.fromkeys(g["probe"] for g in groups))
     models = list(dict.fromkeys(g["model"] for g in groups))
-    by_key = {(g["model"], g["probe"]): g.get("pass_rate") for g in groups}
-    data = [
-        {"type": "bar", "name": model, "x": probes, "y": [by_key.get((model, p)) for p in probes],
-         "text": [rate(by_key.get((model, p))) for p in probes], "textposition": "auto"}
-        for model in models
-    ]
+    by_key = {(g["model"], g["probe"]): g for g in groups}
+
+    def pass_rate(model: str, probe: str) -> float | None:
+        return (by_key.get((model, probe)) or {}).get("pass_rate")
+
+    def interval(model: str, probe: str, score: str | None) -> dict[str, Any] | None:
+        intervals = (by_key.get((model, probe)) or {}).get("intervals") or {}
+        return intervals.get("pass_rate") if score is None else (intervals.get("scores") or {}).get(score)
+
+    data = []
+    for model in models:
+        ys = [pass_rate(model, p) for p in probes]
+        ivs = [interval(model, p, None) for p in probes]
+        data.append({"type": "bar", "name": model, "x": probes, "y": ys,
+                     "text": [rate(y) for y in ys], "textposition": "inside", "insidetextanchor": "start",
+                     "error_y": _error_bars(ys, ivs),
+                     "hovertext": [_hover(y, iv, percent=True) for y, iv in zip(ys, ivs)], "hoverinfo": "text"})
     bars = figure("pass-rate", data, {
-        "barmode": "group", "title": {"text": "Pass rate per probe and model"},
+        "barmode": "group", "title": {"text": "Pass rate per probe and model (95 % intervals)"},
         "yaxis": {"tickformat": ".0%", "range": [0, 1.05]}, "showlegend": True,
     })
+    # score means: one bar per probe × score, one trace per model
+    columns = [(p, name) for p in probes
+               for name in sorted({n for m in models for n in ((by_key.get((m, p)) or {}).get("scores") or {})})]
+    scores_chart = ""
+    if columns:
+        score_data = []
+        for model in models:
+            ys = [((by_key.get((model, p)) or {}).get("scores") or {}).get(name) for p, name in columns]
+            ivs = [interval(model, p, name) for p, name in columns]
+            score_data.append({"type": "bar", "name": model, "x": [f"{p} · {name}" for p, name in columns], "y": ys,
+                               "error_y": _error_bars(ys, ivs),
+                               "hovertext": [_hover(y, iv) for y, iv in zip(ys, ivs)], "hoverinfo": "text"})
+        scores_chart = figure("score-means", score_data, {
+            "barmode": "group", "title": {"text": "Score means per probe and model (95 % intervals)"},
+            "showlegend": True,
+        })
     return (
-        f"<section><h2>Charts</h2>{bars}"
+        f"<section><h2>Charts</h2>{bars}{scores_chart}"
         f"{latency_chart('latency', latencies)}</section>"
     )
+
+
+def _hover(value: float | None, interval: dict[str, Any] | None, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    shown = f"{value:.1%}" if percent else f"{value:.3g}"
+    if not interval or "low" not in interval:
+        return shown
+    return f"{shown}{_span(interval, percent)} · {_method(interval)}"
 
 
 def _failures_section(failures: list[dict[str, Any]], total: int) -> str:

@@ -119,7 +119,10 @@ def build_probes(loaded: LoadedConfig, max_examples: int | None = None) -> list[
         except DatasetError as exc:
             raise ConfigError(f"{exc} (probe args at {loaded.path}:{line_of(loaded, *keys, 'args')})") from None
         prompt_set = prompt_set.head(max_examples)
-        _check_fields(probe, prompt_set, partial(_row_location, loaded, dataset, dkeys, prompt_set))
+        locate = partial(_row_location, loaded, dataset, dkeys, prompt_set)
+        _check_fields(probe, prompt_set, locate)
+        if dataset is not None and dataset.cluster is not None:
+            prompt_set = prompt_set.clustered_by(dataset.cluster, locate)
         out.append((probe, prompt_set))
     return out
 

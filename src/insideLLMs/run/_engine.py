@@ -97,7 +97,9 @@ def _run_identity(cells: Sequence[Cell], generation: dict[str, Any]) -> tuple[st
     models = _unique(c.model.spec for c in cells)
     probes = _unique(c.probe.spec for c in cells)
     datasets = _unique({"probe": c.probe.name, **c.prompt_set.info} for c in cells)
-    run_id = compute_run_id(models, probes, [d["hash"] for d in datasets], generation)
+    clusters = [d.get("cluster") for d in datasets]  # a named cluster field changes the records: and the run_id
+    run_id = compute_run_id(models, probes, [d["hash"] for d in datasets], generation,
+                            clusters if any(clusters) else None)
     identity = {"models": models, "probes": probes, "datasets": datasets, "generation": generation}
     return run_id, identity
 
@@ -265,6 +267,8 @@ class Engine:
         cache_hits = 0
         model_spec, probe_spec = self._specs[id(cell)]
         base = dict(run_id=self.run_id, model=model_spec, probe=probe_spec, example_id=example.id, input=example.data)
+        if example.cluster is not None:
+            base["cluster"] = example.cluster
         try:
             conversations = cell.probe.build_all(example)
         except Exception as exc:

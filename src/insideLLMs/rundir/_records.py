@@ -36,6 +36,7 @@ class Record:
     system_fingerprint: str | None = None
     #: each judge scorer's grade, reason and usage (apart from the graded model's ``usage``); only when judged
     judge: dict[str, Any] | None = None
+    cluster: str | None = None  # the example's cluster (``dataset.cluster``); written only when the set names one
 
     def to_dict(self) -> dict[str, Any]:
         d = {  # RECORD_FIELDS, spelled out: this runs once per example
@@ -49,11 +50,13 @@ class Record:
             d["system_fingerprint"] = self.system_fingerprint
         if self.judge is not None:
             d["judge"] = self.judge
+        if self.cluster is not None:
+            d["cluster"] = self.cluster
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Record":
-        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint", "judge")})
+        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint", "judge", "cluster")})
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -1,5 +1,8 @@
 """summary.json: per model×probe aggregates built in one streaming pass over records and timings.
 
+Records with a ``cluster`` (``dataset.cluster``) get clustered error bars: each rate and mean keeps the
+per-cluster count and sum as well (memory grows with the clusters, far fewer than the examples).
+
 Everything outside the ``"volatile"`` section is a function of records.jsonl alone, so it is
 byte-identical for identical runs; latency and wall time live in ``"volatile"``, which diff ignores.
 """
@@ -11,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from insideLLMs.canonical import SCHEMA_VERSION
-from insideLLMs.stats import CONFIDENCE, Interval, mean_interval_from_sums, percentile, proportion_interval
+from insideLLMs.stats import (
+    CONFIDENCE,
+    ClusterSums,
+    Interval,
+    mean_interval_from_sums,
+    percentile,
+    proportion_interval,
+)
+
+SUCCESS_RATE, PASS_RATE = "success_rate", "pass_rate"
 
 
 @dataclass
@@ -30,6 +42,8 @@ class _Group:
     judge_prompt_tokens: int = 0
     judge_completion_tokens: int = 0
     latencies: array = field(default_factory=lambda: array("d"))  # 8 bytes per example, not a float object
+    #: per metric (success_rate, pass_rate, a score's name): its values' sums per cluster
+    clusters: dict[str, ClusterSums] = field(default_factory=dict)
 
     def add(self, record: dict[str, Any]) -> None:
         self.n += 1
@@ -57,6 +71,23 @@ class _Group:
                     used = vote.get("usage") or {}
                     self.judge_prompt_tokens += used.get("prompt_tokens") or 0
                     self.judge_completion_tokens += used.get("completion_tokens") or 0
+        label = record.get("cluster")
+        if label is not None:
+            self._add_clustered(label, record)
+
+    def _add_clustered(self, label: str, record: dict[str, Any]) -> None:
+        self._cluster(SUCCESS_RATE).add(label, 1.0 if record["status"] == "success" else 0.0)
+        if record.get("passed") is not None:
+            self._cluster(PASS_RATE).add(label, 1.0 if record["passed"] else 0.0)
+        for name, value in (record.get("scores") or {}).items():
+            if isinstance(value, (int, float)):
+                self._cluster(name).add(label, float(value))
+
+    def _cluster(self, metric: str) -> ClusterSums:
+        sums = self.clusters.get(metric)
+        if sums is None:
+            sums = self.clusters[metric] = ClusterSums()
+        return sums
 
     def merge(self, other: "_Group") -> None:
         self.n += other.n
@@ -75,6 +106,8 @@ class _Group:
         self.judge_prompt_tokens += other.judge_prompt_tokens
         self.judge_completion_tokens += other.judge_completion_tokens
         self.latencies.extend(other.latencies)
+        for metric, sums in other.clusters.items():  # a cluster label names the same cluster in every group
+            self._cluster(metric).merge(sums)
 
     def to_dict(self) -> dict[str, Any]:
         success = self.status_counts.get("success", 0)
@@ -96,21 +129,42 @@ class _Group:
 
     def _intervals(self, success: int) -> dict[str, Any]:
         """The 95 % interval and standard error of each rate and score mean, with its method: Wilson for
-        rates and boolean scores, the normal approximation for numeric score means (two values at least)."""
+        rates and boolean scores, the normal approximation for numeric score means (two values at least);
+        ``cluster`` (CR1, with the number of clusters) for every one of them when records carry a cluster
+        (two clusters at least; a rate's interval is kept inside [0, 1])."""
         out: dict[str, Any] = {"confidence": CONFIDENCE}
+        shown: dict[str, Any] | None
         if self.n:
-            out["success_rate"] = _shown(proportion_interval(success, self.n))
+            shown = self._clustered(SUCCESS_RATE, self.n, success, success, True)
+            out[SUCCESS_RATE] = _shown(proportion_interval(success, self.n)) if shown is _UNCLUSTERED else shown
         if self.scored:
-            out["pass_rate"] = _shown(proportion_interval(self.passed, self.scored))
+            shown = self._clustered(PASS_RATE, self.scored, self.passed, self.passed, True)
+            out[PASS_RATE] = _shown(proportion_interval(self.passed, self.scored)) if shown is _UNCLUSTERED else shown
         scores: dict[str, Any] = {}
         for name in sorted(self.score_sums):
-            n, total = self.score_counts[name], self.score_sums[name]
-            if name not in self.numeric_scores:
+            n, total, squares = self.score_counts[name], self.score_sums[name], self.score_squares[name]
+            boolean = name not in self.numeric_scores
+            shown = self._clustered(name, n, total, squares, boolean)
+            if shown is not _UNCLUSTERED:
+                scores[name] = shown
+            elif boolean:
                 scores[name] = _shown(proportion_interval(round(total), n))
             elif n >= 2:
-                scores[name] = _shown(mean_interval_from_sums(n, total, self.score_squares[name]))
-        out["scores"] = scores
-        return out
+                scores[name] = _shown(mean_interval_from_sums(n, total, squares))
+        out["scores"] = {k: v for k, v in scores.items() if v is not None}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def _clustered(self, metric: str, n: int, total: float, squares: float, rate: bool) -> dict[str, Any] | None:
+        """A metric's clustered interval; ``_UNCLUSTERED`` when its records carry no cluster, and None when they
+        are all in one cluster (one cluster says nothing about the spread between clusters: no interval)."""
+        sums = self.clusters.get(metric)
+        if not sums:
+            return _UNCLUSTERED
+        try:
+            interval = sums.interval(n, total, squares)
+        except ValueError:
+            return None
+        return _shown(interval.clipped() if rate else interval)
 
     def latency(self) -> dict[str, float | None]:
         xs = sorted(self.latencies)
@@ -123,9 +177,16 @@ class _Group:
         }
 
 
+#: "this metric's records carry no cluster" (a clustered metric in one cluster has no interval: None)
+_UNCLUSTERED: dict[str, Any] = {}
+
+
 def _shown(interval: Interval) -> dict[str, Any]:
-    return {"se": round(interval.se, 6), "low": round(interval.low, 6), "high": round(interval.high, 6),
-            "method": interval.method}
+    shown: dict[str, Any] = {"se": round(interval.se, 6), "low": round(interval.low, 6),
+                             "high": round(interval.high, 6), "method": interval.method}
+    if interval.clusters is not None:
+        shown["clusters"] = interval.clusters
+    return shown
 
 
 def _ratio(a: int, b: int) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from insideLLMs.stats._agreement import cohen_kappa
 from insideLLMs.stats._intervals import (
     CONFIDENCE,
+    ClusterSums,
     Interval,
     PairedDifference,
     PairedSums,
@@ -23,6 +24,7 @@ from insideLLMs.stats._percentile import percentile
 
 __all__ = [
     "CONFIDENCE",
+    "ClusterSums",
     "Interval",
     "PairedDifference",
     "PairedSums",

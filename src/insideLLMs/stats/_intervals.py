@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 CONFIDENCE = 0.95
@@ -39,10 +39,25 @@ class Interval:
     high: float
     method: str
     confidence: float = CONFIDENCE
+    clusters: int | None = None  # how many clusters a clustered standard error had (None: not clustered)
 
-    def to_dict(self, digits: int = 6) -> dict[str, float | str]:
-        return {"estimate": round(self.estimate, digits), "se": round(self.se, digits), "low": round(self.low, digits),
-                "high": round(self.high, digits), "method": self.method, "confidence": self.confidence}
+    def to_dict(self, digits: int = 6) -> dict[str, float | str | int]:
+        out: dict[str, float | str | int] = {
+            "estimate": round(self.estimate, digits), "se": round(self.se, digits), "low": round(self.low, digits),
+            "high": round(self.high, digits), "method": self.method, "confidence": self.confidence}
+        if self.clusters is not None:
+            out["clusters"] = self.clusters
+        return out
+
+    def clipped(self, low: float = 0.0, high: float = 1.0) -> "Interval":
+        """The same interval kept inside [low, high] (a rate's normal interval can overshoot 0 or 1)."""
+        return Interval(self.estimate, self.se, max(low, self.low), min(high, self.high), self.method,
+                        self.confidence, self.clusters)
+
+    @property
+    def label(self) -> str:
+        """The method as a reader sees it: ``wilson``, ``normal``, ``cluster (CR1, 12 clusters)``."""
+        return f"{self.method} (CR1, {self.clusters} clusters)" if self.clusters is not None else self.method
 
 
 def proportion_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
@@ -67,12 +82,13 @@ def mean_interval(values: Sequence[float], clusters: Sequence[Hashable] | None =
     mean = math.fsum(values) / n
     if clusters is None:
         se = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1) / n)
-        method = "normal"
-    else:
-        se = _cluster_se([x - mean for x in values], clusters)
-        method = "cluster"
-    z = _z(confidence)
-    return Interval(mean, se, mean - z * se, mean + z * se, method, confidence)
+        return Interval(mean, se, mean - _z(confidence) * se, mean + _z(confidence) * se, "normal", confidence)
+    if len(clusters) != n:
+        raise ValueError("one cluster label per value")
+    sums = ClusterSums()
+    for label, x in zip(clusters, values):
+        sums.add(label, x)
+    return sums.interval(n, math.fsum(values), math.fsum(x * x for x in values), confidence)
 
 
 def mean_interval_from_sums(n: int, total: float, total_of_squares: float,
@@ -87,18 +103,66 @@ def mean_interval_from_sums(n: int, total: float, total_of_squares: float,
     return Interval(mean, se, mean - z * se, mean + z * se, "normal", confidence)
 
 
-def _cluster_se(residuals: Sequence[float], clusters: Sequence[Hashable]) -> float:
-    """Cluster-robust (CR1) standard error of a mean from its residuals."""
-    if len(clusters) != len(residuals):
-        raise ValueError("one cluster label per value")
-    sums: dict[Hashable, float] = {}
-    for label, r in zip(clusters, residuals):
-        sums[label] = sums.get(label, 0.0) + r
-    g, n = len(sums), len(residuals)
-    if g < 2:
-        raise ValueError("a clustered standard error needs at least two clusters")
-    meat = math.fsum(s * s for s in sums.values())
-    return math.sqrt(g / (g - 1) * meat) / n  # (n−1)/(n−k) is 1 for a mean (k = 1)
+@dataclass(slots=True)
+class ClusterSums:
+    """Per-cluster running count and sum of values (an example's score, or a pair's difference): all a
+    one-pass clustered standard error keeps. Memory grows with the number of clusters, which is far smaller
+    than the number of values (passages, conversations, templates — not examples).
+
+    Values never added here (a record without a cluster) are each their own cluster: their part of the
+    standard error comes from the caller's totals over all values, so a caller adds only labelled values."""
+
+    groups: dict[Hashable, list[float]] = field(default_factory=dict)  # label -> [count, sum]
+    squares: float = 0.0  # Σx² of the labelled values
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    def add(self, label: Hashable, value: float, count: int = 1) -> None:
+        """``count`` values equal to ``value`` in cluster ``label``."""
+        group = self.groups.get(label)
+        if group is None:
+            group = self.groups[label] = [0, 0.0]
+        group[0] += count
+        group[1] += value * count
+        self.squares += value * value * count
+
+    def merge(self, other: ClusterSums) -> None:
+        for label, (count, total) in other.groups.items():
+            group = self.groups.get(label)
+            if group is None:
+                self.groups[label] = [count, total]
+            else:
+                group[0] += count
+                group[1] += total
+        self.squares += other.squares
+
+    def standard_error(self, n: int, total: float, squares: float) -> tuple[float, int]:
+        """(CR1 standard error of the mean, number of clusters G) of all ``n`` values, which sum to ``total``
+        and whose squares sum to ``squares``; those not added here count as one cluster each.
+
+        se = √(G/(G−1) · Σ_g (S_g − n_g·m)²) / n, with m the mean and S_g, n_g each cluster's sum and count
+        (the (n−1)/(n−k) factor is 1 for a mean): statsmodels' ``cov_type="cluster"`` for an intercept-only OLS."""
+        mean = total / n
+        labelled = self.groups.values()
+        meat = math.fsum((s - c * mean) ** 2 for c, s in labelled)
+        singles = n - int(sum(c for c, _ in labelled))
+        if singles:
+            rest_total = total - math.fsum(s for _, s in labelled)
+            rest_squares = squares - self.squares
+            meat += max(0.0, rest_squares - 2 * mean * rest_total + singles * mean * mean)
+        g = len(self.groups) + singles
+        if g < 2:
+            raise ValueError("a clustered standard error needs at least two clusters")
+        return math.sqrt(g / (g - 1) * meat) / n, g
+
+    def interval(self, n: int, total: float, squares: float, confidence: float = CONFIDENCE,
+                 method: str = "cluster") -> Interval:
+        """The mean of all ``n`` values with its clustered normal interval (see :meth:`standard_error`)."""
+        se, g = self.standard_error(n, total, squares)
+        mean = total / n
+        z = _z(confidence)
+        return Interval(mean, se, mean - z * se, mean + z * se, method, confidence, g)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +200,12 @@ def paired_difference(baseline: Sequence[float], candidate: Sequence[float],
                                             confidence=confidence)
     if clusters is None:
         return result
-    clustered = mean_interval(diffs, clusters, confidence)
-    paired = Interval(clustered.estimate, clustered.se, clustered.low, clustered.high, "paired-cluster", confidence)
+    if len(clusters) != n:
+        raise ValueError("one cluster label per value")
+    sums = ClusterSums()
+    for label, d in zip(clusters, diffs):
+        sums.add(label, d)
+    paired = sums.interval(n, math.fsum(diffs), math.fsum(d * d for d in diffs), confidence, "paired-cluster")
     return PairedDifference(n, paired, result.unpaired, result.correlation)
 
 
@@ -208,8 +276,9 @@ class PairedSums:
         for name in self.__slots__:  # type: ignore[attr-defined]
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    def difference(self, confidence: float = CONFIDENCE) -> PairedDifference:
-        """:func:`paired_difference` of the pairs added so far (needs two)."""
+    def difference(self, confidence: float = CONFIDENCE, clusters: ClusterSums | None = None) -> PairedDifference:
+        """:func:`paired_difference` of the pairs added so far (needs two); the paired interval is clustered
+        (``paired-cluster``) when ``clusters`` holds the differences of the pairs that have a cluster."""
         n = self.n
         if n < 2:
             raise ValueError("a standard error needs at least two values")
@@ -217,8 +286,12 @@ class PairedSums:
         var_b = (self.sum_bb - self.sum_b * self.sum_b / n) / (n - 1)
         cov = (self.sum_ab - self.sum_a * self.sum_b / n) / (n - 1)
         var_d = (self.sum_dd - self.sum_d * self.sum_d / n) / (n - 1)
-        return paired_difference_from_moments(n, self.sum_a / n, self.sum_b / n, max(0.0, var_a), max(0.0, var_b),
-                                              cov, var_diff=var_d, confidence=confidence)
+        result = paired_difference_from_moments(n, self.sum_a / n, self.sum_b / n, max(0.0, var_a), max(0.0, var_b),
+                                                cov, var_diff=var_d, confidence=confidence)
+        if not clusters:
+            return result
+        paired = clusters.interval(n, self.sum_d, self.sum_dd, confidence, "paired-cluster")
+        return PairedDifference(n, paired, result.unpaired, result.correlation)
 
 
 def probability_below(estimate: float, se: float, bound: float) -> float:
