@@ -45,3 +45,27 @@ def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     line = result.stderr.strip()
     assert line.startswith("error: hf:nobody/not-cached-anywhere:test: cannot load: it is not in the local cache (HF_HUB_OFFLINE=1)")
+
+
+@pytest.mark.slow
+def test_a_subset_of_a_local_dataset_its_limit_and_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of data files with configs (subsets) in its README, as on the hub; ``id`` is the default id field."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    folder = tmp_path / "sets" / "qa"
+    folder.mkdir(parents=True)
+    for subset in ("easy", "hard"):
+        rows = "".join(f"{subset}{i},{subset} question {i},{i}\n" for i in range(4))
+        (folder / f"{subset}.csv").write_text("id,prompt,answer\n" + rows, encoding="utf-8")
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n"
+        "- config_name: easy\n  data_files:\n  - split: test\n    path: easy.csv\n"
+        "- config_name: hard\n  data_files:\n  - split: test\n    path: hard.csv\n---\n", encoding="utf-8")
+    from insideLLMs.datasets import PromptSet
+
+    hard = PromptSet.from_hf("sets/qa", subset="hard", limit=3, base_dir=tmp_path)
+    assert [e.id for e in hard] == ["hard0", "hard1", "hard2"]
+    assert hard.examples[1].data["prompt"] == "hard question 1"
+    assert hard.name == "qa" and hard.source == "hf:sets/qa/hard:test"
+    easy = PromptSet.from_hf("sets/qa", subset="easy", base_dir=tmp_path)
+    assert [e.id for e in easy] == ["easy0", "easy1", "easy2", "easy3"] and easy.source == "hf:sets/qa/easy:test"
