@@ -181,7 +181,8 @@ def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -
     records = runner.run(prompts)
     assert [r.example_id for r in records] == [f"q{i:04d}" for i in range(700)]
     assert runner.success_rate == 1.0 and all(r.passed for r in records)
-    assert 256 - 8 <= model.started_while_slow <= 256  # held at the window, then released
+    # q0 and the 255 after it fill the window of 256; none beyond it starts until q0 is written
+    assert 256 - 8 <= model.started_while_slow <= 255
     lines = (tmp_path / "run" / "records.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(700)]
 
