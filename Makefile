@@ -38,7 +38,7 @@ bench: setup-test
 # Mutation testing of the core (docs/testing.md): not part of `make test`. Reruns only what changed since the last
 # run; `rm -rf mutants` starts afresh.
 mutate: setup-test
-	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python tools/mutation_report.py
 
 clean:
