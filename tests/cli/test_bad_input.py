@@ -332,7 +332,7 @@ CASES: dict[str, Case] = {
     "prompt-unknown-scorer": config(
         PROMPT + "    template: '{{ q }}'\n    target: '{{ gold }}'\n    scorers:\n      - exact\n      - {type: fuzzy}\n",
         "error: eval.yaml:10: probe.args.scorers.1.type: unknown scorer type 'fuzzy'; built-in types: choice, exact, "
-        "f1, includes, json, numeric, regex, or a custom class as 'package.module:ClassName'",
+        "f1, includes, json, judge, numeric, pairwise, regex, or a custom class as 'package.module:ClassName'",
         QA_CSV, data_name="qa.csv",
     ),
     "prompt-bad-regex": config(
