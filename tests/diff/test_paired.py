@@ -66,12 +66,11 @@ def test_paired_statistics_in_json_match_scipy(make_run: MakeRun) -> None:
         got = paired[metric]
         t = sps.ttest_rel(b, a)
         se = float(np.mean(b - a) / t.statistic)
-        z = sps.norm.ppf(0.975)
+        low, high = t.confidence_interval(0.95)  # t on n - 1 degrees of freedom
         assert got["n"] == 150 and got["candidate_lacks"] == 0 and got["baseline_lacks"] == 0
         assert got["paired"]["estimate"] == pytest.approx(np.mean(b - a), abs=1e-6)
         assert got["paired"]["se"] == pytest.approx(se, abs=1e-6)
-        assert (got["paired"]["low"], got["paired"]["high"]) == pytest.approx(
-            (np.mean(b - a) - z * se, np.mean(b - a) + z * se), abs=1e-6)
+        assert (got["paired"]["low"], got["paired"]["high"]) == pytest.approx((low, high), abs=1e-6)
         welch = sps.ttest_ind(b, a, equal_var=False)
         assert got["unpaired"]["se"] == pytest.approx(float(np.mean(b - a) / welch.statistic), abs=1e-6)
         assert got["correlation"] == pytest.approx(float(np.corrcoef(a, b)[0, 1]), abs=1e-6)
@@ -144,7 +143,7 @@ def test_the_regression_ci_gate(make_run: MakeRun) -> None:
     assert result.returncode == 2, result.stderr
     assert "dummy / factuality: f1 regressed: Δ -0.025" in result.stdout
     assert "the whole interval lies below -0.01 (--fail-on-regression-ci)" in result.stdout
-    assert ("dummy / factuality f1: FAIL by paired 95 % interval of the mean difference (normal approximation)"
+    assert ("dummy / factuality f1: FAIL by paired 95 % interval of the mean difference (t)"
             in result.stdout)
     assert "gate failed: dummy / factuality: f1 regressed" in result.stderr
     # a tolerance the interval does not exclude passes; a tolerance from --tolerance is the default TOL
@@ -155,7 +154,7 @@ def test_the_regression_ci_gate(make_run: MakeRun) -> None:
     assert code == 2
     verdicts = {v["metric"]: v for v in out["gate"]["verdicts"]}
     assert verdicts["f1"]["passed"] is False and verdicts["f1"]["gate"] == "--fail-on-regression-ci"
-    assert verdicts["f1"]["test"] == "paired 95 % interval of the mean difference (normal approximation)"
+    assert verdicts["f1"]["test"] == "paired 95 % interval of the mean difference (t)"
     assert verdicts["pass_rate"]["passed"] is True  # no flips at all
     # a gate that improved passes, and a lower-is-better score is gated the other way round
     assert invoke(cand, base, "--fail-on-regression-ci", "f1:0.01").exit_code == 0
@@ -261,8 +260,7 @@ def test_holm_correction_of_the_ci_gate(make_run: MakeRun) -> None:
     ps = []
     for probe in ("factuality", "logic", "math", "qa"):
         a, b = map(np.asarray, raw[probe]["f1"])
-        se = float(np.std(b - a, ddof=1) / math.sqrt(len(a)))
-        ps.append(sps.norm.cdf(float(np.mean(b - a)) / se))  # H0: the difference is at least 0
+        ps.append(sps.ttest_rel(b, a, alternative="less").pvalue)  # H0: the difference is at least 0
     reject, adjusted, _, _ = multipletests(ps, alpha=0.025, method="holm")
     got = [v["adjusted_p"] for v in holm["gate"]["verdicts"]]
     assert got == pytest.approx(adjusted.tolist(), abs=1e-6)

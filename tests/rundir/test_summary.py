@@ -44,8 +44,8 @@ def test_every_rate_and_mean_comes_with_its_interval() -> None:
         assert intervals[name]["method"] == "wilson"
     assert intervals["scores"]["exact"]["method"] == "wilson"  # a boolean score is a proportion
     f1_interval = intervals["scores"]["f1"]
-    assert f1_interval["method"] == "normal"
+    assert f1_interval["method"] == "t"
     assert f1_interval["se"] == round(float(sps.sem(f1)), 6)
-    low, high = sps.norm.interval(0.95, loc=float(np.mean(f1)), scale=float(sps.sem(f1)))
+    low, high = sps.t.interval(0.95, 39, loc=float(np.mean(f1)), scale=float(sps.sem(f1)))
     assert (f1_interval["low"], f1_interval["high"]) == (round(low, 6), round(high, 6))
     assert group["scores"]["f1"] == round(float(np.mean(f1)), 6)

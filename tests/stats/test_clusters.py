@@ -19,13 +19,17 @@ from insideLLMs.stats import ClusterSums, mean_interval, paired_difference
 from support.cli import run_cli
 from support.run_dirs import record
 
-Z = 1.959963984540054
+def statsmodels_fit(ys: Any, groups: Any) -> tuple[float, float, float]:
+    """(CR1 standard error of the mean, 95 % interval low, high): intercept-only OLS, ``cov_type="cluster"``
+    with ``use_t=True``, whose interval is t on G − 1 degrees of freedom for G clusters."""
+    fit = OLS(np.asarray(ys, dtype=float), np.ones(len(ys))).fit(cov_type="cluster", cov_kwds={"groups": groups},
+                                                                  use_t=True)
+    low, high = fit.conf_int(0.05)[0]
+    return float(fit.bse[0]), float(low), float(high)
 
 
 def statsmodels_se(ys: Any, groups: Any) -> float:
-    """The cluster-robust (CR1) standard error of the mean: intercept-only OLS, ``cov_type="cluster"``."""
-    fit = OLS(np.asarray(ys, dtype=float), np.ones(len(ys))).fit(cov_type="cluster", cov_kwds={"groups": groups})
-    return float(fit.bse[0])
+    return statsmodels_fit(ys, groups)[0]
 
 
 def test_running_cluster_sums_match_statsmodels_with_unlabelled_values_as_their_own_clusters() -> None:
@@ -124,11 +128,9 @@ def test_summary_gives_every_rate_and_mean_its_clustered_interval() -> None:
     f1 = [r["scores"]["f1"] for r in records]
     for shown, ys, rate in ((group["pass_rate"], passed, True), (group["scores"]["correct"], passed, True),
                             (group["scores"]["f1"], f1, False)):
-        se = statsmodels_se(ys, labels)
-        mean = float(np.mean(ys))
+        se, low, high = statsmodels_fit(ys, labels)
         assert shown["method"] == "cluster" and shown["clusters"] == 12
         assert shown["se"] == pytest.approx(se, abs=1e-6)
-        low, high = mean - Z * se, mean + Z * se
         if rate:
             low, high = max(0.0, low), min(1.0, high)
         assert (shown["low"], shown["high"]) == pytest.approx((low, high), abs=1e-6)
@@ -168,11 +170,11 @@ def test_diff_paired_difference_is_clustered_and_matches_statsmodels(
     labels = [r["cluster"] for r in base]
     for metric, get in (("pass_rate", lambda r: float(r["passed"])), ("f1", lambda r: r["scores"]["f1"])):
         d = np.array([get(c) - get(b) for b, c in zip(base, cand)])
-        se = statsmodels_se(d, labels)
+        se, low, high = statsmodels_fit(d, labels)
         got = group[metric]["paired"]
         assert (got["method"], got["clusters"]) == ("paired-cluster", 15)
         assert got["se"] == pytest.approx(se, abs=1e-6)
-        assert (got["low"], got["high"]) == pytest.approx((d.mean() - Z * se, d.mean() + Z * se), abs=1e-6)
+        assert (got["low"], got["high"]) == pytest.approx((low, high), abs=1e-6)
     assert result.counts["changed"] == 0  # the cluster field is not a change
 
 

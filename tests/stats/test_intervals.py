@@ -40,8 +40,9 @@ def test_a_mean_matches_scipy() -> None:
         xs = rng.beta(0.5, 2.0, size).tolist()
         ours = mean_interval(xs)
         sem = sps.sem(xs)
-        low, high = sps.norm.interval(0.95, loc=np.mean(xs), scale=sem)
+        low, high = sps.t.interval(0.95, size - 1, loc=np.mean(xs), scale=sem)
         assert (ours.estimate, ours.se, ours.low, ours.high) == pytest.approx((np.mean(xs), sem, low, high), rel=1e-10)
+        assert (ours.method, ours.df) == ("t", size - 1)
 
 
 def test_a_mean_from_running_sums_is_the_same_mean_interval() -> None:
@@ -132,6 +133,27 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time() -> None:
         assert 0.93 <= hits / trials <= 0.97, (name, hits / trials)
 
 
+def test_few_examples_or_clusters_still_cover_95_percent() -> None:
+    """With 8 examples, or 60 examples in 8 clusters, mean ± 1.96·se covers only about 91 %; the t interval
+    (n − 1, or G − 1, degrees of freedom) keeps 95 %. 3,000 seeded trials each."""
+    rng = np.random.default_rng(11)
+    trials = 3000
+    small = few_clusters = naive = naive_clusters = 0
+    labels = np.repeat(np.arange(8), [5, 6, 7, 8, 8, 8, 9, 9])
+    for _ in range(trials):
+        xs = rng.normal(0.4, 0.2, 8)
+        iv = mean_interval(xs.tolist())
+        small += iv.low <= 0.4 <= iv.high
+        naive += abs(iv.estimate - 0.4) <= 1.959964 * iv.se
+        ys = rng.normal(0, 1, 8)[labels] + rng.normal(0, 0.3, len(labels))
+        civ = mean_interval(ys.tolist(), clusters=labels.tolist())
+        few_clusters += civ.low <= 0.0 <= civ.high
+        naive_clusters += abs(civ.estimate) <= 1.959964 * civ.se
+    assert 0.93 <= small / trials <= 0.97
+    assert 0.92 <= few_clusters / trials <= 0.97  # CR1 with 8 clusters runs a little narrow even with t
+    assert naive / trials < 0.925 and naive_clusters / trials < 0.925
+
+
 def test_bad_inputs_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="successes"):
         proportion_interval(3, 2)
@@ -152,16 +174,17 @@ def _pairs(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("n", [3, 12, 250])
 def test_paired_interval_matches_ttest_rel_confidence_interval(n: int) -> None:
-    """ttest_rel's interval is mean ± t·se; ours is mean ± z·se (normal): the same se, the quantile named."""
+    """ttest_rel's interval is mean ± t·se on n − 1 degrees of freedom; so is ours."""
     base, cand = _pairs(n, n)
     ours = paired_difference(base.tolist(), cand.tolist()).paired
     t = sps.ttest_rel(cand, base)
     low, high = t.confidence_interval(0.95)
-    se = (high - low) / 2 / sps.t.ppf(0.975, n - 1)
     assert ours.estimate == pytest.approx((low + high) / 2, rel=1e-10)
-    assert ours.se == pytest.approx(se, rel=1e-10)
-    assert (ours.low, ours.high) == pytest.approx((ours.estimate - sps.norm.ppf(0.975) * se,
-                                                   ours.estimate + sps.norm.ppf(0.975) * se), rel=1e-10)
+    assert ours.se == pytest.approx((high - low) / 2 / sps.t.ppf(0.975, n - 1), rel=1e-10)
+    assert (ours.low, ours.high) == pytest.approx((low, high), rel=1e-10)
+    # the one-sided p-value the --fail-on-regression-ci gate uses agrees with the interval and with scipy
+    assert probability_below(ours.estimate, ours.se, 0.0, ours.df) == pytest.approx(
+        sps.ttest_rel(cand, base, alternative="less").pvalue, rel=1e-8)
 
 
 def test_unpaired_interval_is_welchs_standard_error() -> None:
@@ -170,6 +193,7 @@ def test_unpaired_interval_is_welchs_standard_error() -> None:
     welch = sps.ttest_ind(cand, base, equal_var=False)
     assert ours.se == pytest.approx(ours.estimate / welch.statistic, rel=1e-10)
     assert ours.method == "unpaired"
+    assert (ours.low, ours.high) == pytest.approx(tuple(welch.confidence_interval(0.95)), rel=1e-10)
 
 
 def test_running_sums_give_the_same_paired_difference() -> None:
@@ -240,6 +264,7 @@ def test_holm_matches_statsmodels() -> None:
 
 def test_probability_below_is_the_one_sided_normal_p_value() -> None:
     assert probability_below(-0.05, 0.01, -0.02) == pytest.approx(sps.norm.cdf(-3.0), rel=1e-12)
+    assert probability_below(-0.05, 0.01, -0.02, df=4) == pytest.approx(sps.t.cdf(-3.0, 4), rel=1e-10)
     assert probability_below(0.0, 0.0, -0.02) == 1.0 and probability_below(-0.1, 0.0, -0.02) == 0.0
 
 

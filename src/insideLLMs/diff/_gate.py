@@ -28,7 +28,7 @@ from insideLLMs.stats import (
 __all__ = ["PAIRED_CI_TEST", "Correction", "GateResult", "GroupVerdict", "evaluate_gate"]
 
 Correction = Literal["none", "holm"]
-PAIRED_CI_TEST = "paired 95 % interval of the mean difference (normal approximation)"
+PAIRED_CI_TEST = "paired 95 % interval of the mean difference (t)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,7 @@ def _interval_verdicts(result: DiffResult, metric: str, tol: float, correction: 
     # oriented so that higher is better: a lower-is-better metric's difference changes sign
     oriented = [(-d.paired.high, -d.paired.low, -d.paired.estimate) if lower else
                 (d.paired.low, d.paired.high, d.paired.estimate) for _, d in rows]
-    p_values = [probability_below(est, d.paired.se, -tol) for (_, _, est), (_, d) in zip(oriented, rows)]
+    p_values = [probability_below(est, d.paired.se, -tol, d.paired.df) for (_, _, est), (_, d) in zip(oriented, rows)]
     adjusted = holm_adjust(p_values) if correction == "holm" else [None] * len(rows)
     level = (1 - CONFIDENCE) / 2
     test = PAIRED_CI_TEST + (f", Holm-corrected across {len(rows)} group(s)" if correction == "holm" else "")

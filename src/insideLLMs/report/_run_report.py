@@ -147,7 +147,7 @@ def _method(interval: dict[str, Any]) -> str:
 
 
 def _methods(intervals: dict[str, Any]) -> str:
-    """The methods of a group's intervals, each once: ``wilson, normal`` or ``cluster (CR1, 40 clusters)``."""
+    """The methods of a group's intervals, each once: ``wilson, t`` or ``cluster (CR1, 40 clusters)``."""
     found = [intervals[k] for k in ("pass_rate", "success_rate") if isinstance(intervals.get(k), dict)]
     found += list((intervals.get("scores") or {}).values())
     return ", ".join(dict.fromkeys(_method(iv) for iv in found)) or "—"

@@ -129,7 +129,7 @@ class _Group:
 
     def _intervals(self, success: int) -> dict[str, Any]:
         """The 95 % interval and standard error of each rate and score mean, with its method: Wilson for
-        rates and boolean scores, the normal approximation for numeric score means (two values at least);
+        rates and boolean scores, the t interval for numeric score means (two values at least);
         ``cluster`` (CR1, with the number of clusters) for every one of them when records carry a cluster
         (two clusters at least; a rate's interval is kept inside [0, 1])."""
         out: dict[str, Any] = {"confidence": CONFIDENCE}

@@ -4,15 +4,19 @@ Methods, named in every result so a reader knows what they look at:
 
 - ``wilson``: the Wilson score interval for a proportion (pass rates, boolean scores). Unlike the
   normal approximation it stays inside [0, 1] and keeps its coverage near 0 % and 100 %.
-- ``normal``: mean ± z·s/√n, with s the sample standard deviation (the central limit theorem).
+- ``t``: mean ± t·s/√n, with s the sample standard deviation and t the quantile of Student's t with
+  n − 1 degrees of freedom: the t interval, which keeps its coverage with few examples where the normal
+  one (z = 1.96) is too narrow, and is the normal one for large n.
 - ``cluster``: the same, with the cluster-robust standard error of the mean when examples share a
   cluster (a passage, a conversation, a template): CR1, with the small-sample factor G/(G−1) for G
   clusters (the (n−1)/(n−k) factor is 1 for a mean), which is what statsmodels reports for an
-  intercept-only OLS with ``cov_type="cluster"``.
+  intercept-only OLS with ``cov_type="cluster"``, and t with G − 1 degrees of freedom (few clusters
+  carry little information, whatever the number of examples).
 - ``paired``: the mean of per-example differences and its standard error
-  √((var_a + var_b − 2·cov_ab) / n), which is what pairing buys over two independent samples.
+  √((var_a + var_b − 2·cov_ab) / n), which is what pairing buys over two independent samples, with t
+  on n − 1 degrees of freedom (scipy's ``ttest_rel``); ``unpaired`` beside it uses Welch's.
 
-Pure functions of numbers; the normal quantiles come from the standard library.
+Power (minimum detectable effect, sample size) uses the normal approximation. Pure functions of numbers.
 """
 
 from __future__ import annotations
@@ -22,11 +26,19 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+from insideLLMs.stats._student_t import t_cdf, t_quantile
+
 CONFIDENCE = 0.95
 
 
 def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def _around(estimate: float, se: float, df: float, confidence: float) -> tuple[float, float]:
+    """``estimate`` ± t·se, with t Student's two-sided ``confidence`` quantile on ``df`` degrees of freedom."""
+    half = t_quantile(0.5 + confidence / 2, df) * se
+    return estimate - half, estimate + half
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,7 @@ class Interval:
     method: str
     confidence: float = CONFIDENCE
     clusters: int | None = None  # how many clusters a clustered standard error had (None: not clustered)
+    df: float | None = None  # degrees of freedom of its t quantile (None: not a t interval)
 
     def to_dict(self, digits: int = 6) -> dict[str, float | str | int]:
         out: dict[str, float | str | int] = {
@@ -52,11 +65,11 @@ class Interval:
     def clipped(self, low: float = 0.0, high: float = 1.0) -> "Interval":
         """The same interval kept inside [low, high] (a rate's normal interval can overshoot 0 or 1)."""
         return Interval(self.estimate, self.se, max(low, self.low), min(high, self.high), self.method,
-                        self.confidence, self.clusters)
+                        self.confidence, self.clusters, self.df)
 
     @property
     def label(self) -> str:
-        """The method as a reader sees it: ``wilson``, ``normal``, ``cluster (CR1, 12 clusters)``."""
+        """The method as a reader sees it: ``wilson``, ``t``, ``cluster (CR1, 12 clusters)``."""
         return f"{self.method} (CR1, {self.clusters} clusters)" if self.clusters is not None else self.method
 
 
@@ -74,7 +87,7 @@ def proportion_interval(successes: int, n: int, confidence: float = CONFIDENCE) 
 
 def mean_interval(values: Sequence[float], clusters: Sequence[Hashable] | None = None,
                   confidence: float = CONFIDENCE) -> Interval:
-    """The mean of ``values`` with its normal-approximation interval; cluster-robust when ``clusters``
+    """The mean of ``values`` with its t interval; cluster-robust when ``clusters``
     (one label per value) says which values belong together. Needs two values (two clusters)."""
     n = len(values)
     if n < 2:
@@ -82,7 +95,7 @@ def mean_interval(values: Sequence[float], clusters: Sequence[Hashable] | None =
     mean = math.fsum(values) / n
     if clusters is None:
         se = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1) / n)
-        return Interval(mean, se, mean - _z(confidence) * se, mean + _z(confidence) * se, "normal", confidence)
+        return Interval(mean, se, *_around(mean, se, n - 1, confidence), "t", confidence, df=n - 1)
     if len(clusters) != n:
         raise ValueError("one cluster label per value")
     sums = ClusterSums()
@@ -99,8 +112,7 @@ def mean_interval_from_sums(n: int, total: float, total_of_squares: float,
     mean = total / n
     variance = max(0.0, (total_of_squares - total * total / n) / (n - 1))
     se = math.sqrt(variance / n)
-    z = _z(confidence)
-    return Interval(mean, se, mean - z * se, mean + z * se, "normal", confidence)
+    return Interval(mean, se, *_around(mean, se, n - 1, confidence), "t", confidence, df=n - 1)
 
 
 @dataclass(slots=True)
@@ -158,11 +170,11 @@ class ClusterSums:
 
     def interval(self, n: int, total: float, squares: float, confidence: float = CONFIDENCE,
                  method: str = "cluster") -> Interval:
-        """The mean of all ``n`` values with its clustered normal interval (see :meth:`standard_error`)."""
+        """The mean of all ``n`` values with its clustered t interval on G − 1 degrees of freedom (see
+        :meth:`standard_error`)."""
         se, g = self.standard_error(n, total, squares)
         mean = total / n
-        z = _z(confidence)
-        return Interval(mean, se, mean - z * se, mean + z * se, method, confidence, g)
+        return Interval(mean, se, *_around(mean, se, g - 1, confidence), method, confidence, g, g - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,19 +226,20 @@ def paired_difference_from_moments(n: int, mean_a: float, mean_b: float, var_a: 
                                    confidence: float = CONFIDENCE) -> PairedDifference:
     """The paired difference from the two runs' means, (n−1)-variances and covariance over ``n`` pairs.
 
-    Paired: se = √((var_a + var_b − 2·cov_ab) / n); unpaired (Welch's, as if the runs were two
-    independent samples): se = √(var_a/n + var_b/n). ``var_diff``, when the caller has it directly (the
+    Paired: se = √((var_a + var_b − 2·cov_ab) / n), t on n − 1 degrees of freedom; unpaired (Welch's, as if the
+    runs were two independent samples): se = √(var_a/n + var_b/n), t on Welch–Satterthwaite's degrees of freedom. ``var_diff``, when the caller has it directly (the
     variance of the per-pair differences, the same quantity), is used instead of var_a + var_b − 2·cov_ab,
     which loses precision when the runs are nearly identical."""
     if n < 2:
         raise ValueError("a standard error needs at least two values")
-    z = _z(confidence)
     estimate = mean_b - mean_a
     v_diff = var_a + var_b - 2 * cov_ab if var_diff is None else var_diff
     se = math.sqrt(max(0.0, v_diff) / n)
-    paired = Interval(estimate, se, estimate - z * se, estimate + z * se, "paired", confidence)
+    paired = Interval(estimate, se, *_around(estimate, se, n - 1, confidence), "paired", confidence, df=n - 1)
     se_u = math.sqrt(max(0.0, var_a + var_b) / n)
-    unpaired = Interval(estimate, se_u, estimate - z * se_u, estimate + z * se_u, "unpaired", confidence)
+    # Welch–Satterthwaite with n on each side: (n−1)(va + vb)² / (va² + vb²); n − 1 when both are constant
+    df_u = (n - 1) * (var_a + var_b) ** 2 / (var_a**2 + var_b**2) if var_a > 0 or var_b > 0 else n - 1
+    unpaired = Interval(estimate, se_u, *_around(estimate, se_u, df_u, confidence), "unpaired", confidence, df=df_u)
     correlation = cov_ab / math.sqrt(var_a * var_b) if var_a > 0 and var_b > 0 else None
     if correlation is not None:
         correlation = max(-1.0, min(1.0, correlation))
@@ -294,12 +307,15 @@ class PairedSums:
         return PairedDifference(n, paired, result.unpaired, result.correlation)
 
 
-def probability_below(estimate: float, se: float, bound: float) -> float:
-    """The one-sided p-value of "the true value is at least ``bound``" for a normal estimate:
-    P(Z ≤ (estimate − bound) / se). With a zero standard error: 0 below the bound, else 1."""
+def probability_below(estimate: float, se: float, bound: float, df: float | None = None) -> float:
+    """The one-sided p-value of "the true value is at least ``bound``": P(T ≤ (estimate − bound) / se), with T
+    Student's t on ``df`` degrees of freedom (the interval's, so the p-value and the interval agree), or the
+    normal when ``df`` is None. With a zero standard error: 0 below the bound, else 1."""
     if se <= 0:
         return 0.0 if estimate < bound else 1.0
-    return NormalDist().cdf((estimate - bound) / se)
+    if df is None:
+        return NormalDist().cdf((estimate - bound) / se)
+    return t_cdf((estimate - bound) / se, df)
 
 
 def minimum_detectable_effect(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
