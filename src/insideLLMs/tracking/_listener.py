@@ -23,7 +23,14 @@ from insideLLMs.rundir import CONFIG, MANIFEST, RECORDS, REPORT, SUMMARY, TIMING
 from insideLLMs.canonical import dumps_bytes
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.config import TrackingConfig
-from insideLLMs.tracking._evaluation import default_run_name, environment_tags, example_metrics, final_metrics, run_params
+from insideLLMs.tracking._evaluation import (
+    default_run_name,
+    environment_tags,
+    example_metrics,
+    final_metrics,
+    run_params,
+    shard_tags,
+)
 from insideLLMs.tracking._tracker import Tracker, TrackingRun
 
 if TYPE_CHECKING:
@@ -86,6 +93,8 @@ class TrackingListener:
             }
             if event.resumed:
                 tags["resumed_from"] = str(event.resumed)
+            if event.shard:
+                tags.update(shard_tags(event))
             self.run = self.tracker.start_run(name=name, tags=tags, params=run_params(event))
             self._kept = [] if event.run_dir is None else None
         except Exception as exc:
