@@ -125,33 +125,36 @@ def test_cli_shard_default_run_dir_and_resume_hint(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_merged_shards_are_the_unsharded_run_byte_for_byte_dummy(tmp_path: Path) -> None:
-    config = _grid(tmp_path, n=40)
-    assert run_cli("harness", "eval.yaml", "--run-dir", "full", "--no-track", cwd=tmp_path).returncode == 0
+    _grid(tmp_path, n=40)
+    assert run_cli("harness", "eval.yaml", "--run-dir", "whole/run", "--no-track", cwd=tmp_path).returncode == 0
     for i in (2, 0, 1):
         result = run_cli("harness", "eval.yaml", "--shard", f"{i}/3", "--run-dir", f"part-{i}", "--no-track",
                          "--concurrency", str(i + 1), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    merged = run_cli("merge", "part-1", "part-0", "part-2", "-o", "merged", cwd=tmp_path)
+    merged = run_cli("merge", "part-1", "part-0", "part-2", "-o", "merged/run", cwd=tmp_path)
     assert merged.returncode == 0, merged.stderr
-    full_records = orjson.loads((tmp_path / "full" / "manifest.json").read_bytes())["counts"]["records"]
-    assert merged.stdout.splitlines() == [f"merged 3 shards of run {orjson.loads((tmp_path / 'full' / 'manifest.json').read_bytes())['run_id']}: "
-                                          f"{full_records:,} records", "run directory: merged"]
-    assert deterministic_bytes(tmp_path / "merged") == deterministic_bytes(tmp_path / "full")
-    assert config.exists() and full_records == 2 * (40 + 20)
+    whole, out = tmp_path / "whole" / "run", tmp_path / "merged" / "run"
+    manifest = orjson.loads((whole / "manifest.json").read_bytes())
+    assert manifest["counts"]["records"] == 2 * (40 + 20)
+    assert merged.stdout.splitlines() == [f"merged 3 shards of run {manifest['run_id']}: 120 records",
+                                          "run directory: merged/run"]
+    assert deterministic_bytes(out) == deterministic_bytes(whole)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in whole.iterdir())
     # timings: the whole run's, in record order, without the shards' positions
-    timings = _lines(tmp_path / "merged" / "timings.jsonl")
-    records = _lines(tmp_path / "merged" / "records.jsonl")
+    timings, records = _lines(out / "timings.jsonl"), _lines(out / "records.jsonl")
     assert [(t["model"], t["probe"], t["example_id"]) for t in timings] == \
         [(r["model"]["id"], r["probe"]["id"], r["example_id"]) for r in records]
-    assert set(timings[0]) == set(_lines(tmp_path / "full" / "timings.jsonl")[0])
-    # report.html is a function of records and timings: with the same timings, the unsharded run's page
-    # is the merged run's, byte for byte
-    assert (tmp_path / "merged" / "report.html").read_bytes() == render_report(tmp_path / "merged")
-    shutil.copyfile(tmp_path / "merged" / "timings.jsonl", tmp_path / "full" / "timings.jsonl")
-    assert render_report(tmp_path / "full") == (tmp_path / "merged" / "report.html").read_bytes()
+    assert set(timings[0]) == set(_lines(whole / "timings.jsonl")[0])
+    # report.html is a function of the deterministic files and the volatile ones (timings, summary's volatile
+    # latencies): given the merged run's volatile files, the unsharded run's page is the merged run's, byte for byte
+    assert (out / "report.html").read_bytes() == render_report(out)
+    for name in ("timings.jsonl", "summary.json"):
+        shutil.copyfile(out / name, whole / name)
+    assert render_report(whole) == (out / "report.html").read_bytes()
     # and the merged run diffs clean against the unsharded one
-    diff = run_cli("diff", "full", "merged", "--fail-on-changes", cwd=tmp_path)
+    diff = run_cli("diff", "whole/run", "merged/run", "--fail-on-changes", cwd=tmp_path)
     assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert not [p for p in (tmp_path / "merged").iterdir() if p.name != "run"]  # no temporary folder left
 
 
 @pytest.mark.slow
@@ -173,7 +176,7 @@ def test_merged_shards_are_the_unsharded_run_byte_for_byte_fake_server(tmp_path:
     merged = merge_shards([tmp_path / f"p{i}" for i in range(4)], tmp_path / "merged")
     assert deterministic_bytes(merged) == deterministic_bytes(tmp_path / "full")
     passed = [r["example_id"] for r in _lines(merged / "records.jsonl") if r["passed"]]
-    assert passed == ["q00003", "q00005"]  # the two right answers, wherever their shards ran
+    assert passed == ["q00000", "q00003", "q00005"]  # the right answers (an echo of 0 + 0 too), wherever they ran
 
 
 def test_merge_streams_in_bounded_memory(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from insideLLMs.canonical import dumps_bytes, dumps_pretty
 from insideLLMs.jsonl import iter_lines, parse_object
 from insideLLMs.rundir import CONFIG, INCOMPLETE, MANIFEST, RECORDS, REPORT, SUMMARY, TIMINGS, RunDirError, SummaryBuilder
 from insideLLMs.rundir import write_atomic
+from insideLLMs.run._engine import _report_data, _write_report
 from insideLLMs.run._shards import POSITION, ShardError
 
 __all__ = ["merge_shards"]
@@ -55,13 +56,15 @@ def merge_shards(parts: Sequence[str | Path], out: str | Path, *, overwrite: boo
     tmp = out.with_name(f".{out.name}.merging-{os.urandom(4).hex()}")
     tmp.mkdir(parents=True)
     try:
-        _write(checked, tmp)
+        report = _write(checked, tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if report is not None:  # the page names its folder, so it is written in place, as the engine does
+        _write_report(out, report)
     return out
 
 
@@ -144,7 +147,8 @@ def _lines(part: _Part) -> Iterator[tuple[int, bytes, dict[str, Any], dict[str, 
         raise ShardError(f"{timings}: has more lines than {RECORDS}; run the shard again")
 
 
-def _write(parts: list[_Part], out: Path) -> None:
+def _write(parts: list[_Part], out: Path) -> Any:
+    """Every file but report.html; returns what the report needs (None when the shards wrote none)."""
     first = parts[0]
     run_id = first.manifest["run_id"]
     total = first.manifest["shard"]["run_records"]
@@ -175,9 +179,7 @@ def _write(parts: list[_Part], out: Path) -> None:
     write_atomic(out / MANIFEST, dumps_pretty(manifest))
     if report is not None:
         report.use_latencies(summary.latencies())
-        from insideLLMs.report import write_report
-
-        write_report(out, report)
+    return report
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -187,10 +189,3 @@ def _json(path: Path) -> dict[str, Any]:
         return {}
     return data if isinstance(data, dict) else {}
 
-
-def _report_data() -> Any:
-    try:
-        from insideLLMs.report import ReportData
-    except ImportError:
-        return None
-    return ReportData()
