@@ -73,6 +73,7 @@ def test_bad_shard_values(text: str, message: str) -> None:
     assert Shard.parse(" 3 / 4 ") == Shard(3, 4) and str(Shard(3, 4)) == "3/4"
 
 
+@pytest.mark.slow
 def test_a_shard_holds_exactly_its_examples_whatever_else_the_run_holds(tmp_path: Path) -> None:
     config = _grid(tmp_path / "small", n=20)
     bigger = _grid(tmp_path / "big", n=60)  # a superset of the same examples: they stay in their shards
@@ -109,7 +110,8 @@ def test_a_partial_run_directory_says_which_shard_of_which_run(tmp_path: Path) -
     assert orjson.loads((part / "summary.json").read_bytes())["totals"]["n"] == len(records)
 
 
-def test_cli_shard_default_run_dir_and_resume_hint(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_shard_default_run_dir(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "data.jsonl", qa_rows(12))
     write_config(tmp_path / "eval.yaml", {"model": {"type": "dummy"}, "probe": {"type": "factuality"},
                                           "dataset": {"path": "data.jsonl"}})
@@ -119,6 +121,29 @@ def test_cli_shard_default_run_dir_and_resume_hint(tmp_path: Path) -> None:
     manifest = orjson.loads((made / "manifest.json").read_bytes())
     assert made.name == f"{manifest['run_id']}-shard-1-of-3"
     assert manifest["shard"]["index"] == 1 and f"run directory: runs/{made.name}" in result.stdout
+
+
+@pytest.mark.slow
+def test_an_interrupted_shard_resumes_and_merges(tmp_path: Path) -> None:
+    """A shard killed midway (a preempted job) goes on with --resume and the same --shard; the merge is whole."""
+    _grid(tmp_path, n=30)
+    assert run_cli("harness", "eval.yaml", "--run-dir", "whole/run", "--no-track", cwd=tmp_path).returncode == 0
+    for i in range(2):
+        assert run_cli("harness", "eval.yaml", "--shard", f"{i}/2", "--run-dir", f"p{i}", "--no-track",
+                       cwd=tmp_path).returncode == 0
+    cut = tmp_path / "p1"
+    run_id = orjson.loads((cut / "manifest.json").read_bytes())["run_id"]
+    for name in ("records.jsonl", "timings.jsonl"):  # what a kill after 7 records leaves
+        (cut / name).write_bytes(b"".join((cut / name).read_bytes().splitlines(keepends=True)[:7]))
+    for name in ("manifest.json", "summary.json", "config.resolved.yaml", "report.html"):
+        (cut / name).unlink()
+    (cut / ".incomplete").write_text(f'{{"run_id":"{run_id}"}}\n')
+    refused = run_cli("merge", "p0", "p1", "-o", "merged/run", cwd=tmp_path)
+    assert refused.returncode == 1 and not (tmp_path / "merged").exists()
+    resumed = run_cli("harness", "eval.yaml", "--shard", "1/2", "--run-dir", "p1", "--resume", "--no-track", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_cli("merge", "p0", "p1", "-o", "merged/run", cwd=tmp_path).returncode == 0
+    assert deterministic_bytes(tmp_path / "merged" / "run") == deterministic_bytes(tmp_path / "whole" / "run")
 
 
 # -- merge ------------------------------------------------------------------------------------------------
@@ -179,8 +204,9 @@ def test_merged_shards_are_the_unsharded_run_byte_for_byte_fake_server(tmp_path:
     assert passed == ["q00000", "q00003", "q00005"]  # the right answers (an echo of 0 + 0 too), wherever they ran
 
 
+@pytest.mark.slow
 def test_merge_streams_in_bounded_memory(tmp_path: Path) -> None:
-    """The k-way merge holds one line per part, not the run: a 40,000-record merge stays small."""
+    """The k-way merge holds one line per part, not the run: a 20,000-record merge stays small."""
     import tracemalloc
 
     from support.run_dirs import record
@@ -189,14 +215,14 @@ def test_merge_streams_in_bounded_memory(tmp_path: Path) -> None:
     for index in range(2):
         part = tmp_path / f"p{index}"
         part.mkdir()
-        recs = [record(f"q{i:06d}", run_id="r1") for i in range(index, 40_000, 2)]
+        recs = [record(f"q{i:06d}", run_id="r1") for i in range(index, 20_000, 2)]
         (part / "records.jsonl").write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in recs))
         (part / "timings.jsonl").write_bytes(b"".join(
             orjson.dumps({"model": "dummy", "probe": "factuality", "example_id": r["example_id"], "latency_ms": 1.0,
                           "attempts": 1, "cache_hit": False, "started_at": 0.0, "finished_at": 0.0, "position": p})
-            + b"\n" for r, p in zip(recs, range(index, 40_000, 2))))
+            + b"\n" for r, p in zip(recs, range(index, 20_000, 2))))
         (part / "manifest.json").write_bytes(orjson.dumps({"run_id": "r1", "config_hash": "c", "counts": {},
-                                                           "shard": {"index": index, "count": 2, "run_records": 40_000}}))
+                                                           "shard": {"index": index, "count": 2, "run_records": 20_000}}))
         (part / "config.resolved.yaml").write_text("model: {type: dummy}\n")
         parts.append(part)
     tracemalloc.start()
@@ -204,7 +230,7 @@ def test_merge_streams_in_bounded_memory(tmp_path: Path) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     size = (tmp_path / "merged" / "records.jsonl").stat().st_size
-    assert [r["example_id"] for r in _lines(tmp_path / "merged" / "records.jsonl")] == [f"q{i:06d}" for i in range(40_000)]
+    assert [r["example_id"] for r in _lines(tmp_path / "merged" / "records.jsonl")] == [f"q{i:06d}" for i in range(20_000)]
     assert peak < size / 4, (peak, size)  # the latencies (8 bytes a record) and a few lines, not the records
 
 
