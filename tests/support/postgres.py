@@ -84,7 +84,13 @@ class PostgresCluster:
         return self.url(name)
 
     def url(self, database: str) -> str:
+        """The libpq URL (what psql and psycopg2 take)."""
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def sqlalchemy_url(self, database: str) -> str:
+        """The URL MLflow's store takes: the driver named, since SQLAlchemy 2.1 picks psycopg 3 for a bare
+        ``postgresql://`` and we install psycopg2."""
+        return self.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT to the postmaster, by its PID), then the folder goes."""
@@ -138,7 +144,8 @@ def _mlflow_pg_session(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dic
     if not MLFLOW_BIN.exists() and shutil.which("mlflow") is None:
         pytest.skip("mlflow is not installed (pip install 'insidellms[mlflow]')")
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-pg-server"), backend_store_uri=postgres.create_database("mlflow"),
+    postgres.create_database("mlflow")
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-pg-server"), backend_store_uri=postgres.sqlalchemy_url("mlflow"),
                           serve_artifacts=True, workers=2)
     server.start()
     try:
