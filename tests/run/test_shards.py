@@ -24,23 +24,34 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def _grid(root: Path, n: int = 30, model: dict[str, Any] | None = None) -> Path:
     """Two models × two probes over their own prompt sets: the canonical order interleaves cells and examples."""
     write_jsonl(root / "qa.jsonl", qa_rows(n))
-    write_jsonl(root / "logic.jsonl", [{"id": f"l{i}", "prompt": f"Is {i} even?", "answer": "yes" if i % 2 == 0 else "no"}
-                                       for i in range(n // 2)])
-    models = [model] if model else [
-        {"type": "dummy", "args": {"model_name": "echo"}},
-        {"type": "dummy", "args": {"model_name": "canned", "canned_response": "Answer: 4",
-                                   "fail_every": 7}},
-    ]
-    return write_config(root / "eval.yaml", {
-        "models": models,
-        "probes": [{"type": "factuality", "dataset": {"path": "qa.jsonl"}},
-                   {"type": "logic", "dataset": {"path": "logic.jsonl"}}],
-        "generation": {"temperature": 0, "max_tokens": 32},
-        "runner": {"concurrency": 4, "max_retries": 0},
-    })
+    write_jsonl(
+        root / "logic.jsonl",
+        [{"id": f"l{i}", "prompt": f"Is {i} even?", "answer": "yes" if i % 2 == 0 else "no"} for i in range(n // 2)],
+    )
+    models = (
+        [model]
+        if model
+        else [
+            {"type": "dummy", "args": {"model_name": "echo"}},
+            {"type": "dummy", "args": {"model_name": "canned", "canned_response": "Answer: 4", "fail_every": 7}},
+        ]
+    )
+    return write_config(
+        root / "eval.yaml",
+        {
+            "models": models,
+            "probes": [
+                {"type": "factuality", "dataset": {"path": "qa.jsonl"}},
+                {"type": "logic", "dataset": {"path": "logic.jsonl"}},
+            ],
+            "generation": {"temperature": 0, "max_tokens": 32},
+            "runner": {"concurrency": 4, "max_retries": 0},
+        },
+    )
 
 
 # -- the split ------------------------------------------------------------------------------------------
+
 
 def test_the_split_is_sha256_of_the_example_key_pinned() -> None:
     """The split may never change between versions: shards of one run made by two versions must merge."""
@@ -60,12 +71,15 @@ def test_every_example_in_exactly_one_shard_and_roughly_even() -> None:
         assert all(abs(size - 8000 / count) < 0.06 * 8000 / count for size in sizes), sizes
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("2", "--shard 2: expected I/N, the 0-based shard I of N shards (e.g. --shard 0/4)"),
-    ("-1/4", "--shard -1/4: expected I/N, the 0-based shard I of N shards (e.g. --shard 0/4)"),
-    ("4/4", "--shard 4/4: I must be 0 to 3 (shards are numbered from 0)"),
-    ("0/0", "--shard 0/0: N must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2", "--shard 2: expected I/N, the 0-based shard I of N shards (e.g. --shard 0/4)"),
+        ("-1/4", "--shard -1/4: expected I/N, the 0-based shard I of N shards (e.g. --shard 0/4)"),
+        ("4/4", "--shard 4/4: I must be 0 to 3 (shards are numbered from 0)"),
+        ("0/0", "--shard 0/0: N must be at least 1"),
+    ],
+)
 def test_bad_shard_values(text: str, message: str) -> None:
     with pytest.raises(ShardError) as exc:
         Shard.parse(text)
@@ -94,11 +108,15 @@ def test_a_shard_holds_exactly_its_examples_whatever_else_the_run_holds(tmp_path
 
 # -- partial run directories ------------------------------------------------------------------------------
 
+
 def test_a_partial_run_directory_says_which_shard_of_which_run(tmp_path: Path) -> None:
     config = _grid(tmp_path)
     full = run_in_process(config, tmp_path / "full")
     [part] = shard_dirs(config, tmp_path, 4, only=[1])
-    manifest, whole = orjson.loads((part / "manifest.json").read_bytes()), orjson.loads((full / "manifest.json").read_bytes())
+    manifest, whole = (
+        orjson.loads((part / "manifest.json").read_bytes()),
+        orjson.loads((full / "manifest.json").read_bytes()),
+    )
     assert manifest["shard"] == {"index": 1, "count": 4, "run_records": whole["counts"]["records"]}
     assert (manifest["run_id"], manifest["config_hash"]) == (whole["run_id"], whole["config_hash"])
     records, timings = _lines(part / "records.jsonl"), _lines(part / "timings.jsonl")
@@ -113,8 +131,10 @@ def test_a_partial_run_directory_says_which_shard_of_which_run(tmp_path: Path) -
 @pytest.mark.slow
 def test_cli_shard_default_run_dir(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "data.jsonl", qa_rows(12))
-    write_config(tmp_path / "eval.yaml", {"model": {"type": "dummy"}, "probe": {"type": "factuality"},
-                                          "dataset": {"path": "data.jsonl"}})
+    write_config(
+        tmp_path / "eval.yaml",
+        {"model": {"type": "dummy"}, "probe": {"type": "factuality"}, "dataset": {"path": "data.jsonl"}},
+    )
     result = run_cli("run", "eval.yaml", "--shard", "1/3", "--no-track", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [made] = list((tmp_path / "runs").iterdir())
@@ -129,8 +149,12 @@ def test_an_interrupted_shard_resumes_and_merges(tmp_path: Path) -> None:
     _grid(tmp_path, n=30)
     assert run_cli("harness", "eval.yaml", "--run-dir", "whole/run", "--no-track", cwd=tmp_path).returncode == 0
     for i in range(2):
-        assert run_cli("harness", "eval.yaml", "--shard", f"{i}/2", "--run-dir", f"p{i}", "--no-track",
-                       cwd=tmp_path).returncode == 0
+        assert (
+            run_cli(
+                "harness", "eval.yaml", "--shard", f"{i}/2", "--run-dir", f"p{i}", "--no-track", cwd=tmp_path
+            ).returncode
+            == 0
+        )
     cut = tmp_path / "p1"
     run_id = orjson.loads((cut / "manifest.json").read_bytes())["run_id"]
     for name in ("records.jsonl", "timings.jsonl"):  # what a kill after 7 records leaves
@@ -140,7 +164,9 @@ def test_an_interrupted_shard_resumes_and_merges(tmp_path: Path) -> None:
     (cut / ".incomplete").write_text(f'{{"run_id":"{run_id}"}}\n')
     refused = run_cli("merge", "p0", "p1", "-o", "merged/run", cwd=tmp_path)
     assert refused.returncode == 1 and not (tmp_path / "merged").exists()
-    resumed = run_cli("harness", "eval.yaml", "--shard", "1/2", "--run-dir", "p1", "--resume", "--no-track", cwd=tmp_path)
+    resumed = run_cli(
+        "harness", "eval.yaml", "--shard", "1/2", "--run-dir", "p1", "--resume", "--no-track", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert run_cli("merge", "p0", "p1", "-o", "merged/run", cwd=tmp_path).returncode == 0
     assert deterministic_bytes(tmp_path / "merged" / "run") == deterministic_bytes(tmp_path / "whole" / "run")
@@ -148,27 +174,41 @@ def test_an_interrupted_shard_resumes_and_merges(tmp_path: Path) -> None:
 
 # -- merge ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_merged_shards_are_the_unsharded_run_byte_for_byte_dummy(tmp_path: Path) -> None:
     _grid(tmp_path, n=40)
     assert run_cli("harness", "eval.yaml", "--run-dir", "whole/run", "--no-track", cwd=tmp_path).returncode == 0
     for i in (2, 0, 1):
-        result = run_cli("harness", "eval.yaml", "--shard", f"{i}/3", "--run-dir", f"part-{i}", "--no-track",
-                         "--concurrency", str(i + 1), cwd=tmp_path)
+        result = run_cli(
+            "harness",
+            "eval.yaml",
+            "--shard",
+            f"{i}/3",
+            "--run-dir",
+            f"part-{i}",
+            "--no-track",
+            "--concurrency",
+            str(i + 1),
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
     merged = run_cli("merge", "part-1", "part-0", "part-2", "-o", "merged/run", cwd=tmp_path)
     assert merged.returncode == 0, merged.stderr
     whole, out = tmp_path / "whole" / "run", tmp_path / "merged" / "run"
     manifest = orjson.loads((whole / "manifest.json").read_bytes())
     assert manifest["counts"]["records"] == 2 * (40 + 20)
-    assert merged.stdout.splitlines() == [f"merged 3 shards of run {manifest['run_id']}: 120 records",
-                                          "run directory: merged/run"]
+    assert merged.stdout.splitlines() == [
+        f"merged 3 shards of run {manifest['run_id']}: 120 records",
+        "run directory: merged/run",
+    ]
     assert deterministic_bytes(out) == deterministic_bytes(whole)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in whole.iterdir())
     # timings: the whole run's, in record order, without the shards' positions
     timings, records = _lines(out / "timings.jsonl"), _lines(out / "records.jsonl")
-    assert [(t["model"], t["probe"], t["example_id"]) for t in timings] == \
-        [(r["model"]["id"], r["probe"]["id"], r["example_id"]) for r in records]
+    assert [(t["model"], t["probe"], t["example_id"]) for t in timings] == [
+        (r["model"]["id"], r["probe"]["id"], r["example_id"]) for r in records
+    ]
     assert set(timings[0]) == set(_lines(whole / "timings.jsonl")[0])
     # report.html is a function of the deterministic files and the volatile ones (timings, summary's volatile
     # latencies): given the merged run's volatile files, the unsharded run's page is the merged run's, byte for byte
@@ -187,8 +227,14 @@ def test_merged_shards_are_the_unsharded_run_byte_for_byte_fake_server(tmp_path:
     """A real HTTP model: the shards together ask exactly the requests of the unsharded run, once each."""
     answers = {"What is 3 plus 3?": "6", "What is 5 plus 5?": "10"}
     fake_llm_server.configure(answers=answers)
-    _grid(tmp_path, n=24, model={"type": "openai", "args": {"model_name": "m", "api_key": "k",
-                                                            "base_url": fake_llm_server.openai_base_url}})
+    _grid(
+        tmp_path,
+        n=24,
+        model={
+            "type": "openai",
+            "args": {"model_name": "m", "api_key": "k", "base_url": fake_llm_server.openai_base_url},
+        },
+    )
     assert run_cli("harness", "eval.yaml", "--run-dir", "full", "--no-track", cwd=tmp_path).returncode == 0
     unsharded = fake_llm_server.stats.requests
     assert unsharded == 24 + 12
@@ -216,13 +262,38 @@ def test_merge_streams_in_bounded_memory(tmp_path: Path) -> None:
         part = tmp_path / f"p{index}"
         part.mkdir()
         recs = [record(f"q{i:06d}", run_id="r1") for i in range(index, 20_000, 2)]
-        (part / "records.jsonl").write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in recs))
-        (part / "timings.jsonl").write_bytes(b"".join(
-            orjson.dumps({"model": "dummy", "probe": "factuality", "example_id": r["example_id"], "latency_ms": 1.0,
-                          "attempts": 1, "cache_hit": False, "started_at": 0.0, "finished_at": 0.0, "position": p})
-            + b"\n" for r, p in zip(recs, range(index, 20_000, 2))))
-        (part / "manifest.json").write_bytes(orjson.dumps({"run_id": "r1", "config_hash": "c", "counts": {},
-                                                           "shard": {"index": index, "count": 2, "run_records": 20_000}}))
+        (part / "records.jsonl").write_bytes(
+            b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in recs)
+        )
+        (part / "timings.jsonl").write_bytes(
+            b"".join(
+                orjson.dumps(
+                    {
+                        "model": "dummy",
+                        "probe": "factuality",
+                        "example_id": r["example_id"],
+                        "latency_ms": 1.0,
+                        "attempts": 1,
+                        "cache_hit": False,
+                        "started_at": 0.0,
+                        "finished_at": 0.0,
+                        "position": p,
+                    }
+                )
+                + b"\n"
+                for r, p in zip(recs, range(index, 20_000, 2))
+            )
+        )
+        (part / "manifest.json").write_bytes(
+            orjson.dumps(
+                {
+                    "run_id": "r1",
+                    "config_hash": "c",
+                    "counts": {},
+                    "shard": {"index": index, "count": 2, "run_records": 20_000},
+                }
+            )
+        )
         (part / "config.resolved.yaml").write_text("model: {type: dummy}\n")
         parts.append(part)
     tracemalloc.start()
@@ -230,7 +301,9 @@ def test_merge_streams_in_bounded_memory(tmp_path: Path) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     size = (tmp_path / "merged" / "records.jsonl").stat().st_size
-    assert [r["example_id"] for r in _lines(tmp_path / "merged" / "records.jsonl")] == [f"q{i:06d}" for i in range(20_000)]
+    assert [r["example_id"] for r in _lines(tmp_path / "merged" / "records.jsonl")] == [
+        f"q{i:06d}" for i in range(20_000)
+    ]
     assert peak < size / 4, (peak, size)  # the latencies (8 bytes a record) and a few lines, not the records
 
 

@@ -61,21 +61,49 @@ class PostgresCluster:
             self._as_owner = ["runuser", "-u", UNPRIVILEGED, "--"]
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self._as_owner, *args], capture_output=True, text=True, timeout=120,
-                                cwd=self.root, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        result = subprocess.run(
+            [*self._as_owner, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.root,
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args[:2])} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-                               f"{self._tail()}")
+            raise RuntimeError(
+                f"{' '.join(args[:2])} failed ({result.returncode}):\n{result.stdout}{result.stderr}{self._tail()}"
+            )
         return result
 
     def start(self) -> None:
         if not (self.data / "PG_VERSION").exists():
-            self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
-                      "--encoding=UTF8", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log),
-                  "-w", "-t", str(int(START_TIMEOUT_S)), "start")
+            self._run(
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        )
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            str(int(START_TIMEOUT_S)),
+            "start",
+        )
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def create_database(self, name: str) -> str:
@@ -139,14 +167,19 @@ def postgres() -> Iterator[PostgresCluster]:
 
 
 @pytest.fixture(scope="session")
-def _mlflow_pg_session(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str],
-                       postgres: PostgresCluster) -> Iterator[MlflowServer]:
+def _mlflow_pg_session(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str], postgres: PostgresCluster
+) -> Iterator[MlflowServer]:
     if not MLFLOW_BIN.exists() and shutil.which("mlflow") is None:
         pytest.skip("mlflow is not installed (pip install 'insidellms[mlflow]')")
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
     postgres.create_database("mlflow")
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-pg-server"), backend_store_uri=postgres.sqlalchemy_url("mlflow"),
-                          serve_artifacts=True, workers=2)
+    server = MlflowServer(
+        tmp_path_factory.mktemp("mlflow-pg-server"),
+        backend_store_uri=postgres.sqlalchemy_url("mlflow"),
+        serve_artifacts=True,
+        workers=2,
+    )
     server.start()
     try:
         yield server

@@ -23,7 +23,9 @@ def run_in_process(config: Path, run_dir: Path, shard: str | None = None, **sett
 
 def shard_dirs(config: Path, root: Path, count: int, only: list[int] | None = None) -> list[Path]:
     """Shards ``only`` (default: all) of ``count`` of ``config``, in ``root/part-I``."""
-    return [run_in_process(config, root / f"part-{i}", f"{i}/{count}") for i in (only if only is not None else range(count))]
+    return [
+        run_in_process(config, root / f"part-{i}", f"{i}/{count}") for i in (only if only is not None else range(count))
+    ]
 
 
 def deterministic_bytes(run_dir: Path) -> dict[str, bytes]:

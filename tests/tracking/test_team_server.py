@@ -26,14 +26,17 @@ SHARDS = 4
 def _project(root: Path, model: dict[str, Any], n: int, tracking: dict[str, Any]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     write_jsonl(root / "data.jsonl", qa_rows(n))
-    return write_config(root / "eval.yaml", {
-        "model": model,
-        "probe": {"type": "factuality"},
-        "dataset": {"path": "data.jsonl"},
-        "generation": {"temperature": 0, "max_tokens": 64},
-        "runner": {"concurrency": 4, "max_retries": 0},
-        "tracking": {"enabled": True, "backend": "mlflow", "output_dir": "./tracking_logs", **tracking},
-    })
+    return write_config(
+        root / "eval.yaml",
+        {
+            "model": model,
+            "probe": {"type": "factuality"},
+            "dataset": {"path": "data.jsonl"},
+            "generation": {"temperature": 0, "max_tokens": 64},
+            "runner": {"concurrency": 4, "max_retries": 0},
+            "tracking": {"enabled": True, "backend": "mlflow", "output_dir": "./tracking_logs", **tracking},
+        },
+    )
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -49,22 +52,28 @@ def _count(postgres: Any, sql: str, *args: Any) -> int:
         return cur.fetchone()[0]
 
 
-def test_eight_runs_at_once_all_arrive_whole_and_apart(tmp_path: Path, mlflow_pg_server: Any, postgres: Any,
-                                                       mlflow_env: dict[str, str]) -> None:
+def test_eight_runs_at_once_all_arrive_whole_and_apart(
+    tmp_path: Path, mlflow_pg_server: Any, postgres: Any, mlflow_env: dict[str, str]
+) -> None:
     """Four shards of two configs, tracked at the same time: eight complete runs, none mixed up."""
     tracking = {"tracking_uri": mlflow_pg_server.url, "experiment_name": "team-eight", "flush_timeout_s": 120}
     configs = {
         "alpha": _project(tmp_path / "alpha", {"type": "dummy", "args": {"model_name": "alpha"}}, 48, tracking),
-        "beta": _project(tmp_path / "beta", {"type": "dummy", "args": {"model_name": "beta", "canned_response": "4"}},
-                         36, tracking),
+        "beta": _project(
+            tmp_path / "beta", {"type": "dummy", "args": {"model_name": "beta", "canned_response": "4"}}, 36, tracking
+        ),
     }
     procs = {}
     for name, config in configs.items():
         for i in range(SHARDS):
             procs[name, i] = subprocess.Popen(
                 [INSIDELLMS, "run", str(config), "--shard", f"{i}/{SHARDS}", "--run-dir", f"shard-{i}"],
-                cwd=config.parent, env={**os.environ, **mlflow_env, "NO_COLOR": "1"},
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                cwd=config.parent,
+                env={**os.environ, **mlflow_env, "NO_COLOR": "1"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
     for key, proc in procs.items():
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, (key, err)
@@ -97,15 +106,22 @@ def test_eight_runs_at_once_all_arrive_whole_and_apart(tmp_path: Path, mlflow_pg
         local = Path(client.download_artifacts(run.info.run_id, "records.jsonl", str(tmp_path / run.info.run_id)))
         assert local.read_bytes() == (part / "records.jsonl").read_bytes()
     assert seen == {(m, i) for m in configs for i in range(SHARDS)}
-    beta_passed = sum(len([r for r in _lines(configs["beta"].parent / f"shard-{i}" / "records.jsonl") if r["passed"]])
-                      for i in range(SHARDS))
+    beta_passed = sum(
+        len([r for r in _lines(configs["beta"].parent / f"shard-{i}" / "records.jsonl") if r["passed"]])
+        for i in range(SHARDS)
+    )
     assert beta_passed == 1  # "4" is right for q00002 only: the canned model's runs kept their own answers
 
 
-def test_a_run_made_while_the_server_was_down_is_synced_exactly_once(tmp_path: Path, mlflow_pg_server: Any,
-                                                                     postgres: Any, mlflow_env: dict[str, str]) -> None:
-    config = _project(tmp_path, {"type": "dummy", "args": {"model_name": "offline"}}, 60,
-                      {"tracking_uri": mlflow_pg_server.url, "experiment_name": "team-was-down", "flush_timeout_s": 2})
+def test_a_run_made_while_the_server_was_down_is_synced_exactly_once(
+    tmp_path: Path, mlflow_pg_server: Any, postgres: Any, mlflow_env: dict[str, str]
+) -> None:
+    config = _project(
+        tmp_path,
+        {"type": "dummy", "args": {"model_name": "offline"}},
+        60,
+        {"tracking_uri": mlflow_pg_server.url, "experiment_name": "team-was-down", "flush_timeout_s": 2},
+    )
     mlflow_pg_server.stop()
     try:
         down = run_cli("run", str(config), "--shard", "1/2", "--run-dir", "part", cwd=tmp_path, env=mlflow_env)
@@ -115,13 +131,19 @@ def test_a_run_made_while_the_server_was_down_is_synced_exactly_once(tmp_path: P
     assert "not delivered" in down.stderr and "insidellms tracking sync" in down.stderr
     records = len(_lines(tmp_path / "part" / "records.jsonl"))
     [folder] = [p for p in (tmp_path / "tracking_logs").iterdir() if p.is_dir()]
-    journal_points = sum(1 for e in read_journal(folder).events if e.kind == "metrics" and "example/success" in e.data["metrics"])
+    journal_points = sum(
+        1 for e in read_journal(folder).events if e.kind == "metrics" and "example/success" in e.data["metrics"]
+    )
     assert journal_points == records > 0
 
-    runs_sql = ("select count(*) from runs r join experiments e on r.experiment_id = e.experiment_id "
-                "where e.name = 'team-was-down'")
-    points_sql = ("select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid join experiments e "
-                  "on r.experiment_id = e.experiment_id where e.name = 'team-was-down' and m.key = 'example/success'")
+    runs_sql = (
+        "select count(*) from runs r join experiments e on r.experiment_id = e.experiment_id "
+        "where e.name = 'team-was-down'"
+    )
+    points_sql = (
+        "select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid join experiments e "
+        "on r.experiment_id = e.experiment_id where e.name = 'team-was-down' and m.key = 'example/success'"
+    )
     for attempt in range(2):
         sync = run_cli("tracking", "sync", "tracking_logs", cwd=tmp_path, env=mlflow_env)
         assert sync.returncode == 0, sync.stderr + sync.stdout

@@ -11,8 +11,14 @@ from insideLLMs.cli._errors import Command
 
 @click.command(cls=Command)
 @click.argument("parts", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="The run directory to write (the unsharded run's files, byte for byte).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The run directory to write (the unsharded run's files, byte for byte).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 def merge(parts: tuple[Path, ...], output: Path, overwrite: bool) -> None:
     """Merge the shards PART... of one run (from insidellms run/harness --shard I/N) into the run directory OUTPUT."""

@@ -22,7 +22,17 @@ import orjson
 
 from insideLLMs.canonical import dumps_bytes, dumps_pretty
 from insideLLMs.jsonl import iter_lines, parse_object
-from insideLLMs.rundir import CONFIG, INCOMPLETE, MANIFEST, RECORDS, REPORT, SUMMARY, TIMINGS, RunDirError, SummaryBuilder
+from insideLLMs.rundir import (
+    CONFIG,
+    INCOMPLETE,
+    MANIFEST,
+    RECORDS,
+    REPORT,
+    SUMMARY,
+    TIMINGS,
+    RunDirError,
+    SummaryBuilder,
+)
 from insideLLMs.rundir import write_atomic
 from insideLLMs.run._engine import _report_data, _write_report
 from insideLLMs.run._shards import POSITION, ShardError
@@ -81,19 +91,25 @@ def _check_parts(paths: list[Path]) -> list[_Part]:
                     f"{first.manifest.get(key)}; merge only the shards of one run (same config, data and models)"
                 )
         if part.count != first.count:
-            raise ShardError(f"{part.path}: is shard {part.index}/{part.count}, but {first.path} is shard "
-                             f"{first.index}/{first.count}; merge shards of one split (the same N)")
+            raise ShardError(
+                f"{part.path}: is shard {part.index}/{part.count}, but {first.path} is shard "
+                f"{first.index}/{first.count}; merge shards of one split (the same N)"
+            )
     by_index: dict[int, _Part] = {}
     for part in parts:
         if part.index in by_index:
-            raise ShardError(f"{part.path}: shard {part.index}/{part.count} is also in {by_index[part.index].path}; "
-                             "give each shard once")
+            raise ShardError(
+                f"{part.path}: shard {part.index}/{part.count} is also in {by_index[part.index].path}; "
+                "give each shard once"
+            )
         by_index[part.index] = part
     missing = [i for i in range(first.count) if i not in by_index]
     if missing:
         shown = ", ".join(f"{i}/{first.count}" for i in missing[:5]) + (", …" if len(missing) > 5 else "")
-        raise ShardError(f"merge: shard {shown} missing ({len(parts)} of {first.count} given); run it with "
-                         f"--shard {missing[0]}/{first.count}, then merge every shard")
+        raise ShardError(
+            f"merge: shard {shown} missing ({len(parts)} of {first.count} given); run it with "
+            f"--shard {missing[0]}/{first.count}, then merge every shard"
+        )
     return [by_index[i] for i in range(first.count)]
 
 
@@ -110,8 +126,10 @@ def _read_part(path: Path) -> _Part:
         raise ShardError(f"{path / MANIFEST}: malformed JSON: {exc.args[0]}") from None
     shard = manifest.get("shard") if isinstance(manifest, dict) else None
     if not isinstance(shard, dict) or not {"index", "count", "run_records"} <= shard.keys():
-        raise ShardError(f"{path}: is not a shard (its manifest names none); merge the run directories of "
-                         "insidellms run/harness --shard I/N")
+        raise ShardError(
+            f"{path}: is not a shard (its manifest names none); merge the run directories of "
+            "insidellms run/harness --shard I/N"
+        )
     return _Part(path, manifest)
 
 
@@ -159,8 +177,10 @@ def _write(parts: list[_Part], out: Path) -> Any:
         for position, line, record, timing in heapq.merge(*(_lines(p) for p in parts), key=lambda item: item[0]):
             if position != expected:
                 what = "twice" if position < expected else f"but position {expected} is in no shard"
-                raise ShardError(f"merge: the record at position {position} of run {run_id} comes {what}; "
-                                 "the shards do not add up to one run (run them again)")
+                raise ShardError(
+                    f"merge: the record at position {position} of run {run_id} comes {what}; "
+                    "the shards do not add up to one run (run them again)"
+                )
             expected += 1
             records.write(line)
             timings.write(dumps_bytes(timing) + b"\n")
@@ -188,4 +208,3 @@ def _json(path: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
