@@ -324,3 +324,14 @@ def test_merge_refuses_and_writes_nothing(tmp_path: Path) -> None:
         merge_shards([a[0], a[1], b[2]], tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    # --overwrite replaces a run directory, never a folder of something else
+    first = merge_shards(a, tmp_path / "out")
+    records = (first / "records.jsonl").read_bytes()
+    (first / "records.jsonl").write_bytes(b"stale\n")
+    assert (merge_shards(a, tmp_path / "out", overwrite=True) / "records.jsonl").read_bytes() == records
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("my thesis")
+    with pytest.raises(ShardError) as exc:
+        merge_shards(a, tmp_path / "mine", overwrite=True)
+    assert str(exc.value) == f"{tmp_path / 'mine'}: exists and is not an insideLLMs run directory; choose another -o"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "mine", "out"]

@@ -67,9 +67,13 @@ def merge_shards(parts: Sequence[str | Path], out: str | Path, *, overwrite: boo
     tmp.mkdir(parents=True)
     try:
         report = _write(checked, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        if out.exists():  # --overwrite of a run directory: the old one goes only once the new one is whole
+            old = out.with_name(f".{out.name}.replaced-{os.urandom(4).hex()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -134,10 +138,12 @@ def _read_part(path: Path) -> _Part:
 
 
 def _check_output(out: Path, overwrite: bool, parts: list[_Part]) -> None:
-    if out.exists() and not overwrite:
-        raise ShardError(f"{out}: already exists; pass --overwrite to replace it, or choose another -o")
     if out.exists() and not out.is_dir():
         raise ShardError(f"{out}: is a file; choose another -o")
+    if out.exists() and not overwrite:
+        raise ShardError(f"{out}: already exists; pass --overwrite to replace it, or choose another -o")
+    if out.exists() and any(out.iterdir()) and not any((out / name).exists() for name in (RECORDS, MANIFEST, INCOMPLETE)):
+        raise ShardError(f"{out}: exists and is not an insideLLMs run directory; choose another -o")
     resolved = out.resolve()
     for part in parts:
         if part.path.resolve() == resolved:
