@@ -754,6 +754,12 @@ CASES: dict[str, Case] = {
         files={"merged": None, "merged/notes.txt": "mine"},
         setup=lambda p: shard_dirs(_shard_project(p / "s"), p / "s", 2),
     ),
+    "merge-overwrite-a-foreign-folder": command(
+        "merge", "s/part-0", "s/part-1", "-o", "notes", "--overwrite",
+        expected="error: notes: exists and is not an insideLLMs run directory; choose another -o",
+        files={"notes": None, "notes/thesis.tex": "my thesis"},
+        setup=lambda p: shard_dirs(_shard_project(p / "s"), p / "s", 2),
+    ),
     "merge-no-parts": command(
         "merge", "-o", "merged",
         expected="error: merge: give the partial run directories to merge (insidellms merge PART... -o RUN_DIR)",

@@ -335,3 +335,41 @@ def test_merge_refuses_and_writes_nothing(tmp_path: Path) -> None:
         merge_shards(a, tmp_path / "mine", overwrite=True)
     assert str(exc.value) == f"{tmp_path / 'mine'}: exists and is not an insideLLMs run directory; choose another -o"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "mine", "out"]
+
+
+# -- tracking -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_each_shard_is_tracked_as_its_own_run_and_the_merged_run_pushed_as_one(tmp_path: Path) -> None:
+    from insideLLMs.tracking.store import load_run
+
+    write_jsonl(tmp_path / "data.jsonl", qa_rows(10))
+    write_config(
+        tmp_path / "eval.yaml",
+        {
+            "name": "nightly",
+            "model": {"type": "dummy"},
+            "probe": {"type": "factuality"},
+            "dataset": {"path": "data.jsonl"},
+            "tracking": {"backend": "local", "output_dir": "tracking_logs"},
+        },
+    )
+    for i in range(2):
+        result = run_cli("run", "eval.yaml", "--shard", f"{i}/2", "--run-dir", f"p{i}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert run_cli("merge", "p0", "p1", "-o", "merged", cwd=tmp_path).returncode == 0
+    pushed = run_cli("tracking", "push", "merged", "--backend", "local", cwd=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    run_id = orjson.loads((tmp_path / "merged" / "manifest.json").read_bytes())["run_id"]
+    runs = {load_run(p).state.name: load_run(p).state for p in (tmp_path / "tracking_logs").iterdir() if p.is_dir()}
+    assert sorted(runs) == ["nightly", "nightly [shard 0/2]", "nightly [shard 1/2]"]
+    for i in range(2):
+        shard = runs[f"nightly [shard {i}/2]"]
+        records = len(_lines(tmp_path / f"p{i}" / "records.jsonl"))
+        assert (shard.tags["shard"], shard.tags["shard_of"], shard.tags["experiment"]) == (f"{i}/2", run_id, "nightly")
+        assert shard.params["shard"] == f"{i}/2" and shard.params["total_examples"] == records
+        assert shard.metrics["n"] == records and shard.status == "finished"
+    merged = runs["nightly"]
+    assert "shard" not in merged.tags and "shard" not in merged.params
+    assert merged.params["run_id"] == run_id and merged.metrics["n"] == 10

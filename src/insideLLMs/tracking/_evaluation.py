@@ -73,8 +73,12 @@ def default_run_name(event: RunStarted) -> str:
     probe = event.probes[0]["id"] if event.probes else "run"
     model = event.models[0]["id"] if event.models else "model"
     more = len(event.models) * len(event.probes) - 1
-    shard = f" [shard {event.shard}]" if event.shard else ""
-    return f"{probe}-{model}" + (f"+{more}" if more > 0 else "") + shard
+    return f"{probe}-{model}" + (f"+{more}" if more > 0 else "")
+
+
+def shard_suffix(event: RunStarted) -> str:
+    """`` [shard I/N]`` after a shard's run name (whatever names it), so its N runs read apart."""
+    return f" [shard {event.shard}]" if event.shard else ""
 
 
 def shard_tags(event: RunStarted) -> dict[str, str]:

@@ -29,6 +29,7 @@ from insideLLMs.tracking._evaluation import (
     example_metrics,
     final_metrics,
     run_params,
+    shard_suffix,
     shard_tags,
 )
 from insideLLMs.tracking._tracker import Tracker, TrackingRun
@@ -84,10 +85,11 @@ class TrackingListener:
         if self.tracker is None:
             return
         try:
-            name = self.config.run_name or event.name or default_run_name(event)
+            base = self.config.run_name or event.name or default_run_name(event)
+            name = base + shard_suffix(event)  # a shard's runs read apart, and stay in their run's experiment
             tags = {
                 **self.config.tag_dict,
-                "experiment": self.config.experiment_name or self.config.project or event.name or name,
+                "experiment": self.config.experiment_name or self.config.project or event.name or base,
                 "insidellms_version": event.library_version,
                 **environment_tags(),
             }

@@ -30,6 +30,7 @@ from insideLLMs.tracking._evaluation import (
     example_metrics,
     final_metrics,
     run_params,
+    shard_suffix,
     shard_tags,
 )
 from insideLLMs.tracking._listener import REPLACED_FILES, TABLE_NAME
@@ -133,7 +134,8 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
         def add(kind: str, data: dict[str, Any], ts: float) -> None:
             state.apply(journal.append(kind, data, ts=ts))
 
-        add("run_start", {"name": started.name or default_run_name(started), "run_key": key, "tags": redact(tags),
+        name = (started.name or default_run_name(started)) + shard_suffix(started)
+        add("run_start", {"name": name, "run_key": key, "tags": redact(tags),
                           "project": project or tracking.get("project"),
                           "experiment": experiment or tracking.get("experiment_name")}, start_ts)
         add("params", {"params": redact(flatten_params(run_params(started)))}, start_ts)
