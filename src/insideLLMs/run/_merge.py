@@ -142,7 +142,11 @@ def _check_output(out: Path, overwrite: bool, parts: list[_Part]) -> None:
         raise ShardError(f"{out}: is a file; choose another -o")
     if out.exists() and not overwrite:
         raise ShardError(f"{out}: already exists; pass --overwrite to replace it, or choose another -o")
-    if out.exists() and any(out.iterdir()) and not any((out / name).exists() for name in (RECORDS, MANIFEST, INCOMPLETE)):
+    if (
+        out.exists()
+        and any(out.iterdir())
+        and not any((out / name).exists() for name in (RECORDS, MANIFEST, INCOMPLETE))
+    ):
         raise ShardError(f"{out}: exists and is not an insideLLMs run directory; choose another -o")
     resolved = out.resolve()
     for part in parts:
