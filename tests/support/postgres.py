@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL cluster, and an ``mlflow server`` on it: a team's tracking server, for tests.
 
 ``initdb`` makes a cluster in a fresh temporary folder and ``pg_ctl`` starts it on a free 127.0.0.1 port (its
-socket in that folder too); it is stopped by the postmaster's PID and the folder removed. PostgreSQL refuses
+socket in that folder too); it is stopped by the postmaster's PID (and started again on the same port and data,
+for outage tests), and the folder removed at the end of the session. PostgreSQL refuses
 to run as root, so as root the cluster belongs to ``nobody`` and its programs run through ``runuser``. The
 binaries are Debian's (``/usr/lib/postgresql/<version>/bin``, installed by ``make setup-test``) or on PATH.
 
@@ -121,18 +122,23 @@ class PostgresCluster:
         return self.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT to the postmaster, by its PID), then the folder goes."""
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and _alive(self.pid):
-                time.sleep(0.05)
-            if _alive(self.pid):
-                os.kill(self.pid, signal.SIGKILL)
-            self.pid = None
+        """Fast shutdown: SIGINT to the postmaster, by its PID (the data stays; ``start`` brings it back)."""
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(self.pid):
+            time.sleep(0.05)
+        if _alive(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+        self.pid = None
+
+    def remove(self) -> None:
+        """Stop the cluster and delete its folder."""
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _tail(self) -> str:
@@ -163,7 +169,7 @@ def postgres() -> Iterator[PostgresCluster]:
         cluster.start()
         yield cluster
     finally:
-        cluster.stop()
+        cluster.remove()
 
 
 @pytest.fixture(scope="session")

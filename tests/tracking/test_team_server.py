@@ -155,3 +155,38 @@ def test_a_run_made_while_the_server_was_down_is_synced_exactly_once(
     [run] = client.search_runs([client.get_experiment_by_name("team-was-down").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["shard"] == "1/2"
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "example/success")) == list(range(records))
+
+
+def test_a_run_made_while_the_database_was_down_is_synced_exactly_once(
+    tmp_path: Path, mlflow_pg_server: Any, postgres: Any, mlflow_env: dict[str, str]
+) -> None:
+    """The server up but its database down: the server answers with errors, delivery keeps the events, and
+    once the database is back ``tracking sync`` delivers them once (the server itself never restarted)."""
+    config = _project(
+        tmp_path,
+        {"type": "dummy", "args": {"model_name": "db-down"}},
+        30,
+        {"tracking_uri": mlflow_pg_server.url, "experiment_name": "team-db-down", "flush_timeout_s": 3},
+    )
+    server_pid = mlflow_pg_server.proc.pid
+    postgres.stop()
+    try:
+        down = run_cli("run", str(config), "--run-dir", "out", cwd=tmp_path, env=mlflow_env)
+    finally:
+        postgres.start()
+    assert down.returncode == 0, down.stderr
+    assert "not delivered" in down.stderr
+    records = len(_lines(tmp_path / "out" / "records.jsonl"))
+    points_sql = (
+        "select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid join experiments e "
+        "on r.experiment_id = e.experiment_id where e.name = 'team-db-down' and m.key = 'example/success'"
+    )
+    for _ in range(2):  # and again: nothing more
+        sync = run_cli("tracking", "sync", "tracking_logs", cwd=tmp_path, env=mlflow_env)
+        assert sync.returncode == 0, sync.stderr + sync.stdout
+        assert _count(postgres, "select count(*) from experiments where name = 'team-db-down'") == 1
+        assert _count(postgres, points_sql) == records
+    assert mlflow_pg_server.proc.pid == server_pid and mlflow_pg_server.running
+    client = MlflowClient(mlflow_pg_server.url)
+    [run] = client.search_runs([client.get_experiment_by_name("team-db-down").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.metrics["n"] == records
