@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench mutate setup-demo setup-test clean
+.PHONY: demo test bench mutate setup-demo setup-test postgresql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ $(VENV)/.test-installed: $(BIN)/python pyproject.toml constraints.txt
 	@touch $@ $(VENV)/.demo-installed
 
 setup-demo: $(VENV)/.demo-installed
-setup-test: $(VENV)/.test-installed
+setup-test: $(VENV)/.test-installed postgresql
+
+# The team-tracking-server tests start a throwaway PostgreSQL cluster (tests/support/postgres.py): Debian's
+# postgresql package (initdb and pg_ctl in /usr/lib/postgresql/<version>/bin), installed when missing.
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
+	else echo "== installing PostgreSQL (Debian's postgresql package)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y postgresql || { $$SUDO apt-get update && $$SUDO apt-get install -y postgresql; }; fi
 
 demo: setup-demo
 	$(BIN)/insidellms harness examples/quickstart/harness.yaml --run-dir runs/quickstart --overwrite

@@ -34,8 +34,8 @@ PUBLIC: dict[str, set[str]] = {
         "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
         "build_scorers", "get_scorer",
     },
-    "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness",
-                      "self_grading"},
+    "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "Shard", "ShardError",
+                      "build_harness", "merge_shards", "self_grading", "shard_key", "shard_of"},
     "insideLLMs.rundir": {
         "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",

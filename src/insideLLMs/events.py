@@ -30,6 +30,7 @@ class RunStarted(msgspec.Struct, frozen=True):
     library_version: str
     config: dict[str, Any] | None = None  # the resolved, redacted config when run from a file
     resumed: int = 0  # records already present from an interrupted run
+    shard: str | None = None  # "I/N" when this is shard I of N of a run (``--shard``): ``total`` counts its records
 
 
 class ExampleFinished(msgspec.Struct):  # not frozen (a little cheaper to build, once per example): treat as read-only

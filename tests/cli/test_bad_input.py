@@ -19,6 +19,7 @@ import pytest
 
 from support.cli import qa_rows, run_cli, write_jsonl
 from support.run_dirs import record, write_run_dir
+from support.shards import run_in_process, shard_dirs
 
 #: the model of every case that needs one: the fake server, whose request count must stay 0
 MODEL = "{type: openai, args: {model_name: m, api_key: k, base_url: '@URL@'}}"
@@ -693,7 +694,104 @@ CASES: dict[str, Case] = {
         expected="error: gate failed: the candidate cand is an incomplete run (interrupted: finish it with --resume) (--allow-missing to gate on the examples both runs have); the candidate lacks 1 of the baseline's 2 examples (--allow-missing to gate on the examples both runs have)",
         setup=lambda p: (finished_run(p / "base"), interrupted_run(p / "cand")),
     ),
+    # -- shards and merge --------------------------------------------------------------------------
+    "run-shard-not-a-fraction": command(
+        "run", "eval.yaml", "--shard", "2",
+        expected="error: --shard 2: expected I/N, the 0-based shard I of N shards (e.g. --shard 0/4)",
+        files={"eval.yaml": WITH_DATA, "data.jsonl": GOOD_DATA},
+    ),
+    "run-shard-out-of-range": command(
+        "run", "eval.yaml", "--shard", "4/4",
+        expected="error: --shard 4/4: I must be 0 to 3 (shards are numbered from 0)",
+        files={"eval.yaml": WITH_DATA, "data.jsonl": GOOD_DATA},
+    ),
+    "harness-shard-of-zero": command(
+        "harness", "eval.yaml", "--shard", "0/0",
+        expected="error: --shard 0/0: N must be at least 1",
+        files={"eval.yaml": "models: [@MODEL@]\nprobes: [{type: logic}]\ndataset: {path: data.jsonl}\n",
+               "data.jsonl": GOOD_DATA},
+    ),
+    "merge-different-configs": command(
+        "merge", "a/part-0", "b/part-1", "-o", "merged",
+        expected=re.compile(r"error: b/part-1: is shard of run [0-9a-f]{16}, but a/part-0 of run [0-9a-f]{16}; "
+                            r"merge only the shards of one run \(same config, data and models\)"),
+        setup=lambda p: (shard_dirs(_shard_project(p / "a"), p / "a", 2, only=[0]),
+                         shard_dirs(_shard_project(p / "b", n=5), p / "b", 2, only=[1])),
+    ),
+    "merge-same-run-other-config": command(
+        "merge", "a/part-0", "b/part-1", "-o", "merged",
+        expected="error: b/part-1: is shard of config other, but a/part-0 of config same; merge only the shards of one "
+                 "run (same config, data and models)",
+        setup=lambda p: _config_hash_differs(shard_dirs(_shard_project(p / "a"), p / "a", 2, only=[0])[0],
+                                             shard_dirs(_shard_project(p / "b"), p / "b", 2, only=[1])[0]),
+    ),
+    "merge-overlapping-shards": command(
+        "merge", "s/part-0", "s/part-1", "t/part-1", "-o", "merged",
+        expected="error: t/part-1: shard 1/2 is also in s/part-1; give each shard once",
+        setup=lambda p: (shard_dirs(_shard_project(p / "s"), p / "s", 2),
+                         shard_dirs(_shard_project(p / "t"), p / "t", 2, only=[1])),
+    ),
+    "merge-missing-shard": command(
+        "merge", "s/part-0", "s/part-2", "-o", "merged",
+        expected="error: merge: shard 1/3 missing (2 of 3 given); run it with --shard 1/3, then merge every shard",
+        setup=lambda p: shard_dirs(_shard_project(p / "s"), p / "s", 3, only=[0, 2]),
+    ),
+    "merge-interrupted-shard": command(
+        "merge", "s/part-0", "s/part-1", "-o", "merged",
+        expected="error: s/part-1: is an interrupted shard; finish it with --resume (and the same --shard), then merge",
+        setup=lambda p: _interrupt(shard_dirs(_shard_project(p / "s"), p / "s", 2)[1]),
+    ),
+    "merge-not-a-shard": command(
+        "merge", "s/part-0", "s/whole", "-o", "merged",
+        expected="error: s/whole: is not a shard (its manifest names none); merge the run directories of insidellms "
+                 "run/harness --shard I/N",
+        setup=lambda p: (shard_dirs(_shard_project(p / "s"), p / "s", 2, only=[0]),
+                         run_in_process(p / "s" / "eval.yaml", p / "s" / "whole")),
+    ),
+    "merge-output-exists": command(
+        "merge", "s/part-0", "s/part-1", "-o", "merged",
+        expected="error: merged: already exists; pass --overwrite to replace it, or choose another -o",
+        files={"merged": None, "merged/notes.txt": "mine"},
+        setup=lambda p: shard_dirs(_shard_project(p / "s"), p / "s", 2),
+    ),
+    "merge-overwrite-a-foreign-folder": command(
+        "merge", "s/part-0", "s/part-1", "-o", "notes", "--overwrite",
+        expected="error: notes: exists and is not an insideLLMs run directory; choose another -o",
+        files={"notes": None, "notes/thesis.tex": "my thesis"},
+        setup=lambda p: shard_dirs(_shard_project(p / "s"), p / "s", 2),
+    ),
+    "merge-no-parts": command(
+        "merge", "-o", "merged",
+        expected="error: merge: give the partial run directories to merge (insidellms merge PART... -o RUN_DIR)",
+    ),
 }
+
+
+def _shard_project(root: Path, n: int = 6) -> Path:
+    """A dummy-model config whose shards the merge cases start from."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_jsonl(root / "data.jsonl", qa_rows(n))
+    (root / "eval.yaml").write_text("model: {type: dummy}\nprobe: {type: factuality}\ndataset: {path: data.jsonl}\n",
+                                    encoding="utf-8")
+    return root / "eval.yaml"
+
+
+def _config_hash_differs(*parts: Path) -> None:
+    """Two shards of one run id whose configs differ otherwise (what an edited manifest would say)."""
+    import orjson
+
+    for part, value in zip(parts, ("same", "other")):
+        manifest = orjson.loads((part / "manifest.json").read_bytes())
+        manifest["config_hash"] = value
+        (part / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+def _interrupt(part: Path) -> None:
+    """What a shard killed mid-run leaves: the .incomplete mark and no end files."""
+    for name in ("manifest.json", "summary.json", "config.resolved.yaml", "report.html"):
+        (part / name).unlink(missing_ok=True)
+    run_id = part.parent.name
+    (part / ".incomplete").write_text(f'{{"run_id":"{run_id}"}}\n')
 
 
 def _break_records(run: Path) -> None:
@@ -792,7 +890,7 @@ def test_the_table_is_broad() -> None:
     """At least 50 mistakes, across every area a user can get wrong."""
     assert len(CASES) >= 50
     commands = {case.args[0] for case in CASES.values() if case.args}
-    assert {"run", "harness", "diff", "report", "tracking", "quicktest"} <= commands
+    assert {"run", "harness", "diff", "report", "tracking", "quicktest", "merge"} <= commands
 
 
 def test_csv_prompt_set_with_column_mapping_and_bad_column(tmp_path: Path) -> None:

@@ -45,10 +45,14 @@ def client_env(home: Path) -> dict[str, str]:
 class MlflowServer:
     """One ``mlflow server`` process group; ``stop``/``kill``/``start`` keep the same store and port."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, *, backend_store_uri: str | None = None,
+                 serve_artifacts: bool = False, workers: int = 1) -> None:
         self.root = root
         self.port = port or free_port()
         self.db = root / "mlflow.db"
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{self.db}"  # a PostgreSQL one: support/postgres.py
+        self.serve_artifacts = serve_artifacts
+        self.workers = workers
         self.artifacts = root / "artifacts"
         self.log = root / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -75,9 +79,10 @@ class MlflowServer:
         env = {**os.environ, **client_env(self.root / "home"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         cmd = [
             str(MLFLOW_BIN), "server",
-            "--backend-store-uri", f"sqlite:///{self.db}",
+            "--backend-store-uri", self.backend_store_uri,
             "--artifacts-destination", str(self.artifacts),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+            *(["--serve-artifacts"] if self.serve_artifacts else []),
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -16,6 +16,7 @@ from insideLLMs import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("insideLLMs.cli.run:run", "Run one model × one probe from a config file."),
     "harness": ("insideLLMs.cli.run:harness", "Run a grid of models × probes from a config file."),
+    "merge": ("insideLLMs.cli.merge:merge", "Merge the shards of a run (run/harness --shard I/N) into its run directory."),
     "quicktest": ("insideLLMs.cli.run:quicktest", "Send one prompt to a model and print the answer."),
     "init": ("insideLLMs.cli.project:init", "Write a starter config and prompt set."),
     "list": ("insideLLMs.cli.project:list_", "List built-in models or probes."),

@@ -24,6 +24,8 @@ def _run_options(fn: Any) -> Any:
         click.option("--overwrite", is_flag=True, help="Replace an existing run in --run-dir."),
         click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight at once (overrides runner.concurrency)."),
         click.option("--max-examples", type=click.IntRange(min=1), help="Only the first N examples of each prompt set."),
+        click.option("--shard", metavar="I/N", help="Run only shard I of N (0-based: 0/4 … 3/4) into a partial run "
+                     "directory; join the N parts with: insidellms merge."),
         click.option("--track", "track", metavar="BACKEND", help=f"Track to BACKEND ({', '.join(BACKENDS)}; comma-separated for several)."),
         click.option("--no-track", is_flag=True, help="Do not track this run, whatever the config says."),
         click.option("--fail-on-errors", is_flag=True, help=f"Exit {EXIT_EXAMPLE_ERRORS} if any example ended in an error."),
@@ -63,9 +65,9 @@ def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) ->
 
 
 def _main(options: dict[str, Any], *, harness: bool) -> None:
-    from insideLLMs.run import build_harness, self_grading
-    from insideLLMs.run import RunAborted
+    from insideLLMs.run import RunAborted, Shard, build_harness, self_grading
 
+    shard = Shard.parse(options["shard"]) if options["shard"] is not None else None
     loaded = load_config(options["config"])
     cfg = loaded.config
     if not harness and (cfg.models or cfg.probes):
@@ -80,12 +82,15 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             resume=options["resume"],
             overwrite=options["overwrite"],
             progress=options["progress"],
+            shard=shard,
         )
         for line in self_grading(grid):
             warn(line)
         settings = grid.settings
         models = [c.model for c in grid.cells]
         run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / grid.run_id)
+        if shard is not None and not options["run_dir"]:  # the parts of one run side by side, never in its place
+            run_dir = run_dir.with_name(f"{run_dir.name}-shard-{shard.index}-of-{shard.count}")
         settings.run_dir = run_dir
         if listener is not None:
             settings.listeners = [listener]
@@ -99,8 +104,9 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
         except KeyboardInterrupt as exc:
             terminated = bool(sigterm) or isinstance(exc, Terminated)
             why = "terminated (SIGTERM)" if terminated else "interrupted"
+            again = f" --shard {shard}" if shard is not None else ""
             click.echo(f"\n{why}; continue with: insidellms {'harness' if harness else 'run'} {loaded.path} "
-                       f"--run-dir {run_dir} --resume", err=True)
+                       f"--run-dir {run_dir}{again} --resume", err=True)
             sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     finally:
         if listener is not None:

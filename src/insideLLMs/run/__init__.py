@@ -1,10 +1,13 @@
-"""Running probes against models: ``ProbeRunner``, ``Harness``, the engine behind them, retries, time limits, the answer cache."""
+"""Running probes against models: ``ProbeRunner``, ``Harness``, the engine behind them, retries, time limits, the answer cache,
+and shards (``Shard``: the stable split of a run's examples; ``merge_shards``: the partial runs joined into one)."""
 
 from __future__ import annotations
 
 from insideLLMs.run._assemble import build_harness, self_grading
 from insideLLMs.run._engine import RunAborted, RunOutcome, RunSettings
+from insideLLMs.run._merge import merge_shards
 from insideLLMs.run._runner import Harness, ProbeRunner
+from insideLLMs.run._shards import Shard, ShardError, shard_key, shard_of
 
 __all__ = [
     "Harness",
@@ -12,6 +15,11 @@ __all__ = [
     "RunAborted",
     "RunOutcome",
     "RunSettings",
+    "Shard",
+    "ShardError",
     "build_harness",
+    "merge_shards",
     "self_grading",
+    "shard_key",
+    "shard_of",
 ]

@@ -28,6 +28,7 @@ from insideLLMs.models.base import Completion, Model, ModelError, Status
 from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.run._progress import Progress
 from insideLLMs.run._retry import RetryPolicy, call_model
+from insideLLMs.run._shards import POSITION, Shard
 from insideLLMs.scorers import ScoreContext
 from insideLLMs.errors import InsideLLMsError
 
@@ -65,6 +66,7 @@ class RunSettings:
     config: dict[str, Any] | None = None  # the resolved, redacted config written to config.resolved.yaml
     report: bool = True
     cache_dir: Path | None = None  # reuse earlier answers to identical requests (opt-in)
+    shard: Shard | None = None  # run only this shard's examples into a partial run directory (``merge`` joins them)
 
     def __post_init__(self) -> None:
         if self.run_dir is not None:
@@ -139,6 +141,14 @@ class Engine:
         self.items: list[tuple[Cell, Example]] = [
             (cell, example) for cell in self.cells for example in cell.prompt_set
         ]
+        self.full_total = len(self.items)  # records of the whole run, whichever shard this is
+        #: with a shard: each item's position in the whole run (timings.jsonl carries it; merge orders by it)
+        self.positions: list[int] | None = None
+        if settings.shard is not None:
+            shard = settings.shard
+            kept = [(i, item) for i, item in enumerate(self.items) if shard.holds(item[0].probe.name, item[1].id)]
+            self.positions = [i for i, _ in kept]
+            self.items = [item for _, item in kept]
         # model and probe specs, built once per cell rather than once per record
         self._specs = {id(cell): (cell.model.spec, cell.probe.spec) for cell in self.cells}
         self.listeners = _Listeners(settings.listeners)
@@ -358,6 +368,8 @@ class Engine:
             record, timing = self.pending.pop(self.next_write)
             record_dict = record.to_dict()
             timing_dict = timing.to_dict()
+            if self.positions is not None:
+                timing_dict[POSITION] = self.positions[self.next_write]
             if self.writer:
                 self.writer.write(dumps_bytes(record_dict) + b"\n", dumps_bytes(timing_dict) + b"\n")
             self.summary.add_record(record_dict)
@@ -383,6 +395,7 @@ class Engine:
             generation=self.generation,
             runner={"concurrency": s.concurrency, "max_retries": s.max_retries, "timeout_s": s.timeout_s},
             total=len(self.items), library_version=library_version(), config=s.config, resumed=done,
+            shard=None if s.shard is None else str(s.shard),
         )
 
     def _finished_event(
@@ -395,7 +408,10 @@ class Engine:
         return RunFinished(self.run_id, run_dir, status, summary, manifest, artifacts, error)
 
     def _manifest(self, summary: dict[str, Any]) -> dict[str, Any]:
+        shard = self.settings.shard
         return {
+            **({} if shard is None else {"shard": {"index": shard.index, "count": shard.count,
+                                                   "run_records": self.full_total}}),
             "run_id": self.run_id,
             "schema_version": SCHEMA_VERSION,
             "library_version": library_version(),

@@ -63,6 +63,8 @@ def run_params(event: RunStarted) -> dict[str, Any]:
     params["run_id"] = event.run_id
     params["run_dir"] = str(event.run_dir) if event.run_dir else None
     params["total_examples"] = event.total
+    if event.shard:
+        params["shard"] = event.shard
     params["insidellms_version"] = event.library_version
     return params
 
@@ -72,6 +74,17 @@ def default_run_name(event: RunStarted) -> str:
     model = event.models[0]["id"] if event.models else "model"
     more = len(event.models) * len(event.probes) - 1
     return f"{probe}-{model}" + (f"+{more}" if more > 0 else "")
+
+
+def shard_suffix(event: RunStarted) -> str:
+    """`` [shard I/N]`` after a shard's run name (whatever names it), so its N runs read apart."""
+    return f" [shard {event.shard}]" if event.shard else ""
+
+
+def shard_tags(event: RunStarted) -> dict[str, str]:
+    """A shard's tags: ``shard`` ("I/N") and ``shard_of`` (the whole run's run_id), so a dashboard groups the
+    N tracked shards of one run and tells them apart."""
+    return {"shard": event.shard or "", "shard_of": event.run_id}
 
 
 def example_metrics(status: str, passed: bool | None, scores: Mapping[str, Any],

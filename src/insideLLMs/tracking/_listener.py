@@ -23,7 +23,15 @@ from insideLLMs.rundir import CONFIG, MANIFEST, RECORDS, REPORT, SUMMARY, TIMING
 from insideLLMs.canonical import dumps_bytes
 from insideLLMs.events import ExampleFinished, RunFinished, RunStarted
 from insideLLMs.config import TrackingConfig
-from insideLLMs.tracking._evaluation import default_run_name, environment_tags, example_metrics, final_metrics, run_params
+from insideLLMs.tracking._evaluation import (
+    default_run_name,
+    environment_tags,
+    example_metrics,
+    final_metrics,
+    run_params,
+    shard_suffix,
+    shard_tags,
+)
 from insideLLMs.tracking._tracker import Tracker, TrackingRun
 
 if TYPE_CHECKING:
@@ -77,15 +85,18 @@ class TrackingListener:
         if self.tracker is None:
             return
         try:
-            name = self.config.run_name or event.name or default_run_name(event)
+            base = self.config.run_name or event.name or default_run_name(event)
+            name = base + shard_suffix(event)  # a shard's runs read apart, and stay in their run's experiment
             tags = {
                 **self.config.tag_dict,
-                "experiment": self.config.experiment_name or self.config.project or event.name or name,
+                "experiment": self.config.experiment_name or self.config.project or event.name or base,
                 "insidellms_version": event.library_version,
                 **environment_tags(),
             }
             if event.resumed:
                 tags["resumed_from"] = str(event.resumed)
+            if event.shard:
+                tags.update(shard_tags(event))
             self.run = self.tracker.start_run(name=name, tags=tags, params=run_params(event))
             self._kept = [] if event.run_dir is None else None
         except Exception as exc:

@@ -24,7 +24,15 @@ from insideLLMs.rundir import RunReader
 from insideLLMs.events import RunStarted
 from insideLLMs.rundir import Record, Timing
 from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalWriter, read_journal
-from insideLLMs.tracking._evaluation import default_run_name, environment_tags, example_metrics, final_metrics, run_params
+from insideLLMs.tracking._evaluation import (
+    default_run_name,
+    environment_tags,
+    example_metrics,
+    final_metrics,
+    run_params,
+    shard_suffix,
+    shard_tags,
+)
 from insideLLMs.tracking._listener import REPLACED_FILES, TABLE_NAME
 from insideLLMs.tracking.store._views import ARTIFACTS_DIR, RunState, process_info, write_views
 from insideLLMs.secrets import redact
@@ -83,7 +91,13 @@ def _run_started(run_dir: Path, manifest: dict[str, Any], config: dict[str, Any]
         datasets=manifest.get("datasets") or [], generation=manifest.get("generation") or {},
         runner={k: runner[k] for k in ("concurrency", "max_retries", "timeout_s") if k in runner},
         total=total, library_version=str(manifest.get("library_version") or ""), config=config,
+        shard=_shard(manifest),
     )
+
+
+def _shard(manifest: dict[str, Any]) -> str | None:
+    shard = manifest.get("shard")
+    return f"{shard.get('index')}/{shard.get('count')}" if isinstance(shard, dict) else None
 
 
 def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str | None = None,
@@ -108,6 +122,8 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
             "experiment": experiment or tracking.get("experiment_name") or project or tracking.get("project")
             or started.name or default_run_name(started),
             "insidellms_version": started.library_version, **environment_tags(), "pushed": "true"}
+    if started.shard:
+        tags.update(shard_tags(started))
 
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
@@ -118,7 +134,8 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
         def add(kind: str, data: dict[str, Any], ts: float) -> None:
             state.apply(journal.append(kind, data, ts=ts))
 
-        add("run_start", {"name": started.name or default_run_name(started), "run_key": key, "tags": redact(tags),
+        name = (started.name or default_run_name(started)) + shard_suffix(started)
+        add("run_start", {"name": name, "run_key": key, "tags": redact(tags),
                           "project": project or tracking.get("project"),
                           "experiment": experiment or tracking.get("experiment_name")}, start_ts)
         add("params", {"params": redact(flatten_params(run_params(started)))}, start_ts)
@@ -182,7 +199,9 @@ def push_run_dir(run_dir: str | Path, backend: str, options: dict[str, Any] | No
     manifest = RunReader(run_dir).manifest or {}
     run_id = str(manifest.get("run_id") or run_dir.resolve().name)
     safe_backend = backend.replace(":", "-").replace(".", "-")
-    key = f"run_{run_id}_{safe_backend}" + (f"_{uuid.uuid4().hex[:8]}" if new_run else "")
+    shard = _shard(manifest)  # a shard is a run of its own, apart from the merged run (same run_id)
+    part = f"_shard-{shard.replace('/', '-of-')}" if shard else ""
+    key = f"run_{run_id}{part}_{safe_backend}" + (f"_{uuid.uuid4().hex[:8]}" if new_run else "")
     folder = output_dir / key
     reused = (folder / JOURNAL_FILE).is_file()
     if not reused:
