@@ -91,6 +91,19 @@ def rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def usd(value: float | None, *, sign: bool = False) -> str:
+    """A cost as people read it: ``$12.34``, ``$0.0123``, ``$0.000045``; ``—`` when unknown (never ``$0``
+    for an unknown cost). ``sign``: a change, ``+$0.0012`` / ``-$0.0012``."""
+    if value is None:
+        return "—"
+    size = abs(value)
+    if size == 0:
+        return "+$0" if sign else "$0"
+    digits = 2 if size >= 1 else 4 if size >= 0.01 else 6
+    text = f"${size:,.{digits}f}"
+    return ("-" if value < 0 else "+" if sign else "") + text
+
+
 def expected_of(input_: Any) -> Any:
     """The expected answer from an example's input, under the usual names, if there is one."""
     if isinstance(input_, Mapping):

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, ModelConfig, SchemaError, line_of
 from insideLLMs.datasets import DatasetError, PromptSet
-from insideLLMs.models import MODELS, Model
+from insideLLMs.models import MODELS, Model, PriceTable
 from insideLLMs.probes import PROBES, Probe
 from insideLLMs.registry import UnknownTypeError
 from insideLLMs.run._runner import Harness, RunSettings
@@ -197,6 +197,8 @@ def build_harness(
         name=cfg.name,
         config=loaded.resolved,
         cache_dir=Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else None,
+        prices=PriceTable.load({name: {"input": p.input, "output": p.output} for name, p in (cfg.pricing or {}).items()}),
+        max_cost_usd=cfg.runner.max_cost_usd,
         **settings,
     )
     return Harness(models, probes, settings=run_settings)
