@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import click
 
 from insideLLMs.cli._errors import Command, warn
-from insideLLMs.config import BACKENDS, LoadedConfig, TrackingConfig, line_of, load_config
+from insideLLMs.config import BACKENDS, LoadedConfig, TrackingConfig, load_config
 from insideLLMs.errors import EXIT_EXAMPLE_ERRORS, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, UserError
 from insideLLMs.rundir import REPORT
 
@@ -84,11 +84,9 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             **({"max_cost_usd": options["max_cost"]} if options["max_cost"] is not None else {}),
         )
         try:
-            run_id = grid.run_id  # builds the run's plan: a budget without every model's price stops here
+            run_id = grid.run_id  # plans the run: a budget without every model's price stops here
         except BudgetError as exc:
-            where = ("--max-cost" if options["max_cost"] is not None
-                     else f"{loaded.path}:{line_of(loaded, 'runner', 'max_cost_usd')}: runner.max_cost_usd")
-            raise UserError(f"{where}: {exc}") from None
+            raise UserError(f"--max-cost: {exc}") from None
         for line in self_grading(grid):
             warn(line)
         settings = grid.settings

@@ -164,13 +164,9 @@ class Engine:
         self.score_models: list[Model] = []  # models a scorer called (judges), closed with the run's
         self.score_context = ScoreContext(generate=self._generate)
         self.price_table = settings.prices if settings.prices is not None else PriceTable.load()
-        self.prices = self.price_table.prices(_priced_models(self.cells))
+        self.prices = run_prices(self.cells, self.price_table)
         self.budget = settings.max_cost_usd
-        if self.budget is not None and (unpriced := [name for name, price in self.prices.items() if price is None]):
-            raise BudgetError(
-                f"no price for {', '.join(map(repr, unpriced))}, so a budget of ${self.budget:g} cannot be kept: "
-                "give each its price under 'pricing:' in the config (USD per million input and output tokens)"
-            )
+        check_budget(self.prices, self.budget)
         self.spent = 0.0
         self.stop_reason: str | None = None  # why workers take no new example (the budget)
 
@@ -513,11 +509,21 @@ def _open_cache(directory: Path) -> Any:
     return ResponseCache(directory)
 
 
-def _priced_models(cells: Sequence[Cell]) -> list[tuple[str, str]]:
-    """(name, provider) of every model a run calls: the graded models and their judges."""
+def run_prices(cells: Sequence[Cell], table: PriceTable) -> dict[str, dict[str, Any] | None]:
+    """The price of every model a run calls (the graded models and their judges), None where unknown."""
     models = [(cell.model.model_id, cell.model.provider) for cell in cells]
     models += [(judge.model_id, judge.provider) for cell in cells for judge in cell.probe.judge_models]
-    return list(dict.fromkeys(models))
+    return table.prices(dict.fromkeys(models))
+
+
+def check_budget(prices: dict[str, dict[str, Any] | None], budget: float | None) -> None:
+    """A budget needs every model's price: ``BudgetError`` names those without one (before any request)."""
+    unpriced = [name for name, price in prices.items() if price is None]
+    if budget is not None and unpriced:
+        raise BudgetError(
+            f"no price for {', '.join(map(repr, unpriced))}, so a budget of ${budget:g} cannot be kept: "
+            "give each its price under 'pricing:' in the config (USD per million input and output tokens)"
+        )
 
 
 def _unique_models(cells: Sequence[Cell]) -> list[Model]:
