@@ -13,24 +13,38 @@ from insideLLMs.diff import diff_runs, render_diff_report, render_json, render_t
 from support.cli import run_cli
 from support.run_dirs import record, write_run_dir
 
-PRICES = {"gpt-a": {"input": 2.0, "output": 8.0, "source": "table"}, "gpt-b": {"input": 1.0, "output": 1.0,
-                                                                            "source": "config"}}
+PRICES = {
+    "gpt-a": {"input": 2.0, "output": 8.0, "source": "table"},
+    "gpt-b": {"input": 1.0, "output": 1.0, "source": "config"},
+}
 
 
 def _rec(example_id: str, model: str, probe: str, prompt: int, completion: int, judge: int = 0) -> dict[str, Any]:
     rec = record(example_id, model=model, probe=probe)
     rec["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion}
     if judge:
-        rec["judge"] = {"judge": {"model": "gpt-b", "grade": "A", "reason": "",
-                                  "usage": {"prompt_tokens": judge, "completion_tokens": 0}}}
+        rec["judge"] = {
+            "judge": {
+                "model": "gpt-b",
+                "grade": "A",
+                "reason": "",
+                "usage": {"prompt_tokens": judge, "completion_tokens": 0},
+            }
+        }
     return rec
 
 
 def _runs(tmp_path: Path) -> tuple[Path, Path]:
-    base = write_run_dir(tmp_path / "base", [_rec("q1", "gpt-a", "logic", 1000, 500),
-                                             _rec("q1", "gpt-a", "factuality", 2000, 0, judge=1000)], prices=PRICES)
-    cand = write_run_dir(tmp_path / "cand", [_rec("q1", "gpt-a", "logic", 1000, 250),
-                                             _rec("q1", "gpt-a", "factuality", 2000, 0, judge=3000)], prices=PRICES)
+    base = write_run_dir(
+        tmp_path / "base",
+        [_rec("q1", "gpt-a", "logic", 1000, 500), _rec("q1", "gpt-a", "factuality", 2000, 0, judge=1000)],
+        prices=PRICES,
+    )
+    cand = write_run_dir(
+        tmp_path / "cand",
+        [_rec("q1", "gpt-a", "logic", 1000, 250), _rec("q1", "gpt-a", "factuality", 2000, 0, judge=3000)],
+        prices=PRICES,
+    )
     return base, cand
 
 
@@ -44,16 +58,26 @@ def test_cost_and_tokens_of_both_sides_and_the_change_per_group_and_in_total(tmp
     assert logic["change"]["cost_usd"] == -0.002 and logic["change"]["completion_tokens"] == -250
     assert logic["baseline"]["judge_cost_usd"] is None  # no judge in this group
     # factuality: the model's $0.004 both times; its judge (gpt-b, $1/M) 1,000 → 3,000 tokens: $0.001 → $0.003
-    assert (fact["baseline"]["cost_usd"], fact["candidate"]["cost_usd"], fact["change"]["cost_usd"]) == (0.004, 0.004, 0.0)
+    assert (fact["baseline"]["cost_usd"], fact["candidate"]["cost_usd"], fact["change"]["cost_usd"]) == (
+        0.004,
+        0.004,
+        0.0,
+    )
     assert (fact["baseline"]["judge_cost_usd"], fact["candidate"]["judge_cost_usd"]) == (0.001, 0.003)
     assert fact["change"]["judge_cost_usd"] == 0.002 and fact["change"]["judge_prompt_tokens"] == 2000
     total = cost["total"]
-    assert (total["baseline"]["cost_usd"], total["candidate"]["cost_usd"], total["change"]["cost_usd"]) == (0.01, 0.008, -0.002)
+    assert (total["baseline"]["cost_usd"], total["candidate"]["cost_usd"], total["change"]["cost_usd"]) == (
+        0.01,
+        0.008,
+        -0.002,
+    )
     assert total["change"]["judge_cost_usd"] == 0.002
     text = render_text(result)
     assert "  gpt-a / logic: cost $0.006 → $0.004 (-$0.002); tokens 1,500 → 1,250 (-250)\n" in text
-    assert ("  total: cost $0.01 → $0.008 (-$0.002); tokens 3,500 → 3,250 (-250); judge cost $0.001 → $0.003 "
-            "(+$0.002), judge tokens 1,000 → 3,000 (+2,000)\n") in text
+    assert (
+        "  total: cost $0.01 → $0.008 (-$0.002); tokens 3,500 → 3,250 (-250); judge cost $0.001 → $0.003 "
+        "(+$0.002), judge tokens 1,000 → 3,000 (+2,000)\n"
+    ) in text
     html = render_diff_report(result).decode()
     assert 'id="cost"' in html and "<td>-$0.002</td>" in html and "<td>+$0.002</td>" in html
 

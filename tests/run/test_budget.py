@@ -22,8 +22,9 @@ PRICE = {"input": 1000.0, "output": 1000.0}
 
 def _setup(tmp_path: Path, server: Any, concurrency: int = 1, **runner: Any) -> None:
     write_jsonl(tmp_path / "data.jsonl", qa_rows(N))
-    config = dummy_config(model={"type": "openai", "args": {"model_name": "gpt-test", "api_key": "k",
-                                                            "base_url": server.openai_base_url}})
+    config = dummy_config(
+        model={"type": "openai", "args": {"model_name": "gpt-test", "api_key": "k", "base_url": server.openai_base_url}}
+    )
     config["runner"].update({"concurrency": concurrency, **runner})
     config["pricing"] = {"gpt-test": PRICE}
     write_config(tmp_path / "eval.yaml", config)
@@ -39,7 +40,9 @@ def _costs(run_dir: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_cost_is_in_the_summary_manifest_results_table_and_tracked_metrics(tmp_path: Path, fake_llm_server: Any) -> None:
+def test_cost_is_in_the_summary_manifest_results_table_and_tracked_metrics(
+    tmp_path: Path, fake_llm_server: Any
+) -> None:
     _setup(tmp_path, fake_llm_server)
     result = run_cli("run", "eval.yaml", "--run-dir", "full", "--track", "local", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -74,7 +77,8 @@ def test_cost_is_in_the_summary_manifest_results_table_and_tracked_metrics(tmp_p
 
 @pytest.mark.slow
 def test_a_budget_stops_the_run_and_resume_with_a_higher_one_sends_only_the_rest(
-    tmp_path: Path, fake_llm_server: Any,
+    tmp_path: Path,
+    fake_llm_server: Any,
 ) -> None:
     _setup(tmp_path, fake_llm_server)
     assert run_cli("run", "eval.yaml", "--run-dir", "full", "--no-track", cwd=tmp_path).returncode == 0
@@ -86,9 +90,11 @@ def test_a_budget_stops_the_run_and_resume_with_a_higher_one_sends_only_the_rest
     assert stopped.returncode == 1, stopped.stderr
     assert fake_llm_server.stats.requests == 10
     [line] = stopped.stderr.splitlines()
-    assert line.startswith(f"error: budget reached: ${spent[9]:.6f} spent of max_cost_usd ${budget:g} after 10 of 40 "
-                           "examples; the 10 examples done are in cut; continue with: insidellms run eval.yaml "
-                           "--run-dir cut --resume --max-cost USD"), line
+    assert line.startswith(
+        f"error: budget reached: ${spent[9]:.6f} spent of max_cost_usd ${budget:g} after 10 of 40 "
+        "examples; the 10 examples done are in cut; continue with: insidellms run eval.yaml "
+        "--run-dir cut --resume --max-cost USD"
+    ), line
     cut, full = tmp_path / "cut", tmp_path / "full"
     assert (cut / ".incomplete").exists() and not (cut / "manifest.json").exists()  # as an interrupted run leaves it
     assert (cut / "records.jsonl").read_bytes().splitlines() == (full / "records.jsonl").read_bytes().splitlines()[:10]
@@ -99,8 +105,9 @@ def test_a_budget_stops_the_run_and_resume_with_a_higher_one_sends_only_the_rest
     assert fake_llm_server.stats.requests == 0
 
     fake_llm_server.reset()
-    resumed = run_cli("run", "eval.yaml", "--run-dir", "cut", "--resume", "--max-cost", "1000", "--no-track",
-                      cwd=tmp_path)
+    resumed = run_cli(
+        "run", "eval.yaml", "--run-dir", "cut", "--resume", "--max-cost", "1000", "--no-track", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert fake_llm_server.stats.requests == N - 10  # nothing asked twice
     for name in ("records.jsonl", "summary.json", "manifest.json"):
@@ -121,8 +128,9 @@ def test_with_requests_in_flight_a_budget_stops_within_the_concurrency(tmp_path:
     assert run_cli("run", "eval.yaml", "--run-dir", "full", "--no-track", cwd=tmp_path).returncode == 0
     spent = [sum(_costs(tmp_path / "full")[: i + 1]) for i in range(N)]
     fake_llm_server.reset()
-    stopped = run_cli("run", "eval.yaml", "--run-dir", "cut", "--no-track", "--max-cost", f"{spent[19]:.9f}",
-                      cwd=tmp_path)
+    stopped = run_cli(
+        "run", "eval.yaml", "--run-dir", "cut", "--no-track", "--max-cost", f"{spent[19]:.9f}", cwd=tmp_path
+    )
     assert stopped.returncode == 1 and "budget reached" in stopped.stderr
     written = len(_records(tmp_path / "cut"))
     assert 20 <= written < 20 + 4 and fake_llm_server.stats.requests == written

@@ -8,11 +8,13 @@ from typing import Any
 from insideLLMs.rundir import record_cost, summarize
 from support.run_dirs import record
 
-PRICES = {"gpt-a": {"input": 2.0, "output": 8.0, "source": "table"},
-          "gpt-b": {"input": 0.5, "output": 1.0, "source": "config"},
-          "judge-j": {"input": 1.0, "output": 4.0, "source": "table"},
-          "free": {"input": 0.0, "output": 0.0, "source": "local"},
-          "unpriced": None}
+PRICES = {
+    "gpt-a": {"input": 2.0, "output": 8.0, "source": "table"},
+    "gpt-b": {"input": 0.5, "output": 1.0, "source": "config"},
+    "judge-j": {"input": 1.0, "output": 4.0, "source": "table"},
+    "free": {"input": 0.0, "output": 0.0, "source": "local"},
+    "unpriced": None,
+}
 
 
 def _rec(example_id: str, model: str, prompt: int | None, completion: int = 0, **kwargs: Any) -> dict[str, Any]:
@@ -26,8 +28,12 @@ def _judged(rec: dict[str, Any], judge: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_cost_per_group_and_in_total_from_known_tokens_and_prices() -> None:
-    records = [_rec("q1", "gpt-a", 1000, 200), _rec("q2", "gpt-a", 3000, 800),
-               _rec("q1", "gpt-b", 10_000, 5_000), _rec("q2", "gpt-b", 2_000, 0)]
+    records = [
+        _rec("q1", "gpt-a", 1000, 200),
+        _rec("q2", "gpt-a", 3000, 800),
+        _rec("q1", "gpt-b", 10_000, 5_000),
+        _rec("q2", "gpt-b", 2_000, 0),
+    ]
     summary = summarize(records, run_id="r", prices=PRICES)
     a, b = summary["groups"]
     # gpt-a: 4,000 in × $2/M + 1,000 out × $8/M = $0.008 + $0.008
@@ -53,14 +59,24 @@ def test_an_unknown_price_or_token_count_makes_the_cost_unknown_never_zero() -> 
 
 
 def test_the_judges_tokens_and_cost_are_apart_from_the_graded_models() -> None:
-    verdict = {"model": "judge-j", "grade": "A", "reason": "ok", "usage": {"prompt_tokens": 500, "completion_tokens": 50}}
-    votes = {"grade": "A", "agreement": 1.0, "votes": [verdict, verdict | {"usage": {"prompt_tokens": 100,
-                                                                                     "completion_tokens": 10}}]}
+    verdict = {
+        "model": "judge-j",
+        "grade": "A",
+        "reason": "ok",
+        "usage": {"prompt_tokens": 500, "completion_tokens": 50},
+    }
+    votes = {
+        "grade": "A",
+        "agreement": 1.0,
+        "votes": [verdict, verdict | {"usage": {"prompt_tokens": 100, "completion_tokens": 10}}],
+    }
     pairwise = {"model": "judge-j", "grade": "answer", "orders": [verdict, verdict]}
     failed = {"model": "judge-j", "error": "the judge call failed (timeout): slow", "usage": None}
-    records = [_judged(_rec("q1", "gpt-a", 1000, 100), {"judge": verdict}),
-               _judged(_rec("q2", "gpt-a", 1000, 100), {"judge": votes, "pairwise": pairwise}),
-               _judged(_rec("q3", "gpt-a", 1000, 100), {"judge": failed})]
+    records = [
+        _judged(_rec("q1", "gpt-a", 1000, 100), {"judge": verdict}),
+        _judged(_rec("q2", "gpt-a", 1000, 100), {"judge": votes, "pairwise": pairwise}),
+        _judged(_rec("q3", "gpt-a", 1000, 100), {"judge": failed}),
+    ]
     totals = summarize(records, run_id="r", prices=PRICES)["totals"]
     assert totals["tokens"] == {"prompt": 3000, "completion": 300}
     assert totals["cost_usd"] == 0.0084  # 3,000 × $2/M + 300 × $8/M

@@ -41,8 +41,13 @@ class CostRow:
         return any((side or {}).get("judge_prompt_tokens") is not None for side in (self.baseline, self.candidate))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "probe": self.probe, "baseline": self.baseline, "candidate": self.candidate,
-                "change": self.change}
+        return {
+            "model": self.model,
+            "probe": self.probe,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "change": self.change,
+        }
 
 
 def side_tokens(side: dict[str, Any] | None, judge: bool = False) -> int | None:
@@ -92,11 +97,18 @@ def compare_costs(
     def side(summary: dict[str, Any] | None, model: str, probe: str) -> dict[str, Any] | None:
         if summary is None:
             return None
-        return _figures([g for g in summary.get("groups") or []
-                         if g.get("probe") == probe and (match_on == "example" or g.get("model") == model)])
+        return _figures(
+            [
+                g
+                for g in summary.get("groups") or []
+                if g.get("probe") == probe and (match_on == "example" or g.get("model") == model)
+            ]
+        )
 
-    rows = [CostRow(model, probe, side(summaries[0], model, probe), side(summaries[1], model, probe))
-            for model, probe in groups]
+    rows = [
+        CostRow(model, probe, side(summaries[0], model, probe), side(summaries[1], model, probe))
+        for model, probe in groups
+    ]
     totals = [None if s is None else _figures([s.get("totals") or {}]) for s in summaries]
     rows.append(CostRow("total", "", totals[0], totals[1]))
     return rows
