@@ -139,3 +139,24 @@ def test_with_requests_in_flight_a_budget_stops_within_the_concurrency(tmp_path:
     assert resumed.returncode == 0, resumed.stderr
     assert fake_llm_server.stats.requests == N - written
     assert (tmp_path / "cut" / "records.jsonl").read_bytes() == (tmp_path / "full" / "records.jsonl").read_bytes()
+
+
+def test_the_python_api_stops_at_a_budget_too() -> None:
+    from insideLLMs import ProbeRunner, get_model, get_probe
+    from insideLLMs.models import PriceTable
+    from insideLLMs.run import BudgetReached
+
+    prices = PriceTable.load({"m": {"input": 1000.0, "output": 1000.0}})  # $0.001 a token
+
+    def runner(budget: float | None) -> ProbeRunner:
+        return ProbeRunner(
+            get_model("dummy", model_name="m"), get_probe("logic"), concurrency=1, prices=prices, max_cost_usd=budget
+        )
+
+    full = runner(None).run()
+    costs = [(r.usage["prompt_tokens"] + r.usage["completion_tokens"]) * 0.001 for r in full]  # type: ignore[index]
+    spent = [sum(costs[: i + 1]) for i in range(len(costs))]
+    with pytest.raises(BudgetReached) as stopped:
+        runner((spent[2] + spent[3]) / 2).run()
+    assert (stopped.value.done, stopped.value.total) == (4, len(full))
+    assert stopped.value.spent == pytest.approx(spent[3], abs=1e-9)
