@@ -27,19 +27,21 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.datasets": {"DatasetError", "Example", "PromptSet"},
     "insideLLMs.models": {
         "AuthenticationFailed", "Completion", "ConnectionFailed", "MODELS", "Message", "Model", "ModelError",
-        "ModelNotAvailable", "ModelTimeout", "RateLimitError", "TransientError", "Usage", "get_model",
+        "ModelNotAvailable", "ModelTimeout", "Price", "PriceTable", "RateLimitError", "TransientError", "Usage",
+        "get_model", "token_cost",
     },
     "insideLLMs.probes": {"PROBES", "Probe", "Verdict", "get_probe"},
     "insideLLMs.scorers": {
         "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
         "build_scorers", "get_scorer",
     },
-    "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "Shard", "ShardError",
-                      "build_harness", "merge_shards", "self_grading", "shard_key", "shard_of"},
+    "insideLLMs.run": {"BudgetError", "BudgetReached", "Harness", "ProbeRunner", "RunAborted", "RunOutcome",
+                      "RunSettings", "Shard", "ShardError", "build_harness", "merge_shards", "self_grading", "shard_key",
+                      "shard_of"},
     "insideLLMs.rundir": {
         "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
-        "summarize", "write_atomic", "judge_agreement",
+        "summarize", "write_atomic", "judge_agreement", "judge_votes", "record_cost",
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
@@ -63,7 +65,7 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.registry": {"Registry", "UnknownTypeError"},
     "insideLLMs.config": {
         "BACKENDS", "Backend", "Config", "ConfigError", "DatasetConfig", "GenerationConfig", "LoadedConfig",
-        "ModelConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig", "field_error",
+        "ModelConfig", "PriceConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig", "field_error",
         "line_of", "load_config", "parse_config", "redact_config", "validate",
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},

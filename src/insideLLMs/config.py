@@ -282,6 +282,15 @@ class RunnerConfig(Settings):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     max_examples: Annotated[int, msgspec.Meta(ge=1)] | None = None
     cache_dir: str | None = None  # reuse answers to identical requests across runs (relative to the current dir)
+    #: stop the run once what it spent (models and judges, at the price table's prices) reaches this many USD
+    max_cost_usd: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
+class PriceConfig(Settings):
+    """One model's price in a config's ``pricing:`` block: USD per million input and output tokens."""
+
+    input: Annotated[float, msgspec.Meta(ge=0)]
+    output: Annotated[float, msgspec.Meta(ge=0)]
 
 
 class Config(Settings):
@@ -296,6 +305,7 @@ class Config(Settings):
     tracking: TrackingConfig | None = None
     run_dir: str | None = None
     judge: ModelConfig | None = None  # the model of every judge scorer that names none of its own
+    pricing: dict[str, PriceConfig] | None = None  # model name -> price; overrides or adds to the shipped table
 
     def __post_init__(self) -> None:
         if self.model and self.models:
@@ -425,13 +435,27 @@ def parse_config(text: str, path: Path, env: dict[str, str] | None = None) -> Lo
     for key, value in raw.items():
         substituted[key], with_refs[key] = _substitute_env(value, f"{path}:{_line_for(lines, (key,))}", env)
     try:
-        config = validate(substituted, Config, strict=substituted == with_refs)
+        strict = substituted == with_refs
+        _check_pricing(substituted.get("pricing"), strict)
+        config = validate(substituted, Config, strict=strict)
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.loc) or "config"
         raise ConfigError(f"{path}:{_line_for(lines, exc.loc)}: {where}: {exc.message}") from None
     _paths_from_config_folder(config, substituted, path.parent)
     resolved = redact_config(with_refs)
     return LoadedConfig(config=config, path=path, resolved=resolved)
+
+
+def _check_pricing(block: Any, strict: bool) -> None:
+    """Each ``pricing:`` entry on its own, so an error names the model (msgspec's path drops mapping keys)."""
+    if not isinstance(block, dict):
+        return
+    for name, entry in block.items():
+        try:
+            validate(entry, PriceConfig, strict=strict)
+        except SchemaError as exc:
+            raise SchemaError(("pricing", name, *exc.loc),
+                              exc.message + " (a price is USD per million tokens: {input: 0.15, output: 0.6})") from None
 
 
 def _paths_from_config_folder(config: Config, written: dict[str, Any], folder: Path) -> None:
@@ -477,6 +501,7 @@ __all__ = [
     "GenerationConfig",
     "LoadedConfig",
     "ModelConfig",
+    "PriceConfig",
     "ProbeConfig",
     "RunnerConfig",
     "SchemaError",

@@ -194,6 +194,59 @@ CASES: dict[str, Case] = {
         BASE + "runner: {max_examples: 0}\n",
         "error: eval.yaml:3: runner.max_examples: expected an integer >= 1, got 0",
     ),
+    # -- prices and budgets ------------------------------------------------------------------------
+    "budget-negative": config(
+        BASE + "runner: {max_cost_usd: -1}\n",
+        "error: eval.yaml:3: runner.max_cost_usd: expected a number > 0.0, got -1",
+    ),
+    "budget-without-a-price": config(
+        BASE + "runner:\n  concurrency: 2\n  max_cost_usd: 5\n",
+        "error: eval.yaml:5: runner.max_cost_usd: no price for 'm', so a budget of $5 cannot be kept: give each its "
+        "price under 'pricing:' in the config (USD per million input and output tokens)",
+    ),
+    "budget-without-the-judges-price": config(
+        PROMPT + "    template: '{{ q }}'\n    scorers:\n      - {type: judge, rubric: 'Is it correct?'}\n"
+        "judge: {type: openai, args: {model_name: grader, api_key: k, base_url: '@URL@'}}\n"
+        "pricing:\n  m: {input: 1, output: 2}\nrunner: {max_cost_usd: 1}\n",
+        "error: eval.yaml:12: runner.max_cost_usd: no price for 'grader', so a budget of $1 cannot be kept: give each "
+        "its price under 'pricing:' in the config (USD per million input and output tokens)",
+        files={"qa.csv": QA_CSV},
+    ),
+    "price-negative": config(
+        BASE + "pricing:\n  m: {input: -1, output: 2}\n",
+        "error: eval.yaml:4: pricing.m.input: expected a number >= 0.0, got -1 (a price is USD per million tokens: "
+        "{input: 0.15, output: 0.6})",
+    ),
+    "price-missing-output": config(
+        BASE + "pricing:\n  m:\n    input: 1\n",
+        "error: eval.yaml:4: pricing.m.output: missing (required) (a price is USD per million tokens: "
+        "{input: 0.15, output: 0.6})",
+    ),
+    "price-not-a-number": config(
+        BASE + "pricing:\n  gpt-4o:\n    input: 2.5\n    output: cheap\n",
+        "error: eval.yaml:6: pricing.gpt-4o.output: expected a number, got a string ('cheap') (a price is USD per "
+        "million tokens: {input: 0.15, output: 0.6})",
+    ),
+    "price-unknown-key": config(
+        BASE + "pricing:\n  m: {input: 1, output: 2, cached_input: 0.5}\n",
+        "error: eval.yaml:4: pricing.m.cached_input: unknown setting 'cached_input' (a price is USD per million "
+        "tokens: {input: 0.15, output: 0.6})",
+    ),
+    "pricing-not-a-mapping": config(
+        BASE + "pricing: [gpt-4o]\n",
+        "error: eval.yaml:3: pricing: expected a mapping or nothing (null), got a list",
+    ),
+    "run-max-cost-zero": command(
+        "run", "eval.yaml", "--max-cost", "0",
+        expected="error: Invalid value for '--max-cost': 0.0 is not in the range x>0. (see: insidellms run --help)",
+        files={"eval.yaml": BASE},
+    ),
+    "run-max-cost-without-a-price": command(
+        "run", "eval.yaml", "--max-cost", "0.5",
+        expected="error: --max-cost: no price for 'm', so a budget of $0.5 cannot be kept: give each its price "
+                 "under 'pricing:' in the config (USD per million input and output tokens)",
+        files={"eval.yaml": BASE},
+    ),
     # -- prompt sets -------------------------------------------------------------------------------
     "missing-data-file": config(
         "model: @MODEL@\nprobe: {type: logic}\ndataset:\n  path: nope.jsonl\n",

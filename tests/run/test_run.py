@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import orjson
@@ -204,8 +205,11 @@ def test_run_prints_an_aligned_results_table(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("run ") and len(lines[0].split()[1]) == 16
     header, rule, row = lines[1], lines[2], lines[3]
-    assert header.split() == ["model", "probe", "n", "success", "pass", "rate", "(95%", "CI)", "errors", "p50", "ms"]
+    assert header.split() == ["model", "probe", "n", "success", "pass", "rate", "(95%", "CI)", "errors", "p50", "ms",
+                              "tokens", "cost"]
     cells = row.split()
+    tokens = json.loads((tmp_path / "out" / "summary.json").read_text())["totals"]["tokens"]
+    assert cells[-2:] == [f"{tokens['prompt'] + tokens['completion']:,}", "$0"]  # the dummy runs here: free
     assert cells[:3] == ["dummy", "factuality", "1,200"]
     errors = int(cells[6].replace(",", ""))
     assert 0 < errors < 1200 and cells[3] == f"{(1200 - errors) / 1200:.0%}"

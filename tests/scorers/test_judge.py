@@ -131,6 +131,23 @@ def test_default_scale_is_pass_fail_and_passes_at_the_best_grade() -> None:
 
 # -- in a run, against the fake server's judge mode -----------------------------------------------
 
+def test_the_judges_cost_is_apart_from_the_graded_models(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
+    fake_llm_server.configure(judge={"default": "A"})
+    pricing = {"graded": {"input": 10.0, "output": 20.0}, "judge-1": {"input": 1.0, "output": 4.0}}
+    summary = run(write_eval(tmp_path, fake_llm_server, pricing=pricing), tmp_path / "run")
+    recs = records(tmp_path / "run")
+    judge_in = sum(r["judge"]["judge"]["usage"]["prompt_tokens"] for r in recs)
+    judge_out = sum(r["judge"]["judge"]["usage"]["completion_tokens"] for r in recs)
+    totals = summary["totals"]
+    assert totals["tokens"] == {"prompt": 9, "completion": 8}  # the graded dummy's own counts
+    assert totals["cost_usd"] == round((9 * 10.0 + 8 * 20.0) / 1e6, 10) == 0.00025
+    assert totals["judge_tokens"] == {"prompt": judge_in, "completion": judge_out} and judge_out == 21
+    assert totals["judge_cost_usd"] == pytest.approx((judge_in * 1.0 + judge_out * 4.0) / 1e6, abs=1e-12)
+    manifest = orjson.loads((tmp_path / "run" / "manifest.json").read_bytes())
+    assert manifest["pricing"]["models"] == {"graded": {"input": 10.0, "output": 20.0, "source": "config"},
+                                             "judge-1": {"input": 1.0, "output": 4.0, "source": "config"}}
+
+
 def test_grades_reasons_and_usage_are_in_the_record_apart_from_the_models(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
     fake_llm_server.configure(judge={"verdicts": {"It is Paris": "A", "Milan": "C"}, "default": "B"})
     summary = run(write_eval(tmp_path, fake_llm_server), tmp_path / "run")
@@ -152,6 +169,8 @@ def test_grades_reasons_and_usage_are_in_the_record_apart_from_the_models(tmp_pa
     assert summary["totals"]["status_counts"] == {"success": 3}
     assert summary["totals"]["judge_tokens"]["completion"] == 21  # the judge's tokens apart from the model's
     assert summary["totals"]["tokens"] == {"prompt": 9, "completion": 8}
+    assert summary["totals"]["cost_usd"] == 0.0  # the dummy runs here: free
+    assert summary["totals"]["judge_cost_usd"] is None  # judge-1 has no price: unknown, never 0
     # the probe spec in the record shows the judge model's spec, never its key or host
     spec_entry = first["probe"]["params"]["scorers"][1]
     assert spec_entry["models"] == [{"id": "judge-1", "provider": "openai", "params": {}}]

@@ -63,8 +63,10 @@ def write_run_dir(
     timings: list[dict[str, Any]] | None = None,
     *,
     summary: bool = True,
+    prices: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a complete run directory; timings default to a deterministic spread of latencies."""
+    """Write a complete run directory; timings default to a deterministic spread of latencies. ``prices``:
+    each model's price, recorded in the manifest as a run records them, and used for summary.json's costs."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "records.jsonl").write_bytes(b"".join(dumps_bytes(r) + b"\n" for r in records))
     if timings is None:
@@ -74,10 +76,12 @@ def write_run_dir(
     statuses: dict[str, int] = {}
     for r in records:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    manifest = {"run_id": run_id, "schema_version": "1", "counts": statuses, "files": ["records.jsonl"]}
+    manifest: dict[str, Any] = {"run_id": run_id, "schema_version": "1", "counts": statuses, "files": ["records.jsonl"]}
+    if prices is not None:
+        manifest["pricing"] = {"models": prices}
     (run_dir / "manifest.json").write_bytes(dumps_pretty(manifest))
     if summary:
-        (run_dir / "summary.json").write_bytes(dumps_pretty(summarize(records, timings, run_id=run_id)))
+        (run_dir / "summary.json").write_bytes(dumps_pretty(summarize(records, timings, run_id=run_id, prices=prices)))
     return run_dir
 
 

@@ -26,6 +26,8 @@ def _run_options(fn: Any) -> Any:
         click.option("--max-examples", type=click.IntRange(min=1), help="Only the first N examples of each prompt set."),
         click.option("--shard", metavar="I/N", help="Run only shard I of N (0-based: 0/4 … 3/4) into a partial run "
                      "directory; join the N parts with: insidellms merge."),
+        click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+                     help="Stop once the run has cost this many US dollars (overrides runner.max_cost_usd)."),
         click.option("--track", "track", metavar="BACKEND", help=f"Track to BACKEND ({', '.join(BACKENDS)}; comma-separated for several)."),
         click.option("--no-track", is_flag=True, help="Do not track this run, whatever the config says."),
         click.option("--fail-on-errors", is_flag=True, help=f"Exit {EXIT_EXAMPLE_ERRORS} if any example ended in an error."),
@@ -65,7 +67,7 @@ def _tracking_config(loaded: LoadedConfig, track: str | None, no_track: bool) ->
 
 
 def _main(options: dict[str, Any], *, harness: bool) -> None:
-    from insideLLMs.run import RunAborted, Shard, build_harness, self_grading
+    from insideLLMs.run import BudgetError, BudgetReached, RunAborted, Shard, build_harness, self_grading
 
     shard = Shard.parse(options["shard"]) if options["shard"] is not None else None
     loaded = load_config(options["config"])
@@ -83,12 +85,17 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             overwrite=options["overwrite"],
             progress=options["progress"],
             shard=shard,
+            **({"max_cost_usd": options["max_cost"]} if options["max_cost"] is not None else {}),
         )
+        try:
+            run_id = grid.run_id  # plans the run: a budget without every model's price stops here
+        except BudgetError as exc:
+            raise UserError(f"--max-cost: {exc}") from None
         for line in self_grading(grid):
             warn(line)
         settings = grid.settings
         models = [c.model for c in grid.cells]
-        run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / grid.run_id)
+        run_dir = options["run_dir"] or (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / run_id)
         if shard is not None and not options["run_dir"]:  # the parts of one run side by side, never in its place
             run_dir = run_dir.with_name(f"{run_dir.name}-shard-{shard.index}-of-{shard.count}")
         settings.run_dir = run_dir
@@ -99,6 +106,10 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
         try:
             with _sigterm_as_interrupt(sigterm):
                 outcome = grid.run()
+        except BudgetReached as exc:
+            raise UserError(f"{exc}; the {exc.done} examples done are in {run_dir}; continue with: insidellms "
+                            f"{'harness' if harness else 'run'} {loaded.path} --run-dir {run_dir} --resume "
+                            f"--max-cost USD (more than the ${exc.spent:.6f} spent)") from None
         except RunAborted as exc:
             raise UserError(str(exc)) from None
         except KeyboardInterrupt as exc:
@@ -184,15 +195,23 @@ def _fmt_rate_interval(value: float | None, interval: dict[str, Any] | None) -> 
 def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     """The compact results table, as plain aligned text: it reads the same on a terminal and in a
     CI log, and printing it needs no rich import at the end of every run."""
-    headers = ("model", "probe", "n", "success", "pass rate (95% CI)", "errors", "p50 ms")
+    from insideLLMs.report.page import usd
+
+    judged = any("judge_cost_usd" in group for group in summary["groups"])
+    headers = ("model", "probe", "n", "success", "pass rate (95% CI)", "errors", "p50 ms", "tokens", "cost",
+               *(("judge cost",) if judged else ()))
     latency = summary["volatile"]["latency_ms"]
     rows = []
-    for group in summary["groups"]:
-        p50 = latency.get(f"{group['model']}/{group['probe']}", {}).get("p50")
+    for group in [*summary["groups"], *([{"model": "total", "probe": "", **summary["totals"]}]
+                                       if len(summary["groups"]) > 1 else [])]:
+        p50 = latency.get(f"{group['model']}/{group['probe']}" if group["probe"] else "all", {}).get("p50")
+        tokens = group.get("tokens") or {}
         rows.append((
             group["model"], group["probe"], f"{group['n']:,}", _fmt_rate(group["success_rate"]),
             _fmt_rate_interval(group["pass_rate"], group.get("intervals", {}).get("pass_rate")),
             f"{group['error_count']:,}", "-" if p50 is None else f"{p50:,.0f}",
+            f"{tokens.get('prompt', 0) + tokens.get('completion', 0):,}", usd(group.get("cost_usd")),
+            *((usd(group.get("judge_cost_usd")) if "judge_tokens" in group else "-",) if judged else ()),
         ))
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
 

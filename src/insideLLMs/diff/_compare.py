@@ -38,6 +38,7 @@ from insideLLMs.diff._pairing import (
     indexed_pairs,
     streaming_pairs,
 )
+from insideLLMs.diff._cost import CostRow, compare_costs
 from insideLLMs.diff._stats import McNemarResult, mcnemar_drop
 from insideLLMs.diff._verdict import LOWER_IS_BETTER_SUFFIXES, Classifier, show
 from insideLLMs.rundir import INCOMPLETE, MANIFEST, RECORDS
@@ -329,6 +330,7 @@ class DiffResult:
     coverage: Coverage
     spec_changes: list[str] = field(default_factory=list)
     lower_is_better: frozenset[str] = frozenset()  # from --lower-is-better (name suffixes apply as well)
+    costs: list[CostRow] = field(default_factory=list)  # tokens and USD of both sides per group, the total last
 
     @property
     def total_changes(self) -> int:
@@ -349,6 +351,8 @@ class DiffResult:
             "changes": [c.to_dict() for c in self.changes],
             "changes_total": self.total_changes,
             "changes_truncated": self.total_changes > len(self.changes),
+            "cost": {"groups": [row.to_dict() for row in self.costs[:-1]],
+                     "total": self.costs[-1].to_dict() if self.costs else None},
         }
 
 
@@ -601,7 +605,9 @@ def diff_runs(
         return acc.result(baseline, candidate, tols)
 
     try:
-        return fold(lambda identical: streaming_pairs(
+        result = fold(lambda identical: streaming_pairs(
             base_records, cand_records, key_fn, LineMatcher(IGNORED_FIELDS), identical, max_pending))
     except _TooFarApart:
-        return fold(lambda identical: indexed_pairs(base_records, cand_records, key_fn))
+        result = fold(lambda identical: indexed_pairs(base_records, cand_records, key_fn))
+    result.costs = compare_costs(baseline, candidate, [(g.model, g.probe) for g in result.groups], match_on)
+    return result

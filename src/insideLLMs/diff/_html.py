@@ -15,10 +15,11 @@ from typing import Any
 from insideLLMs.rundir import TIMINGS, RunDirError, read_jsonl, write_atomic
 from insideLLMs.diff._compare import CLASSES, Change, DiffResult, effect_tolerance
 from insideLLMs.diff._gate import GateResult
-from insideLLMs.diff._render import clustered, output_text, unified_output_diff
+from insideLLMs.diff._cost import side_tokens
+from insideLLMs.diff._render import clustered, count, output_text, unified_output_diff
 from insideLLMs.diff._stats import TEST_NAME
 from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
-from insideLLMs.report.page import page, pre, prompt_of, rate, table
+from insideLLMs.report.page import page, pre, prompt_of, rate, table, usd
 
 __all__ = ["render_diff_report", "write_diff_report"]
 
@@ -45,6 +46,7 @@ def render_diff_report(result: DiffResult, gate: GateResult | None = None) -> by
         _intervals_section(result),
         _verdicts_section(gate),
         _counts_section(result),
+        _cost_section(result),
         _charts_section(result),
         _changes_section(result),
     ]
@@ -119,6 +121,31 @@ def _intervals_section(result: DiffResult) -> str:
         "records name a cluster (dataset.cluster), and the standard error is cluster-robust (CR1). MDE: the smallest true "
         "difference found 80 % of the time at alpha 0.05 with this many pairs.</p></section>"
     )
+
+
+def _cost_section(result: DiffResult) -> str:
+    """Cost and tokens of both runs and the change, per model × probe and in total (— where unknown)."""
+    if not result.costs:
+        return ""
+    judged = any(row.judged for row in result.costs)
+
+    rows = []
+    for row in result.costs:
+        b, c, change = row.baseline or {}, row.candidate or {}, row.change
+        bt, ct = side_tokens(row.baseline), side_tokens(row.candidate)
+        cells = [row.model if row.probe else Markup("<b>total</b>"), row.probe,
+                 usd(b.get("cost_usd")), usd(c.get("cost_usd")), usd(change["cost_usd"], sign=True),
+                 count(bt), count(ct), count(None if bt is None or ct is None else ct - bt, sign=True)]
+        if judged:
+            cells += [usd(b.get("judge_cost_usd")), usd(c.get("judge_cost_usd")),
+                      usd(change["judge_cost_usd"], sign=True)]
+        rows.append(cells)
+    headers = ["model", "probe", "cost base", "cost cand", "Δ cost", "tokens base", "tokens cand", "Δ tokens"]
+    if judged:
+        headers += ["judge cost base", "judge cost cand", "Δ judge cost"]
+    return (f'<section id="cost"><h2>Cost and tokens</h2>{table(headers, rows)}'
+            '<p class="muted">List prices of the tokens each run\'s provider reported, at the prices that run '
+            "used (its manifest.json); — where a model has no price or a run has no summary.json.</p></section>")
 
 
 def _counts_section(result: DiffResult) -> str:

@@ -6,9 +6,11 @@ import difflib
 from typing import Any
 
 from insideLLMs import canonical
+from insideLLMs.diff._cost import side_tokens
 from insideLLMs.diff._compare import CLASSES, Change, DiffResult, GroupStats, effect_tolerance
 from insideLLMs.diff._gate import GateResult
 from insideLLMs.diff._stats import TEST_NAME
+from insideLLMs.report.page import usd
 
 MAX_DIFF_LINES = 14
 MAX_LINE_CHARS = 160
@@ -110,6 +112,7 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
         out.append("  (Δ = candidate − baseline over the examples both runs have; MDE = the smallest true Δ "
                    "found 80 % of the time at alpha 0.05)")
         out.append("")
+    out.extend(cost_lines(result))
     shown = result.changes[:top]
     if shown:
         more = result.total_changes - len(shown)
@@ -122,6 +125,37 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
         out.append("")
         out.extend(gate_lines(gate))
     return "\n".join(out) + "\n"
+
+
+def count(value: int | None, sign: bool = False) -> str:
+    """A token count (``+1,234`` for a change), ``—`` when unknown."""
+    return "—" if value is None else (f"{value:+,}" if sign else f"{value:,}")
+
+
+def _change(b: Any, c: Any, shown: Any) -> str:
+    return "—" if b is None or c is None else shown(c - b)
+
+
+def cost_lines(result: DiffResult) -> list[str]:
+    """Cost and tokens of both runs and the change, per model × probe and in total (— where unknown)."""
+    if not result.costs:
+        return []
+    out = ["cost and tokens (baseline → candidate, change):"]
+    for row in result.costs:
+        b, c = row.baseline, row.candidate
+        name = "total" if row.model == "total" and not row.probe else f"{row.model} / {row.probe}"
+        bc, cc = (b or {}).get("cost_usd"), (c or {}).get("cost_usd")
+        bt, ct = side_tokens(b), side_tokens(c)
+        line = (f"  {name}: cost {usd(bc)} → {usd(cc)} ({_change(bc, cc, lambda d: usd(d, sign=True))}); "
+                f"tokens {count(bt)} → {count(ct)} ({_change(bt, ct, lambda d: count(d, True))})")
+        if row.judged:
+            bj, cj = (b or {}).get("judge_cost_usd"), (c or {}).get("judge_cost_usd")
+            bjt, cjt = side_tokens(b, True), side_tokens(c, True)
+            line += (f"; judge cost {usd(bj)} → {usd(cj)} ({_change(bj, cj, lambda d: usd(d, sign=True))}), "
+                     f"judge tokens {count(bjt)} → {count(cjt)} ({_change(bjt, cjt, lambda d: count(d, True))})")
+        out.append(line)
+    out.append("")
+    return out
 
 
 def gate_lines(gate: GateResult) -> list[str]:

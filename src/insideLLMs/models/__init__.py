@@ -17,6 +17,7 @@ from insideLLMs.models.base import (
     TransientError,
     Usage,
 )
+from insideLLMs.models._pricing import Price, PriceTable, token_cost
 from insideLLMs.registry import Registry
 
 MODELS = Registry(
@@ -43,6 +44,8 @@ __all__ = [
     "ConnectionFailed",
     "MODELS",
     "Message",
+    "Price",
+    "PriceTable",
     "Model",
     "ModelError",
     "ModelNotAvailable",
@@ -51,4 +54,5 @@ __all__ = [
     "TransientError",
     "Usage",
     "get_model",
+    "token_cost",
 ]

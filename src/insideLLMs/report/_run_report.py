@@ -18,23 +18,30 @@ from typing import Any
 from insideLLMs.rundir import REPORT, SUMMARY, RunReader, summarize, write_atomic
 from insideLLMs.canonical import dumps_pretty
 from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
-from insideLLMs.report.page import page, pre, prompt_of, rate, table
+from insideLLMs.report.page import page, pre, prompt_of, rate, table, usd
 
 __all__ = ["ReportData", "rebuild_summary", "render_report", "write_report"]
 
 
 def rebuild_summary(run_dir: Path) -> Path:
-    """Recompute summary.json from records.jsonl and timings.jsonl (keeping the recorded wall time)."""
+    """Recompute summary.json from records.jsonl and timings.jsonl (keeping the recorded wall time), costs at
+    the prices manifest.json says the run used."""
     reader = RunReader(run_dir)
     old = reader.summary or {}
-    run_id = (reader.manifest or {}).get("run_id") or old.get("run_id")
-    summary = summarize(reader.records(), reader.timings(), run_id=run_id)
+    manifest = reader.manifest or {}
+    run_id = manifest.get("run_id") or old.get("run_id")
+    summary = summarize(reader.records(), reader.timings(), run_id=run_id, prices=_prices(manifest))
     wall = (old.get("volatile") or {}).get("wall_time_s")
     if wall is not None:
         summary["volatile"]["wall_time_s"] = wall
     path = Path(run_dir) / SUMMARY
     write_atomic(path, dumps_pretty(summary))
     return path
+
+
+def _prices(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The prices a run used, as its manifest records them (None: costs unknown)."""
+    return (manifest.get("pricing") or {}).get("models")
 
 
 @dataclass
@@ -90,9 +97,9 @@ def render_report(run_dir: Path, data: ReportData | None = None) -> bytes:
     if data is None:
         data = ReportData.read(run_dir)
     summary = reader.summary
-    if summary is None:  # an interrupted run: summarize what is there
-        summary = summarize(reader.records(), reader.timings())
     manifest = reader.manifest or {}
+    if summary is None:  # an interrupted run: summarize what is there
+        summary = summarize(reader.records(), reader.timings(), prices=_prices(manifest))
     run_id = manifest.get("run_id") or summary.get("run_id") or "?"
     body = [
         f"<h1>insideLLMs run {esc(run_id)}</h1>",
@@ -109,10 +116,15 @@ def _summary_section(summary: dict[str, Any]) -> str:
     groups = summary.get("groups") or []
     score_names = sorted({name for g in groups for name in (g.get("scores") or {})})
     lat = (summary.get("volatile") or {}).get("latency_ms") or {}
+    judged = any("judge_tokens" in g for g in groups)
     headers = ["model", "probe", "n", "success", "errors", "pass rate (95 % interval)", *score_names,
-               "interval method", "tokens in/out", "latency p50 / p95 ms"]
+               "interval method", "tokens in/out", "cost", *(["judge tokens in/out", "judge cost"] if judged else []),
+               "latency p50 / p95 ms"]
     rows = []
     for g in groups:
+        judge_tokens = g.get("judge_tokens")
+        judge_cells = ([f"{judge_tokens['prompt']:,} / {judge_tokens['completion']:,}", usd(g.get("judge_cost_usd"))]
+                       if judge_tokens else ["—", "—"]) if judged else []
         gl = lat.get(f"{g['model']}/{g['probe']}") or {}
         tokens = g.get("tokens") or {}
         intervals = g.get("intervals") or {}
@@ -123,13 +135,27 @@ def _summary_section(summary: dict[str, Any]) -> str:
             + _span(intervals.get("pass_rate"), percent=True),
             *[_num((g.get("scores") or {}).get(name)) + _span(score_intervals.get(name)) for name in score_names],
             _methods(intervals),
-            f"{tokens.get('prompt', 0):,} / {tokens.get('completion', 0):,}",
+            f"{tokens.get('prompt', 0):,} / {tokens.get('completion', 0):,}", usd(g.get("cost_usd")),
+            *judge_cells,
             f"{_num(gl.get('p50'))} / {_num(gl.get('p95'))}",
         ])
-    return (f"<section><h2>Summary per model × probe</h2>{table(headers, rows)}"
+    return (f"<section><h2>Summary per model × probe</h2>{table(headers, rows)}{_cost_line(summary)}"
             '<p class="muted">Intervals are 95 %: Wilson for rates and boolean scores, mean ± 1.96·se for numeric '
             "scores, cluster-robust (CR1) when the prompt set names a cluster field (dataset.cluster). The charts "
             "show them as error bars.</p></section>")
+
+
+def _cost_line(summary: dict[str, Any]) -> str:
+    """The run's total cost, models and judges apart; unknown (—) when a model has no price."""
+    totals = summary.get("totals") or {}
+    tokens = totals.get("tokens") or {}
+    text = (f"Total: {tokens.get('prompt', 0) + tokens.get('completion', 0):,} tokens, "
+            f"cost {usd(totals.get('cost_usd'))}")
+    if "judge_tokens" in totals:
+        judge = totals["judge_tokens"]
+        text += (f"; judges {judge['prompt'] + judge['completion']:,} tokens, cost {usd(totals.get('judge_cost_usd'))}")
+    return (f'<p class="cost">{esc(text)}. Costs are list prices of the tokens the providers reported '
+            "(— when a model has no price); see docs/guides/cost.md.</p>")
 
 
 def _span(interval: dict[str, Any] | None, percent: bool = False) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import math
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -89,6 +90,22 @@ class Markup(str):
 
 def rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
+
+
+def usd(value: float | None, *, sign: bool = False) -> str:
+    """A cost as people read it: ``$12.34``, ``$0.1235``, ``$0.006``, ``$0.00002025`` (cents, or four significant
+    digits under a dollar); ``—`` when unknown (never ``$0`` for an unknown cost). ``sign``: a change, ``+$0.002``."""
+    if value is None:
+        return "—"
+    size = abs(value)
+    if size == 0:
+        return "+$0" if sign else "$0"
+    if size >= 1:
+        text = f"{size:,.2f}"
+    else:
+        text = f"{size:.{3 - math.floor(math.log10(size))}f}".rstrip("0")
+        text += "0" * max(0, 2 - len(text.partition(".")[2]))
+    return ("-" if value < 0 else "+" if sign else "") + "$" + text
 
 
 def expected_of(input_: Any) -> Any:

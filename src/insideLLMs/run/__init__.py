@@ -1,15 +1,17 @@
 """Running probes against models: ``ProbeRunner``, ``Harness``, the engine behind them, retries, time limits, the answer cache,
-and shards (``Shard``: the stable split of a run's examples; ``merge_shards``: the partial runs joined into one)."""
+the budget, and shards (``Shard``: the stable split of a run's examples; ``merge_shards``: the partial runs joined into one)."""
 
 from __future__ import annotations
 
 from insideLLMs.run._assemble import build_harness, self_grading
-from insideLLMs.run._engine import RunAborted, RunOutcome, RunSettings
+from insideLLMs.run._engine import BudgetError, BudgetReached, RunAborted, RunOutcome, RunSettings
 from insideLLMs.run._merge import merge_shards
 from insideLLMs.run._runner import Harness, ProbeRunner
 from insideLLMs.run._shards import Shard, ShardError, shard_key, shard_of
 
 __all__ = [
+    "BudgetError",
+    "BudgetReached",
     "Harness",
     "ProbeRunner",
     "RunAborted",

@@ -13,9 +13,10 @@ from typing import Any, Callable
 
 from insideLLMs.config import ConfigError, DatasetConfig, LoadedConfig, ModelConfig, SchemaError, line_of
 from insideLLMs.datasets import DatasetError, PromptSet
-from insideLLMs.models import MODELS, Model
+from insideLLMs.models import MODELS, Model, PriceTable
 from insideLLMs.probes import PROBES, Probe
 from insideLLMs.registry import UnknownTypeError
+from insideLLMs.run._engine import BudgetError, check_budget, run_prices
 from insideLLMs.run._runner import Harness, RunSettings
 
 
@@ -197,6 +198,15 @@ def build_harness(
         name=cfg.name,
         config=loaded.resolved,
         cache_dir=Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else None,
+        prices=PriceTable.load({name: {"input": p.input, "output": p.output} for name, p in (cfg.pricing or {}).items()}),
+        max_cost_usd=settings.pop("max_cost_usd", cfg.runner.max_cost_usd),
         **settings,
     )
-    return Harness(models, probes, settings=run_settings)
+    harness = Harness(models, probes, settings=run_settings)
+    if cfg.runner.max_cost_usd is not None:  # the config's budget (--max-cost is checked where it is given)
+        try:
+            check_budget(run_prices(harness.cells, run_settings.prices or PriceTable.load()), run_settings.max_cost_usd)
+        except BudgetError as exc:
+            where = f"{loaded.path}:{line_of(loaded, 'runner', 'max_cost_usd')}: runner.max_cost_usd"
+            raise ConfigError(f"{where}: {exc}") from None
+    return harness

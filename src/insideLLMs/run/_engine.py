@@ -4,7 +4,8 @@ Examples are sent with bounded concurrency, each call retried and
 timed out by ``insideLLMs.run._retry``, results put back in example order and streamed to the run
 directory and to listeners as they complete. A failed example becomes a record and the run goes
 on; a fatal error (bad credentials, an endpoint that stays unreachable) stops the run at once and
-leaves the run directory resumable.
+leaves the run directory resumable. With a budget (``max_cost_usd``) the run stops as cleanly once
+what its records cost reaches it (``BudgetReached``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from insideLLMs.rundir import RUN_FILES, Record, RunDirError, RunWriter, SummaryBuilder, Timing
+from insideLLMs.rundir import RUN_FILES, Record, RunDirError, RunWriter, SummaryBuilder, Timing, record_cost
 from insideLLMs.canonical import SCHEMA_VERSION, compute_run_id, dumps_bytes, hash_obj
 from insideLLMs.datasets import Example, PromptSet
 from insideLLMs.events import ExampleFinished, RunFinished, RunListener, RunStarted, RunStatus
+from insideLLMs.models import PriceTable
 from insideLLMs.models.base import Completion, Model, ModelError, Status
 from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.run._progress import Progress
 from insideLLMs.run._retry import RetryPolicy, call_model
 from insideLLMs.run._shards import POSITION, Shard
 from insideLLMs.scorers import ScoreContext
-from insideLLMs.errors import InsideLLMsError
+from insideLLMs.errors import InsideLLMsError, UserError
 
 
 class RunAborted(InsideLLMsError):
@@ -40,6 +42,20 @@ class RunAborted(InsideLLMsError):
         super().__init__(message)
         self.done = done
         self.total = total
+
+
+class BudgetReached(RunAborted):
+    """The run spent its budget (``max_cost_usd``) and stopped; the examples done so far are written and
+    ``--resume`` with a higher budget goes on."""
+
+    def __init__(self, message: str, *, done: int, total: int, spent: float, budget: float) -> None:
+        super().__init__(message, done=done, total=total)
+        self.spent = spent
+        self.budget = budget
+
+
+class BudgetError(UserError):
+    """A budget that cannot be kept: a model without a price (found before any request)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,8 @@ class RunSettings:
     report: bool = True
     cache_dir: Path | None = None  # reuse earlier answers to identical requests (opt-in)
     shard: Shard | None = None  # run only this shard's examples into a partial run directory (``merge`` joins them)
+    prices: PriceTable | None = None  # None: the shipped price table alone
+    max_cost_usd: float | None = None  # stop once the records cost this much (models and judges)
 
     def __post_init__(self) -> None:
         if self.run_dir is not None:
@@ -155,18 +173,26 @@ class Engine:
         self.cache = _open_cache(settings.cache_dir) if settings.cache_dir else None
         self.score_models: list[Model] = []  # models a scorer called (judges), closed with the run's
         self.score_context = ScoreContext(generate=self._generate)
+        self.price_table = settings.prices if settings.prices is not None else PriceTable.load()
+        self.prices = run_prices(self.cells, self.price_table)
+        self.budget = settings.max_cost_usd
+        check_budget(self.prices, self.budget)
+        self.spent = 0.0
+        self.stop_reason: str | None = None  # why workers take no new example (the budget)
 
     async def run(self) -> RunOutcome:
         settings = self.settings
         writer = RunWriter(settings.run_dir, self.run_id, resume=settings.resume, overwrite=settings.overwrite) if settings.run_dir else None
         done = writer.prepare() if writer else 0
         self._check_resumable(writer, done)
-        self.summary = SummaryBuilder(self.run_id)
+        self.summary = SummaryBuilder(self.run_id, self.prices)
         self.report_data = _report_data() if writer and settings.report else None
         self.records: list[Record] | None = [] if self.collect else None
         if writer and done:
             for rec in writer.existing_records():
                 self.summary.add_record(rec)
+                if self.budget is not None:
+                    self._spend(rec)
                 if self.report_data is not None:
                     self.report_data.add_record(rec)
                 if self.records is not None:
@@ -230,6 +256,8 @@ class Engine:
     async def _execute(self, start: int) -> None:
         if start >= len(self.items):
             return
+        if self.stop_reason is not None:  # a resumed run that had already spent its budget
+            self._stop_for_budget()
         self.next_index = start
         self.window = max(4 * self.settings.concurrency, 256)
         # Workers whose example is a full window ahead of the next one to write wait here, in index order.
@@ -250,9 +278,36 @@ class Engine:
                 f"run stopped after {self.next_write} of {len(self.items)} examples: {fatal.cause}{where}",
                 done=self.next_write, total=len(self.items),
             ) from None
+        if self.stop_reason is not None and self.next_write < len(self.items):
+            self._stop_for_budget()
+
+    def _spend(self, record: dict[str, Any]) -> None:
+        """Count what a record cost against the budget; past it (or unmeterable), workers take no new example."""
+        assert self.budget is not None
+        cost = record_cost(record, self.prices)
+        if cost is None:
+            self.stop_reason = (f"model {record['model']['id']!r} answered example {record['example_id']!r} "
+                                "without token counts, so the budget cannot be kept")
+            return
+        self.spent += cost
+        if self.spent >= self.budget and self.stop_reason is None:
+            self.stop_reason = "budget"
+
+    def _stop_for_budget(self) -> None:
+        assert self.budget is not None and self.stop_reason is not None
+        if self.writer:
+            self.writer.flush()
+        done, total = self.next_write, len(self.items)
+        why = ("budget reached" if self.stop_reason == "budget" else self.stop_reason)
+        raise BudgetReached(
+            f"{why}: ${self.spent:.6f} spent of max_cost_usd ${self.budget:g} after {done} of {total} examples",
+            done=done, total=total, spent=self.spent, budget=self.budget,
+        )
 
     async def _worker(self) -> None:
         while self.next_index < len(self.items):
+            if self.stop_reason is not None:  # over budget: what is in flight finishes, nothing new starts
+                return
             index = self.next_index
             self.next_index += 1
             if index - self.next_write >= self.window:
@@ -261,6 +316,8 @@ class Engine:
                 await room
             cell, example = self.items[index]
             record, timing = await self._one(cell, example)
+            if self.budget is not None:
+                self._spend(record.to_dict())
             self.pending[index] = (record, timing)
             self._drain()
 
@@ -418,6 +475,7 @@ class Engine:
             "config_hash": hash_obj(self.identity),
             **self.identity,
             "counts": {"records": summary["totals"]["n"], "by_status": summary["totals"]["status_counts"]},
+            "pricing": {**self.price_table.describe(), "models": self.prices},
             "files": list(RUN_FILES),
         }
 
@@ -465,6 +523,23 @@ def _open_cache(directory: Path) -> Any:
     from insideLLMs.run._cache import ResponseCache  # sqlite3 only when the cache is on
 
     return ResponseCache(directory)
+
+
+def run_prices(cells: Sequence[Cell], table: PriceTable) -> dict[str, dict[str, Any] | None]:
+    """The price of every model a run calls (the graded models and their judges), None where unknown."""
+    models = [(cell.model.model_id, cell.model.provider) for cell in cells]
+    models += [(judge.model_id, judge.provider) for cell in cells for judge in cell.probe.judge_models]
+    return table.prices(dict.fromkeys(models))
+
+
+def check_budget(prices: dict[str, dict[str, Any] | None], budget: float | None) -> None:
+    """A budget needs every model's price: ``BudgetError`` names those without one (before any request)."""
+    unpriced = [name for name, price in prices.items() if price is None]
+    if budget is not None and unpriced:
+        raise BudgetError(
+            f"no price for {', '.join(map(repr, unpriced))}, so a budget of ${budget:g} cannot be kept: "
+            "give each its price under 'pricing:' in the config (USD per million input and output tokens)"
+        )
 
 
 def _unique_models(cells: Sequence[Cell]) -> list[Model]:

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from insideLLMs.datasets import PromptSet
 from insideLLMs.run._engine import Cell, Engine, RunAborted, RunOutcome, RunSettings
 from insideLLMs.events import RunListener
+from insideLLMs.models import PriceTable
 from insideLLMs.models.base import Model
 from insideLLMs.probes.base import Probe
 from insideLLMs.rundir import Record
@@ -75,13 +76,17 @@ class ProbeRunner(_RunnerBase):
         overwrite: bool = False,
         listeners: Sequence[RunListener] = (),
         progress: bool | None = False,
+        prices: PriceTable | None = None,
+        max_cost_usd: float | None = None,
     ) -> None:
+        """``prices``: the shipped table when None; ``max_cost_usd``: stop once the records cost this much."""
         self.model = model
         self.probe = probe
         self.settings = RunSettings(
             concurrency=concurrency, max_retries=max_retries, timeout_s=timeout_s,
             generation=dict(generation or {}), run_dir=Path(run_dir) if run_dir else None,
             resume=resume, overwrite=overwrite, listeners=listeners, progress=progress,
+            prices=prices, max_cost_usd=max_cost_usd,
         )
 
     async def arun(self, prompt_set: PromptSet | None = None) -> list[Record]:

@@ -20,7 +20,7 @@ from insideLLMs.rundir._directory import (
     write_atomic,
 )
 from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing
-from insideLLMs.rundir._summary import SummaryBuilder, summarize
+from insideLLMs.rundir._summary import SummaryBuilder, judge_votes, record_cost, summarize
 
 __all__ = [
     "Agreement",
@@ -41,8 +41,10 @@ __all__ = [
     "TIMINGS",
     "Timing",
     "atomic_path",
+    "judge_votes",
     "judge_agreement",
     "read_jsonl",
+    "record_cost",
     "summarize",
     "write_atomic",
 ]

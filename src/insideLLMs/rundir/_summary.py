@@ -3,17 +3,23 @@
 Records with a ``cluster`` (``dataset.cluster``) get clustered error bars: each rate and mean keeps the
 per-cluster count and sum as well (memory grows with the clusters, far fewer than the examples).
 
-Everything outside the ``"volatile"`` section is a function of records.jsonl alone, so it is
-byte-identical for identical runs; latency and wall time live in ``"volatile"``, which diff ignores.
+Everything outside the ``"volatile"`` section is a function of records.jsonl (and the prices the run used, as
+manifest.json records them), so it is byte-identical for identical runs; latency and wall time live in
+``"volatile"``, which diff ignores.
+
+Cost is computed from token totals per model, never summed record by record: ``cost_usd`` (the graded models)
+and ``judge_cost_usd`` (the judges) are None (unknown) when a model has no price or an answer came without
+token counts. A record without an answer (an error before any completion) costs nothing.
 """
 
 from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 from insideLLMs.canonical import SCHEMA_VERSION
+from insideLLMs.models._pricing import COST_DIGITS, token_cost
 from insideLLMs.stats import (
     CONFIDENCE,
     ClusterSums,
@@ -24,6 +30,40 @@ from insideLLMs.stats import (
 )
 
 SUCCESS_RATE, PASS_RATE = "success_rate", "pass_rate"
+
+#: model name -> its price (``{"input": USD per 1M tokens, "output": ...}``) or None when unknown
+Prices = Mapping[str, Mapping[str, Any] | None]
+
+
+def judge_votes(judge: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every judge call in a record's judge section: each verdict, each of several judges' votes, each
+    pairwise order. Each names its ``model`` and holds its ``usage``."""
+    for verdict in judge.values():
+        calls = verdict.get("votes") or verdict.get("orders")
+        yield from calls if calls else [verdict]
+
+
+def record_cost(record: Mapping[str, Any], prices: Prices) -> float | None:
+    """What one record cost (its model's answer and its judges' verdicts), as summary.json counts it."""
+    group = _Group()
+    group.add(record)
+    model = usage_cost(prices, group.model_tokens, group.unmetered)
+    judge = usage_cost(prices, group.judge_model_tokens, group.judge_unmetered)
+    return None if model is None or judge is None else round(model + judge, COST_DIGITS)
+
+
+def usage_cost(prices: Prices | None, tokens: Mapping[str, list[int]], unmetered: int) -> float | None:
+    """What the tokens of each model (``{model: [prompt, completion]}``) cost; None when one model has
+    no price or ``unmetered`` answers came without token counts."""
+    if prices is None or unmetered:
+        return None
+    total = 0.0
+    for model, (prompt, completion) in sorted(tokens.items()):
+        cost = token_cost(prices.get(model), prompt, completion)
+        if cost is None:
+            return None
+        total += cost
+    return round(total, COST_DIGITS)
 
 
 @dataclass
@@ -41,6 +81,11 @@ class _Group:
     judged: int = 0  # records with a judge section; their judges' tokens are counted apart
     judge_prompt_tokens: int = 0
     judge_completion_tokens: int = 0
+    #: token totals per model name ([prompt, completion]), graded models and judges apart: what cost is computed from
+    model_tokens: dict[str, list[int]] = field(default_factory=dict)
+    judge_model_tokens: dict[str, list[int]] = field(default_factory=dict)
+    unmetered: int = 0  # answers that came without token counts: their cost is unknown
+    judge_unmetered: int = 0
     latencies: array = field(default_factory=lambda: array("d"))  # 8 bytes per example, not a float object
     #: per metric (success_rate, pass_rate, a score's name): its values' sums per cluster
     clusters: dict[str, ClusterSums] = field(default_factory=dict)
@@ -60,17 +105,29 @@ class _Group:
                 if not isinstance(value, bool):
                     self.numeric_scores.add(name)
         usage = record.get("usage")
+        model = _tokens_of(self.model_tokens, record["model"]["id"])
         if usage:
-            self.prompt_tokens += usage.get("prompt_tokens") or 0
-            self.completion_tokens += usage.get("completion_tokens") or 0
+            prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+            model[0] += prompt
+            model[1] += completion
+        elif record.get("output") is not None:
+            self.unmetered += 1
         judge = record.get("judge")
         if judge:
             self.judged += 1
-            for verdict in judge.values():
-                for vote in verdict.get("votes", [verdict]):
-                    used = vote.get("usage") or {}
-                    self.judge_prompt_tokens += used.get("prompt_tokens") or 0
-                    self.judge_completion_tokens += used.get("completion_tokens") or 0
+            for vote in judge_votes(judge):
+                used = vote.get("usage")
+                tokens = _tokens_of(self.judge_model_tokens, str(vote.get("model")))
+                if used:
+                    prompt, completion = used.get("prompt_tokens") or 0, used.get("completion_tokens") or 0
+                    self.judge_prompt_tokens += prompt
+                    self.judge_completion_tokens += completion
+                    tokens[0] += prompt
+                    tokens[1] += completion
+                elif "grade" in vote or vote.get("output") is not None:  # answered, but not metered
+                    self.judge_unmetered += 1
         label = record.get("cluster")
         if label is not None:
             self._add_clustered(label, record)
@@ -105,11 +162,18 @@ class _Group:
         self.judged += other.judged
         self.judge_prompt_tokens += other.judge_prompt_tokens
         self.judge_completion_tokens += other.judge_completion_tokens
+        for mine, theirs in ((self.model_tokens, other.model_tokens), (self.judge_model_tokens, other.judge_model_tokens)):
+            for name, (prompt, completion) in theirs.items():
+                tokens = _tokens_of(mine, name)
+                tokens[0] += prompt
+                tokens[1] += completion
+        self.unmetered += other.unmetered
+        self.judge_unmetered += other.judge_unmetered
         self.latencies.extend(other.latencies)
         for metric, sums in other.clusters.items():  # a cluster label names the same cluster in every group
             self._cluster(metric).merge(sums)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, prices: Prices | None = None) -> dict[str, Any]:
         success = self.status_counts.get("success", 0)
         out = {
             "n": self.n,
@@ -121,10 +185,12 @@ class _Group:
             "pass_rate": _ratio(self.passed, self.scored),
             "scores": {k: round(self.score_sums[k] / self.score_counts[k], 6) for k in sorted(self.score_sums)},
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "cost_usd": usage_cost(prices, self.model_tokens, self.unmetered),
             "intervals": self._intervals(success),
         }
-        if self.judged:  # only runs with a judge: other summaries keep their bytes
+        if self.judged:  # only runs with a judge
             out["judge_tokens"] = {"prompt": self.judge_prompt_tokens, "completion": self.judge_completion_tokens}
+            out["judge_cost_usd"] = usage_cost(prices, self.judge_model_tokens, self.judge_unmetered)
         return out
 
     def _intervals(self, success: int) -> dict[str, Any]:
@@ -189,15 +255,24 @@ def _shown(interval: Interval) -> dict[str, Any]:
     return shown
 
 
+def _tokens_of(tokens: dict[str, list[int]], model: str) -> list[int]:
+    found = tokens.get(model)
+    if found is None:
+        found = tokens[model] = [0, 0]
+    return found
+
+
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 6) if b else None
 
 
 class SummaryBuilder:
-    """Feed records (dicts, in record order) and timings; ``build()`` gives summary.json's content."""
+    """Feed records (dicts, in record order) and timings; ``build()`` gives summary.json's content.
+    ``prices``: each model's price (manifest.json's ``pricing.models``); without them every cost is unknown."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, prices: Prices | None = None) -> None:
         self.run_id = run_id
+        self.prices = prices
         self._groups: dict[tuple[str, str], _Group] = {}
 
     def _group(self, model_id: str, probe_id: str) -> _Group:
@@ -222,12 +297,12 @@ class SummaryBuilder:
         groups = []
         for (model_id, probe_id), group in self._groups.items():
             totals.merge(group)
-            groups.append({"model": model_id, "probe": probe_id, **group.to_dict()})
+            groups.append({"model": model_id, "probe": probe_id, **group.to_dict(self.prices)})
         return {
             "run_id": self.run_id,
             "schema_version": SCHEMA_VERSION,
             "groups": groups,
-            "totals": totals.to_dict(),
+            "totals": totals.to_dict(self.prices),
             "volatile": {
                 "latency_ms": {f"{m}/{p}": g.latency() for (m, p), g in self._groups.items()}
                 | {"all": totals.latency()},
@@ -237,15 +312,17 @@ class SummaryBuilder:
 
 
 def summarize(
-    records: Iterable[dict[str, Any]], timings: Iterable[dict[str, Any]] = (), *, run_id: str | None = None
+    records: Iterable[dict[str, Any]], timings: Iterable[dict[str, Any]] = (), *, run_id: str | None = None,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
-    """summary.json content from record dicts (and optional timing dicts), streaming."""
-    builder: SummaryBuilder | None = SummaryBuilder(run_id) if run_id else None
+    """summary.json content from record dicts (and optional timing dicts), streaming; ``prices`` as the
+    run's manifest.json records them (``pricing.models``), else costs are unknown."""
+    builder: SummaryBuilder | None = SummaryBuilder(run_id, prices) if run_id else None
     for record in records:
         if builder is None:
-            builder = SummaryBuilder(record["run_id"])
+            builder = SummaryBuilder(record["run_id"], prices)
         builder.add_record(record)
-    builder = builder or SummaryBuilder("")
+    builder = builder or SummaryBuilder("", prices)
     for timing in timings:
         builder.add_timing(timing)
     return builder.build()

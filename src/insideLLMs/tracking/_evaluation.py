@@ -122,6 +122,13 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
         out[f"{prefix}prompt_tokens"] = tokens.get("prompt", 0)
         out[f"{prefix}completion_tokens"] = tokens.get("completion", 0)
         out[f"{prefix}total_tokens"] = tokens.get("prompt", 0) + tokens.get("completion", 0)
+    judge_tokens = group.get("judge_tokens")
+    if judge_tokens:
+        out[f"{prefix}judge_prompt_tokens"] = judge_tokens.get("prompt", 0)
+        out[f"{prefix}judge_completion_tokens"] = judge_tokens.get("completion", 0)
+    for key in ("cost_usd", "judge_cost_usd"):  # an unknown cost (no price) is not logged: never a 0 that is not one
+        if group.get(key) is not None:
+            out[f"{prefix}{key}"] = group[key]
     for stat in ("p50", "p95", "mean"):
         if latency and latency.get(stat) is not None:
             out[f"{prefix}latency_{stat}_ms"] = latency[stat]
@@ -139,7 +146,8 @@ def _interval_metrics(name: str, interval: dict[str, Any] | None) -> dict[str, f
 
 
 def final_metrics(summary: dict[str, Any], latencies: list[float]) -> dict[str, float]:
-    """success_rate, error_count, pass_rate, token totals, latency p50/p95, and per model×probe keys."""
+    """success_rate, error_count, pass_rate, token totals, cost_usd and judge_cost_usd (when known), latency
+    p50/p95, and per model×probe keys."""
     volatile = summary.get("volatile") or {}
     per_group_latency = volatile.get("latency_ms") or {}
     groups = summary.get("groups") or []
