@@ -282,6 +282,10 @@ class RunnerConfig(Settings):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     max_examples: Annotated[int, msgspec.Meta(ge=1)] | None = None
     cache_dir: str | None = None  # reuse answers to identical requests across runs (relative to the current dir)
+    epochs: Annotated[int, msgspec.Meta(ge=1)] = 1  # ask each example this many times (one record per epoch)
+    #: how summary figures reduce an example's epochs: one reducer, or metric (pass_rate, a score) -> reducer;
+    #: names are checked (with the number of epochs) by ``stats.Reducer`` when the run is assembled
+    reducer: str | dict[str, str] | None = None
 
 
 class Config(Settings):

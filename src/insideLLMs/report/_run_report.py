@@ -28,7 +28,9 @@ def rebuild_summary(run_dir: Path) -> Path:
     reader = RunReader(run_dir)
     old = reader.summary or {}
     run_id = (reader.manifest or {}).get("run_id") or old.get("run_id")
-    summary = summarize(reader.records(), reader.timings(), run_id=run_id)
+    manifest = reader.manifest or {}
+    summary = summarize(reader.records(), reader.timings(), run_id=run_id, epochs=manifest.get("epochs"),
+                        reducer=manifest.get("reducer"))
     wall = (old.get("volatile") or {}).get("wall_time_s")
     if wall is not None:
         summary["volatile"]["wall_time_s"] = wall

@@ -19,7 +19,7 @@ from insideLLMs.rundir._directory import (
     read_jsonl,
     write_atomic,
 )
-from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing
+from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing, record_key
 from insideLLMs.rundir._summary import SummaryBuilder, summarize
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "atomic_path",
     "judge_agreement",
     "read_jsonl",
+    "record_key",
     "summarize",
     "write_atomic",
 ]
