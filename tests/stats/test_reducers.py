@@ -101,9 +101,9 @@ def _coverage(clustered: bool, sims: int, n: int, k: int, seed: int) -> float:
 
 @pytest.mark.slow
 def test_clustering_epochs_by_example_keeps_95_percent_coverage() -> None:
-    """2,000 simulated pairs of runs (40 examples × 4 epochs each): the interval clustered by example covers the
-    true difference 93–97 % of the time; treating the 160 epoch pairs as independent covers too rarely."""
-    clustered = _coverage(True, sims=2000, n=40, k=4, seed=1)
-    naive = _coverage(False, sims=2000, n=40, k=4, seed=1)
+    """2,000 simulated pairs of runs (30 examples × 6 epochs each): the interval clustered by example covers the
+    true difference 93–97 % of the time; treating the 180 epoch pairs as independent covers too rarely."""
+    clustered = _coverage(True, sims=2000, n=30, k=6, seed=1)
+    naive = _coverage(False, sims=2000, n=30, k=6, seed=1)
     assert 0.93 <= clustered <= 0.97, clustered
-    assert naive < 0.90, naive
+    assert naive < 0.88, naive  # 0.854 with this seed
