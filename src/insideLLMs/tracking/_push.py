@@ -81,7 +81,8 @@ def _run_started(run_dir: Path, manifest: dict[str, Any], config: dict[str, Any]
         run_id=str(manifest.get("run_id") or run_dir.name), run_dir=run_dir.resolve(), name=config.get("name"),
         models=models, probes=probes,
         datasets=manifest.get("datasets") or [], generation=manifest.get("generation") or {},
-        runner={k: runner[k] for k in ("concurrency", "max_retries", "timeout_s") if k in runner},
+        runner={k: runner[k] for k in ("concurrency", "max_retries", "timeout_s") if k in runner}
+        | {k: manifest[k] for k in ("epochs", "reducer") if k in manifest},  # as a live-tracked run logs them
         total=total, library_version=str(manifest.get("library_version") or ""), config=config,
     )
 
