@@ -177,6 +177,12 @@ def _fmt_rate_interval(value: float | None, interval: dict[str, Any] | None) -> 
     return f"{value:.0%} ({interval['low'] * 100:.0f}–{interval['high'] * 100:.0f})"
 
 
+def _fmt_n(group: dict[str, Any]) -> str:
+    """A group's size: its records, or ``examples×epochs`` in a run with epochs (its rates are over examples)."""
+    epochs = group.get("epochs")
+    return f"{epochs['examples']:,}×{epochs['k']}" if epochs else f"{group['n']:,}"
+
+
 def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     """The compact results table, as plain aligned text: it reads the same on a terminal and in a
     CI log, and printing it needs no rich import at the end of every run."""
@@ -186,7 +192,7 @@ def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     for group in summary["groups"]:
         p50 = latency.get(f"{group['model']}/{group['probe']}", {}).get("p50")
         rows.append((
-            group["model"], group["probe"], f"{group['n']:,}", _fmt_rate(group["success_rate"]),
+            group["model"], group["probe"], _fmt_n(group), _fmt_rate(group["success_rate"]),
             _fmt_rate_interval(group["pass_rate"], group.get("intervals", {}).get("pass_rate")),
             f"{group['error_count']:,}", "-" if p50 is None else f"{p50:,.0f}",
         ))

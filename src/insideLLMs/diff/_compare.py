@@ -78,13 +78,14 @@ class Change:
     input: Any
     baseline: dict[str, Any] | None
     candidate: dict[str, Any] | None
+    epoch: int | None = None  # in runs with epochs
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "class": self.kind, "model": self.model, "probe": self.probe,
             "example_id": self.example_id, "reasons": self.reasons, "fields": self.fields,
             "input": self.input, "baseline": self.baseline, "candidate": self.candidate,
-        }
+        } | ({"epoch": self.epoch} if self.epoch is not None else {})
 
 
 @dataclass(slots=True)
@@ -559,7 +560,7 @@ class _Accumulator:
             kept.append(Change(
                 kind, label, probe, rec["example_id"], reasons, fields,  # type: ignore[index, arg-type]
                 (c or b).get("input"),  # type: ignore[union-attr]
-                _side(b_row) if b_row else None, _side(c_row) if c_row else None,
+                _side(b_row) if b_row else None, _side(c_row) if c_row else None, rec.get("epoch"),  # type: ignore[union-attr]
             ))
 
     def _example_label(self) -> str:
