@@ -32,8 +32,10 @@ def _epochs_runs(make_run: MakeRun, seed: int = 3, cand_model: str = "dummy") ->
             fa, fb = round(rng.random() * p_a, 4), round(rng.random() * p_b, 4)
             ex = f"ex{i:03d}"
             base.append(record(ex, passed=a, scores={"f1": fa}) | {"epoch": e})
-            cand.append(record(ex, passed=b, scores={"f1": fb}, run_id="run-b", model=cand_model,
-                               output="4" if a == b else "5") | {"epoch": e})
+            cand.append(
+                record(ex, passed=b, scores={"f1": fb}, run_id="run-b", model=cand_model, output="4" if a == b else "5")
+                | {"epoch": e}
+            )
             raw["d_pass"].append(float(b) - float(a))
             raw["d_f1"].append(fb - fa)
             raw["example"].append(i)

@@ -58,17 +58,27 @@ def test_one_epoch_writes_the_bytes_main_wrote_before_epochs(tmp_path: Path, epo
 
 
 def _project(tmp_path: Path, server: Any, **runner: Any) -> Path:
-    write_jsonl(tmp_path / "data.jsonl", [{"id": f"e{i}", "prompt": f"question {i}", "answer": "yes"} for i in range(N)])
-    write_config(tmp_path / "eval.yaml", {
-        "model": {"type": "openai", "args": {"model_name": "m", "api_key": "k", "base_url": server.openai_base_url}},
-        "probe": {"type": "factuality"},
-        "dataset": {"format": "jsonl", "path": "data.jsonl"},
-        "generation": {"temperature": 0.7, "max_tokens": 16},
-        "runner": {"concurrency": 4, "max_retries": 0, **runner},
-    })
+    write_jsonl(
+        tmp_path / "data.jsonl", [{"id": f"e{i}", "prompt": f"question {i}", "answer": "yes"} for i in range(N)]
+    )
+    write_config(
+        tmp_path / "eval.yaml",
+        {
+            "model": {
+                "type": "openai",
+                "args": {"model_name": "m", "api_key": "k", "base_url": server.openai_base_url},
+            },
+            "probe": {"type": "factuality"},
+            "dataset": {"format": "jsonl", "path": "data.jsonl"},
+            "generation": {"temperature": 0.7, "max_tokens": 16},
+            "runner": {"concurrency": 4, "max_retries": 0, **runner},
+        },
+    )
     # question 0 always right, 1 never, 2 and 3 right or wrong by the seed: epochs differ
-    server.configure(answers={"question 0": "yes", "question 1": "no"},
-                     seeded_answers={"question 2": ["yes", "no"], "question 3": ["no", "yes", "no"]})
+    server.configure(
+        answers={"question 0": "yes", "question 1": "no"},
+        seeded_answers={"question 2": ["yes", "no"], "question 3": ["no", "yes", "no"]},
+    )
     return tmp_path / "eval.yaml"
 
 
@@ -120,7 +130,9 @@ def test_epochs_ask_each_example_k_times_in_canonical_order(tmp_path: Path, fake
 @pytest.mark.slow
 def test_resume_sends_only_the_missing_example_epochs(tmp_path: Path, fake_llm_server: Any) -> None:
     config = _project(tmp_path, fake_llm_server)
-    assert run_cli("run", str(config), "--run-dir", "full", "--epochs", str(K), "--no-track", cwd=tmp_path).returncode == 0
+    assert (
+        run_cli("run", str(config), "--run-dir", "full", "--epochs", str(K), "--no-track", cwd=tmp_path).returncode == 0
+    )
     # the same run, stopped after 5 of its 12 (example, epoch) records
     cut = tmp_path / "cut"
     shutil.copytree(tmp_path / "full", cut)
@@ -136,14 +148,18 @@ def test_resume_sends_only_the_missing_example_epochs(tmp_path: Path, fake_llm_s
     assert other.returncode == 1 and "this config gives run" in other.stderr  # other epochs: another run
     assert fake_llm_server.stats.requests == before
 
-    resumed = run_cli("run", str(config), "--run-dir", "cut", "--epochs", str(K), "--resume", "--no-track", cwd=tmp_path)
+    resumed = run_cli(
+        "run", str(config), "--run-dir", "cut", "--epochs", str(K), "--resume", "--no-track", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert fake_llm_server.stats.requests - before == N * K - 5
     for name in ("records.jsonl", "manifest.json", "summary.json"):
         full, cut_bytes = (tmp_path / "full" / name).read_bytes(), (cut / name).read_bytes()
         if name == "summary.json":
-            full, cut_bytes = (json.dumps({k: v for k, v in json.loads(b).items() if k != "volatile"}).encode()
-                               for b in (full, cut_bytes))
+            full, cut_bytes = (
+                json.dumps({k: v for k, v in json.loads(b).items() if k != "volatile"}).encode()
+                for b in (full, cut_bytes)
+            )
         assert cut_bytes == full, name
 
 
@@ -162,9 +178,12 @@ def test_the_cache_keeps_epochs_apart(tmp_path: Path, fake_llm_server: Any) -> N
 
 
 def test_probe_runner_takes_epochs_and_a_reducer_per_metric(tmp_path: Path) -> None:
-    prompt_set = PromptSet.from_list([{"id": "a", "prompt": "x", "answer": "x"}, {"id": "b", "prompt": "y", "answer": "z"}])
-    runner = ProbeRunner(get_model("dummy"), get_probe("factuality"), epochs=3, reducer={"pass_rate": "all"},
-                         run_dir=tmp_path / "run")
+    prompt_set = PromptSet.from_list(
+        [{"id": "a", "prompt": "x", "answer": "x"}, {"id": "b", "prompt": "y", "answer": "z"}]
+    )
+    runner = ProbeRunner(
+        get_model("dummy"), get_probe("factuality"), epochs=3, reducer={"pass_rate": "all"}, run_dir=tmp_path / "run"
+    )
     records = runner.run(prompt_set)
     assert [(r.example_id, r.epoch) for r in records] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
     assert records[4].key == ("dummy", "factuality", "b", 1)
@@ -177,16 +196,27 @@ def test_probe_runner_takes_epochs_and_a_reducer_per_metric(tmp_path: Path) -> N
 
 
 def _rec(example: str, epoch: int, passed: bool | None, **scores: Any) -> dict[str, Any]:
-    return {"run_id": "r", "model": {"id": "m"}, "probe": {"id": "p"}, "example_id": example, "epoch": epoch,
-            "status": "success" if passed is not None else "error", "passed": passed, "scores": scores}
+    return {
+        "run_id": "r",
+        "model": {"id": "m"},
+        "probe": {"id": "p"},
+        "example_id": example,
+        "epoch": epoch,
+        "status": "success" if passed is not None else "error",
+        "passed": passed,
+        "scores": scores,
+    }
 
 
 def test_summary_reduces_each_metric_with_its_reducer() -> None:
     """Hand-computed: two examples × three epochs; pass_rate by majority, ``f1`` by max, ``exact`` by the mean."""
     records = [
-        _rec("a", 0, True, f1=0.5, exact=True), _rec("a", 1, False, f1=0.9, exact=False),
+        _rec("a", 0, True, f1=0.5, exact=True),
+        _rec("a", 1, False, f1=0.9, exact=False),
         _rec("a", 2, True, f1=0.1, exact=True),
-        _rec("b", 0, False, f1=0.0, exact=False), _rec("b", 1, None), _rec("b", 2, False, f1=0.3, exact=False),
+        _rec("b", 0, False, f1=0.0, exact=False),
+        _rec("b", 1, None),
+        _rec("b", 2, False, f1=0.3, exact=False),
     ]
     summary = summarize(records, epochs=3, reducer={"pass_rate": "majority", "f1": "max"})
     group = summary["groups"][0]

@@ -36,7 +36,9 @@ def test_push_matches_timings_by_example_and_epoch(tmp_path: Path) -> None:
 
     run_dir, latencies = _epochs_run_dir(tmp_path / "run")
     pushed = push_run_dir(run_dir, "local", {"output_dir": str(tmp_path / "pushed")}).folder
-    steps = [e.data["metrics"] for e in read_journal(pushed).events if e.kind == "metrics" and e.data["step"] is not None]
+    steps = [
+        e.data["metrics"] for e in read_journal(pushed).events if e.kind == "metrics" and e.data["step"] is not None
+    ]
     assert [m["example/latency_ms"] for m in steps] == list(latencies.values())
 
 

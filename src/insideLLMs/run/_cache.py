@@ -26,8 +26,9 @@ class ResponseCache:
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, completion BLOB NOT NULL)")
 
     @staticmethod
-    def key(model_spec: dict[str, Any], messages: list[Message], generation: dict[str, Any],
-            epoch: int | None = None) -> str:
+    def key(
+        model_spec: dict[str, Any], messages: list[Message], generation: dict[str, Any], epoch: int | None = None
+    ) -> str:
         """The answer's key; an epoch of a run with epochs is part of it, so epochs are never served one answer."""
         request: dict[str, Any] = {"model": model_spec, "messages": messages, "generation": generation}
         if epoch is not None:
