@@ -68,6 +68,20 @@ def test_epochs_pair_by_example_and_epoch_clustered_by_example(make_run: MakeRun
         assert got.paired.se == pytest.approx(_cluster_se(diffs, raw["example"]), rel=1e-9)
 
 
+def test_identical_epoch_pairs_count_in_their_example_cluster(make_run: MakeRun) -> None:
+    """The hot path (pairs identical up to run id) keeps each pair's example as its cluster too."""
+    records = [record(f"ex{i}", passed=(i + e) % 3 > 0) | {"epoch": e} for i in range(6) for e in range(3)]
+    flipped = [dict(r, run_id="b") for r in records]
+    flipped[0] = dict(flipped[0], passed=not flipped[0]["passed"], output="5")
+    result = diff_runs(_with_epochs(make_run("base", records), 3), _with_epochs(make_run("cand", flipped), 3))
+    assert result.counts["unchanged"] == 17
+    got = result.groups[0].difference("pass_rate")
+    diffs = [0.0] * 18
+    diffs[0] = float(flipped[0]["passed"]) - float(records[0]["passed"])
+    assert got is not None and got.paired.clusters == 6
+    assert got.paired.se == pytest.approx(_cluster_se(diffs, [i for i in range(6) for _ in range(3)]), rel=1e-9)
+
+
 def test_a_baseline_example_missing_an_epoch_is_only_in_the_baseline(make_run: MakeRun) -> None:
     base = _with_epochs(make_run("base", [record("a") | {"epoch": e} for e in range(2)]), 2)
     cand = _with_epochs(make_run("cand", [record("a", run_id="b") | {"epoch": 0}]), 2)

@@ -92,6 +92,7 @@ def test_epochs_ask_each_example_k_times_in_canonical_order(tmp_path: Path, fake
     done = run_cli("run", str(config), "--run-dir", "a", "--epochs", str(K), "--no-track", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert fake_llm_server.stats.requests == N * K
+    assert f"factuality  {N}×{K}  " in done.stdout  # the results table: examples × epochs
 
     records = _records(tmp_path / "a")
     assert [(r["example_id"], r["epoch"]) for r in records] == [(f"e{i}", e) for i in range(N) for e in range(K)]
@@ -191,6 +192,9 @@ def test_probe_runner_takes_epochs_and_a_reducer_per_metric(tmp_path: Path) -> N
     assert (group["n"], group["scored"], group["passed"], group["pass_rate"]) == (6, 2, 1, 0.5)
     assert group["epochs"]["reducers"]["pass_rate"] == "all" and group["epochs"]["reducers"]["f1"] == "mean"
     assert group["intervals"]["pass_rate"]["method"] == "wilson"  # 0/1 per example: still a proportion
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Epochs: each example asked 3 times" in report and "<td>2 × 3</td>" in report
+    assert "<td>pass_rate</td><td>all</td><td>0</td>" in report  # each example passed every epoch or none
     with pytest.raises(ValueError, match="epochs must be a whole number >= 1"):
         ProbeRunner(get_model("dummy"), get_probe("factuality"), epochs=0)
 
