@@ -197,6 +197,8 @@ def test_probe_runner_takes_epochs_and_a_reducer_per_metric(tmp_path: Path) -> N
     assert "<td>pass_rate</td><td>all</td><td>0</td>" in report  # each example passed every epoch or none
     with pytest.raises(ValueError, match="epochs must be a whole number >= 1"):
         ProbeRunner(get_model("dummy"), get_probe("factuality"), epochs=0)
+    with pytest.raises(ValueError, match="unknown reducer 'median'"):
+        ProbeRunner(get_model("dummy"), get_probe("factuality"), epochs=2, reducer={"f1": "median"})
 
 
 def _rec(example: str, epoch: int, passed: bool | None, **scores: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from insideLLMs.probes.base import Probe, Verdict
 from insideLLMs.run._progress import Progress
 from insideLLMs.run._retry import RetryPolicy, call_model
 from insideLLMs.scorers import ScoreContext
-from insideLLMs.stats import DEFAULT_REDUCER
+from insideLLMs.stats import DEFAULT_REDUCER, Reducer
 from insideLLMs.errors import InsideLLMsError
 
 
@@ -74,6 +74,9 @@ class RunSettings:
             self.run_dir = Path(self.run_dir)
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be a whole number >= 1, not {self.epochs!r}")
+        reducers = self.reducer.values() if isinstance(self.reducer, dict) else [self.reducer or DEFAULT_REDUCER]
+        for name in reducers:
+            Reducer.parse(name, self.epochs)  # a ValueError that names the reducers there are
 
 
 @dataclass
