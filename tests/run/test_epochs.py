@@ -18,6 +18,7 @@ from insideLLMs import ProbeRunner, PromptSet
 from insideLLMs.config import load_config
 from insideLLMs.models import get_model
 from insideLLMs.probes import get_probe
+from insideLLMs.report import rebuild_summary
 from insideLLMs.run import build_harness
 from insideLLMs.rundir import summarize
 from support.cli import run_cli, write_config, write_jsonl
@@ -192,6 +193,10 @@ def test_probe_runner_takes_epochs_and_a_reducer_per_metric(tmp_path: Path) -> N
     assert (group["n"], group["scored"], group["passed"], group["pass_rate"]) == (6, 2, 1, 0.5)
     assert group["epochs"]["reducers"]["pass_rate"] == "all" and group["epochs"]["reducers"]["f1"] == "mean"
     assert group["intervals"]["pass_rate"]["method"] == "wilson"  # 0/1 per example: still a proportion
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    rebuild_summary(tmp_path / "run")  # `insidellms report`: the manifest's epochs and reducer, the same summary
+    rebuilt = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {k: v for k, v in rebuilt.items() if k != "volatile"} == {k: v for k, v in written.items() if k != "volatile"}
     report = (tmp_path / "run" / "report.html").read_text()
     assert "Epochs: each example asked 3 times" in report and "<td>2 × 3</td>" in report
     assert "<td>pass_rate</td><td>all</td><td>0</td>" in report  # each example passed every epoch or none
