@@ -88,6 +88,8 @@ class Behaviour:
     system_fingerprint: str | None = "fp_fake0001"
     faults: list[Fault] = field(default_factory=list)
     judge: Judge | None = None  # judge mode (see ``Judge``); None: judge prompts are answered as any other
+    #: prompt substring -> answers, one picked by the request's ``seed`` (seed % len): sampling that a seed repeats
+    seeded_answers: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +104,7 @@ class Stats:
     faults_served: int = 0
     judge_requests: int = 0
     last_request: dict[str, Any] | None = None
+    seeds: list[tuple[str, Any]] = field(default_factory=list)  # (last user message, the ``seed`` sent) per request
 
     def _advance(self, now: float) -> None:
         if self.last_ts is not None:
@@ -132,6 +135,7 @@ class Stats:
             "faults_served": self.faults_served,
             "judge_requests": self.judge_requests,
             "last_request": self.last_request,
+            "seeds": [list(pair) for pair in self.seeds],
         }
 
 
@@ -229,10 +233,13 @@ class FakeLLMServer:
         bearer = request.headers.get("Authorization", "")
         return bearer == f"Bearer {expected}" or request.headers.get("x-api-key") == expected
 
-    def _answer(self, prompt: str) -> str:
+    def _answer(self, prompt: str, seed: Any = None) -> str:
         judge = self.behaviour.judge
         if judge is not None and judge.marker in prompt:
             return judge.verdict(prompt)
+        for key, texts in self.behaviour.seeded_answers.items():
+            if key in prompt and texts:
+                return texts[(seed if isinstance(seed, int) else 0) % len(texts)]
         for key, text in self.behaviour.answers.items():
             if key in prompt:
                 return text
@@ -244,6 +251,7 @@ class FakeLLMServer:
         messages = body.get("messages") or []
         prompt = _last_user_text(messages)
         self.stats.last_request = {"path": request.path, "body": body, "headers": dict(request.headers)}
+        self.stats.seeds.append((prompt, body.get("seed")))
         if self.behaviour.latency_ms:
             await asyncio.sleep(self.behaviour.latency_ms / 1000.0)
         if not self._authorised(request):
@@ -254,7 +262,7 @@ class FakeLLMServer:
             self.stats.judge_requests += 1
             if judge.latency_ms:
                 await asyncio.sleep(judge.latency_ms / 1000.0)
-        answer = self._answer(prompt)
+        answer = self._answer(prompt, body.get("seed"))
         if fault is not None and fault.kind == "slow":
             return answer, fault.seconds
         if fault is not None:

@@ -41,7 +41,7 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.rundir": {
         "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
-        "summarize", "write_atomic", "judge_agreement", "judge_votes", "record_cost",
+        "record_key", "summarize", "write_atomic", "judge_agreement", "judge_votes", "record_cost",
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {
@@ -70,10 +70,11 @@ PUBLIC: dict[str, set[str]] = {
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},
     "insideLLMs.stats": {
-        "CONFIDENCE", "ClusterSums", "Interval", "PairedDifference", "PairedSums", "cohen_kappa", "holm_adjust",
-        "mean_interval",
+        "CONFIDENCE", "ClusterSums", "DEFAULT_REDUCER", "Interval", "PairedDifference", "PairedSums", "REDUCERS",
+        "Reducer", "cohen_kappa", "holm_adjust", "mean_interval",
         "mean_interval_from_sums", "minimum_detectable_effect", "paired_difference", "paired_difference_from_moments",
         "pass_at_k", "percentile", "probability_below", "proportion_interval", "sample_size_for",
+        "within_variance",
     },
     "insideLLMs.jsonl": {"iter_lines", "iter_objects", "json_problem", "parse_object"},
     "insideLLMs.backoff": {"backoff_s"},

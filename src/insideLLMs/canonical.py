@@ -53,9 +53,11 @@ def compute_run_id(
     dataset_hashes: list[str],
     generation: dict[str, Any],
     clusters: list[str | None] | None = None,
+    epochs: int = 1,
 ) -> str:
     """The deterministic run id: what was asked of which model, never where it is tracked or how fast.
-    ``clusters``: each dataset's cluster field, given only when one names any (older run ids stay as they were)."""
+    ``clusters``: each dataset's cluster field, given only when one names any (older run ids stay as they were);
+    ``epochs``: part of the id only when more than one (a one-epoch run keeps its id)."""
     payload: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "models": models,
@@ -65,6 +67,8 @@ def compute_run_id(
     }
     if clusters is not None:
         payload["clusters"] = clusters
+    if epochs != 1:
+        payload["epochs"] = epochs
     return hash_obj(payload)[:RUN_ID_HEX_CHARS]
 
 

@@ -284,6 +284,10 @@ class RunnerConfig(Settings):
     cache_dir: str | None = None  # reuse answers to identical requests across runs (relative to the current dir)
     #: stop the run once what it spent (models and judges, at the price table's prices) reaches this many USD
     max_cost_usd: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    epochs: Annotated[int, msgspec.Meta(ge=1)] = 1  # ask each example this many times (one record per epoch)
+    #: how summary figures reduce an example's epochs: one reducer, or metric (pass_rate, a score) -> reducer;
+    #: names are checked (with the number of epochs) by ``stats.Reducer`` when the run is assembled
+    reducer: str | dict[str, str] | None = None
 
 
 class PriceConfig(Settings):

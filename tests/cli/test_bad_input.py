@@ -9,6 +9,7 @@ say the same line. The model is the fake server, which counts requests: a mistak
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -64,6 +65,14 @@ def interrupted_run(path: Path) -> Path:
     (run / "manifest.json").unlink()
     (run / "summary.json").unlink()
     (run / ".incomplete").write_text('{"run_id":"run-before"}\n')
+    return run
+
+
+def epochs_run(path: Path, k: int, n: int = 2) -> Path:
+    records = [record(f"q{i}", probe="logic") | {"epoch": e} for i in range(n) for e in range(k)]
+    run = write_run_dir(path, records)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps(manifest | {"epochs": k}))
     return run
 
 
@@ -246,6 +255,24 @@ CASES: dict[str, Case] = {
         expected="error: --max-cost: no price for 'm', so a budget of $0.5 cannot be kept: give each its price "
                  "under 'pricing:' in the config (USD per million input and output tokens)",
         files={"eval.yaml": BASE},
+    ),
+    "epochs-zero": config(
+        BASE + "runner: {epochs: 0}\n",
+        "error: eval.yaml:3: runner.epochs: expected an integer >= 1, got 0",
+    ),
+    "unknown-reducer": config(
+        BASE + "runner:\n  epochs: 3\n  reducer: median\n",
+        "error: eval.yaml:5: runner.reducer: unknown reducer 'median' (reducers: mean, majority, max, min, all, "
+        "pass_at_K, e.g. pass_at_1)",
+    ),
+    "unknown-reducer-of-a-score": config(
+        BASE + "runner:\n  epochs: 3\n  reducer:\n    pass_rate: max\n    f1: best\n",
+        "error: eval.yaml:7: runner.reducer.f1: unknown reducer 'best' (reducers: mean, majority, max, min, all, "
+        "pass_at_K, e.g. pass_at_1)",
+    ),
+    "pass-at-k-beyond-the-epochs": config(
+        BASE + "runner: {epochs: 2, reducer: pass_at_5}\n",
+        "error: eval.yaml:3: runner.reducer: reducer 'pass_at_5' needs at least 5 epochs, the run has 2",
     ),
     # -- prompt sets -------------------------------------------------------------------------------
     "missing-data-file": config(
@@ -539,6 +566,11 @@ CASES: dict[str, Case] = {
         expected="error: --track neptune: backends are local, wandb, mlflow, tensorboard",
         files={"eval.yaml": BASE},
     ),
+    "run-epochs-zero": command(
+        "run", "eval.yaml", "--epochs", "0",
+        expected="error: Invalid value for '--epochs': 0 is not in the range x>=1. (see: insidellms run --help)",
+        files={"eval.yaml": BASE},
+    ),
     "run-max-examples-zero": command(
         "run", "eval.yaml", "--max-examples", "0",
         expected="error: Invalid value for '--max-examples': 0 is not in the range x>=1. (see: insidellms run --help)",
@@ -718,6 +750,19 @@ CASES: dict[str, Case] = {
         "diff", "base", "cand",
         expected="error: cand/records.jsonl:3: not a record (it needs model.id, probe.id and example_id)",
         setup=lambda p: (finished_run(p / "base"), _keyless_record(finished_run(p / "cand"))),
+    ),
+    "diff-different-epochs": command(
+        "diff", "base", "cand",
+        expected="error: cand: has 1 epoch(s) per example, the baseline base has 3; compare runs with the same "
+                 "runner.epochs",
+        setup=lambda p: (epochs_run(p / "base", 3), finished_run(p / "cand")),
+    ),
+    "diff-significant-regression-with-epochs": command(
+        "diff", "base", "cand", "--fail-on-significant-regression",
+        expected="error: --fail-on-significant-regression: McNemar's test needs independent pairs, and these runs "
+                 "ask each example 3 times; gate with --fail-on-regression-ci pass_rate[:TOL] (its interval is "
+                 "clustered by example)",
+        setup=lambda p: (epochs_run(p / "base", 3), epochs_run(p / "cand", 3)),
     ),
     "diff-same-dir-twice": command(
         "diff", "base", "base", "--fail-on-regressions",

@@ -28,6 +28,7 @@ def _run_options(fn: Any) -> Any:
                      "directory; join the N parts with: insidellms merge."),
         click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
                      help="Stop once the run has cost this many US dollars (overrides runner.max_cost_usd)."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Ask each example K times (overrides runner.epochs)."),
         click.option("--track", "track", metavar="BACKEND", help=f"Track to BACKEND ({', '.join(BACKENDS)}; comma-separated for several)."),
         click.option("--no-track", is_flag=True, help="Do not track this run, whatever the config says."),
         click.option("--fail-on-errors", is_flag=True, help=f"Exit {EXIT_EXAMPLE_ERRORS} if any example ended in an error."),
@@ -81,6 +82,7 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             loaded,
             max_examples=options["max_examples"],
             concurrency=options["concurrency"],
+            epochs=options["epochs"],
             resume=options["resume"],
             overwrite=options["overwrite"],
             progress=options["progress"],
@@ -192,6 +194,12 @@ def _fmt_rate_interval(value: float | None, interval: dict[str, Any] | None) -> 
     return f"{value:.0%} ({interval['low'] * 100:.0f}–{interval['high'] * 100:.0f})"
 
 
+def _fmt_n(group: dict[str, Any]) -> str:
+    """A group's size: its records, or ``examples×epochs`` in a run with epochs (its rates are over examples)."""
+    epochs = group.get("epochs")
+    return f"{epochs['examples']:,}×{epochs['k']}" if epochs else f"{group['n']:,}"
+
+
 def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
     """The compact results table, as plain aligned text: it reads the same on a terminal and in a
     CI log, and printing it needs no rich import at the end of every run."""
@@ -207,7 +215,7 @@ def _print_results(summary: dict[str, Any], run_dir: Path) -> None:
         p50 = latency.get(f"{group['model']}/{group['probe']}" if group["probe"] else "all", {}).get("p50")
         tokens = group.get("tokens") or {}
         rows.append((
-            group["model"], group["probe"], f"{group['n']:,}", _fmt_rate(group["success_rate"]),
+            group["model"], group["probe"], _fmt_n(group), _fmt_rate(group["success_rate"]),
             _fmt_rate_interval(group["pass_rate"], group.get("intervals", {}).get("pass_rate")),
             f"{group['error_count']:,}", "-" if p50 is None else f"{p50:,.0f}",
             f"{tokens.get('prompt', 0) + tokens.get('completion', 0):,}", usd(group.get("cost_usd")),

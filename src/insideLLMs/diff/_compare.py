@@ -1,7 +1,8 @@
 """Compare two run directories example by example, and decide whether a CI gate passes.
 
 Records are matched by (model id, probe id, example id) — or by (probe id, example id) with
-``match_on="example"``, to gate a model upgrade on its examples. Each pair is one of:
+``match_on="example"``, to gate a model upgrade on its examples — and by the epoch in runs with epochs
+(``runner.epochs``; runs with different numbers of epochs are refused). Each pair is one of:
 
 - ``regression``: status success → error/timeout/rate_limited/skipped, passed true → false, or a
   score worse by more than its tolerance;
@@ -15,7 +16,9 @@ higher-is-better unless its name ends in one of :data:`LOWER_IS_BETTER_SUFFIXES`
 When records carry a ``cluster`` (``dataset.cluster``; the baseline's label, else the candidate's), the
 paired intervals are clustered (CR1): each group keeps per metric the count and the sum of the differences
 per cluster, so memory grows with the number of clusters (passages, conversations), assumed far smaller
-than the number of examples. A pair without a cluster is a cluster of its own.
+than the number of examples. A pair without a cluster is a cluster of its own. In runs with epochs, the epochs
+of one example are one cluster (its ``dataset.cluster`` when it has one, which holds the example's epochs too):
+k epochs are not k independent pairs.
 """
 
 from __future__ import annotations
@@ -76,13 +79,14 @@ class Change:
     input: Any
     baseline: dict[str, Any] | None
     candidate: dict[str, Any] | None
+    epoch: int | None = None  # in runs with epochs
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "class": self.kind, "model": self.model, "probe": self.probe,
             "example_id": self.example_id, "reasons": self.reasons, "fields": self.fields,
             "input": self.input, "baseline": self.baseline, "candidate": self.candidate,
-        }
+        } | ({"epoch": self.epoch} if self.epoch is not None else {})
 
 
 @dataclass(slots=True)
@@ -331,6 +335,7 @@ class DiffResult:
     spec_changes: list[str] = field(default_factory=list)
     lower_is_better: frozenset[str] = frozenset()  # from --lower-is-better (name suffixes apply as well)
     costs: list[CostRow] = field(default_factory=list)  # tokens and USD of both sides per group, the total last
+    epochs: int = 1  # epochs per example of both runs (``runner.epochs``)
 
     @property
     def total_changes(self) -> int:
@@ -353,7 +358,7 @@ class DiffResult:
             "changes_truncated": self.total_changes > len(self.changes),
             "cost": {"groups": [row.to_dict() for row in self.costs[:-1]],
                      "total": self.costs[-1].to_dict() if self.costs else None},
-        }
+        } | ({"epochs": self.epochs} if self.epochs > 1 else {})
 
 
 def run_records_path(run_dir: Path, role: str) -> Path:
@@ -384,9 +389,41 @@ def _side(row: Row) -> dict[str, Any]:
 
 
 def _key_fn(match_on: MatchOn) -> KeyFn:
+    """A record's key: (model id, probe id, example id), without the model with ``match_on="example"``, and with
+    the epoch in a run with epochs."""
     if match_on == "example":
-        return lambda r: (r["probe"]["id"], r["example_id"])
-    return lambda r: (r["model"]["id"], r["probe"]["id"], r["example_id"])
+        return lambda r: (r["probe"]["id"], r["example_id"]) + ((str(r["epoch"]),) if "epoch" in r else ())
+    return lambda r: (r["model"]["id"], r["probe"]["id"], r["example_id"]) + ((str(r["epoch"]),) if "epoch" in r else ())
+
+
+def _cluster_of(rec: dict[str, Any]) -> Any:
+    """The cluster a record's pair counts in: its ``dataset.cluster``, else in a run with epochs its example (the
+    epochs of one example are one cluster, not k independent pairs), else none (a pair is its own cluster)."""
+    cluster = rec.get("cluster")
+    if cluster is None and "epoch" in rec:
+        return ("example", rec["probe"]["id"], rec["example_id"])
+    return cluster
+
+
+def _epochs_of(run_dir: Path) -> int | None:
+    """A finished run's number of epochs (its manifest's; 1 when it names none), None without a manifest."""
+    try:
+        manifest = orjson.loads((run_dir / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return manifest.get("epochs", 1) if isinstance(manifest, dict) else None
+
+
+def _check_epochs(baseline: Path, candidate: Path, seen: tuple[int, int] | None = None) -> None:
+    """Runs with different numbers of epochs are not compared: pairs by (example, epoch) would leave epochs
+    unpaired, and per-example means of k and k' epochs differ in noise. ``seen``: the epochs found in the records
+    (for runs without a manifest)."""
+    b, c = _epochs_of(baseline), _epochs_of(candidate)
+    if seen is not None:
+        b, c = b or seen[0], c or seen[1]
+    if b is not None and c is not None and b != c:
+        raise DiffInputError(f"{candidate}: has {c} epoch(s) per example, the baseline {baseline} has {b}; "
+                             "compare runs with the same runner.epochs")
 
 
 class _Accumulator:
@@ -405,9 +442,10 @@ class _Accumulator:
         #: identical pairs per (model, probe, verdict): {None: count, score: [n, Σx, Σx²]}
         self.identical: dict[tuple[str, str, Any], dict[str | None, Any]] = {}
         #: identical pairs with a cluster per (model, probe, metric, cluster): their differences are all zero
-        self.identical_clusters: dict[tuple[str, str, str, str], int] = {}
+        self.identical_clusters: dict[tuple[str, str, str, Any], int] = {}
         self.ignore = CLASSIFY_IGNORED
         self.spec_changes: set[str] = set()
+        self.epochs = [0, 0]  # the most epochs seen on each side (0: records without an epoch)
 
     def _model(self, side: int, rec: dict[str, Any], lineno: int) -> str:
         model_id = rec["model"]["id"]
@@ -437,7 +475,10 @@ class _Accumulator:
             acc = self.identical[key] = {}
         acc[None] = acc.get(None, 0) + 1
         scores = rec.get("scores")
-        cluster = rec.get("cluster")
+        cluster = _cluster_of(rec)
+        epoch = rec.get("epoch")
+        if epoch is not None:  # an identical pair: the same epoch on both sides
+            self.epochs[0], self.epochs[1] = max(self.epochs[0], epoch + 1), max(self.epochs[1], epoch + 1)
         if cluster is not None:
             self._identical_in_cluster(key[0], key[1], PASS_RATE, cluster)
         if scores:
@@ -453,7 +494,7 @@ class _Accumulator:
                     if cluster is not None:
                         self._identical_in_cluster(key[0], key[1], name, cluster)
 
-    def _identical_in_cluster(self, model: str, probe: str, metric: str, cluster: str) -> None:
+    def _identical_in_cluster(self, model: str, probe: str, metric: str, cluster: Any) -> None:
         key = (model, probe, metric, cluster)
         self.identical_clusters[key] = self.identical_clusters.get(key, 0) + 1
 
@@ -484,10 +525,12 @@ class _Accumulator:
         else:
             label = bm if bm is not None else cm
         g = self._group(label, probe)  # type: ignore[arg-type]
-        if b is not None:
-            g.baseline.add(b.get("passed"))
-        if c is not None:
-            g.candidate.add(c.get("passed"))
+        for side, rec in enumerate((b, c)):
+            if rec is not None:
+                (g.candidate if side else g.baseline).add(rec.get("passed"))
+                epoch = rec.get("epoch")
+                if epoch is not None and epoch >= self.epochs[side]:
+                    self.epochs[side] = epoch + 1
         if b is None or c is None:
             kind = "only-in-baseline" if c is None else "only-in-candidate"
             reasons = [f"example only in the {kind[8:]}"]
@@ -496,7 +539,9 @@ class _Accumulator:
             for name in ("model", "probe"):
                 if b.get(name) != c.get(name) and len(self.spec_changes) < MAX_SPEC_CHANGES:
                     self.spec_changes.add(_spec_change(name, b.get(name), c.get(name)))
-            cluster = b.get("cluster", c.get("cluster"))
+            cluster = _cluster_of(b)
+            if cluster is None:
+                cluster = _cluster_of(c)
             for name in self.ignore:
                 b.pop(name, None)
                 c.pop(name, None)
@@ -519,7 +564,7 @@ class _Accumulator:
             kept.append(Change(
                 kind, label, probe, rec["example_id"], reasons, fields,  # type: ignore[index, arg-type]
                 (c or b).get("input"),  # type: ignore[union-attr]
-                _side(b_row) if b_row else None, _side(c_row) if c_row else None,
+                _side(b_row) if b_row else None, _side(c_row) if c_row else None, rec.get("epoch"),  # type: ignore[union-attr]
             ))
 
     def _example_label(self) -> str:
@@ -529,6 +574,7 @@ class _Accumulator:
         return bm or cm or "?"
 
     def result(self, base_dir: Path, cand_dir: Path, tolerances: dict[str, float]) -> DiffResult:
+        _check_epochs(base_dir, cand_dir, (max(self.epochs[0], 1), max(self.epochs[1], 1)))
         self._fold_identical()
         self.counts["unchanged"] = sum(g.counts["unchanged"] for g in self.groups.values())
         changes = [ch for kind in CLASSES if kind != "unchanged" for ch in self.kept[kind]][: self.limit]
@@ -554,7 +600,7 @@ class _Accumulator:
             match_on=self.match_on, tolerances=tolerances, counts=self.counts,
             groups=sorted(self.groups.values(), key=lambda g: (g.model, g.probe)),
             changes=changes, limit=self.limit, spec_changes=sorted(self.spec_changes),
-            lower_is_better=self.classifier.lower,
+            lower_is_better=self.classifier.lower, epochs=max(self.epochs[0], 1),
         )
 
 
@@ -596,6 +642,7 @@ def diff_runs(
     if base_records.samefile(cand_records):  # a comparison of a run with itself gates nothing
         raise DiffInputError(f"{candidate}: the baseline and the candidate are the same run directory; "
                              "give the run to compare against the baseline")
+    _check_epochs(baseline, candidate)
     tols = dict(sorted((tolerances or {}).items()))
     key_fn = _key_fn(match_on)
     def fold(pairs: Callable[[Callable[[dict[str, Any]], None]], Iterator[tuple[Row | None, Row | None]]]) -> DiffResult:

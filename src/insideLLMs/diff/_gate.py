@@ -129,6 +129,10 @@ def evaluate_gate(
     ci = {m: (tol if tol is not None else effect_tolerance(m, result.tolerances) or 0.0) for m, tol in ci.items()}
     power_tolerances = {**{m: t for m, t in result.tolerances.items()}, **{m: t for m, t in ci.items() if t}}
     verdicts: list[GroupVerdict] = []
+    if fail_on_significant_regression and result.epochs > 1:
+        raise UserError(f"--fail-on-significant-regression: McNemar's test needs independent pairs, and these runs "
+                        f"ask each example {result.epochs} times; gate with --fail-on-regression-ci pass_rate[:TOL] "
+                        "(its interval is clustered by example)")
     if fail_on_significant_regression:
         checks.append(f"--fail-on-significant-regression (alpha={alpha:g})")
         verdicts.extend(_mcnemar_verdicts(result, alpha, correction, power_tolerances, failures))

@@ -16,7 +16,7 @@ from insideLLMs.rundir import TIMINGS, RunDirError, read_jsonl, write_atomic
 from insideLLMs.diff._compare import CLASSES, Change, DiffResult, effect_tolerance
 from insideLLMs.diff._gate import GateResult
 from insideLLMs.diff._cost import side_tokens
-from insideLLMs.diff._render import clustered, count, output_text, unified_output_diff
+from insideLLMs.diff._render import clustered, count, matched_on, output_text, unified_output_diff
 from insideLLMs.diff._stats import TEST_NAME
 from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
 from insideLLMs.report.page import page, pre, prompt_of, rate, table, usd
@@ -37,8 +37,7 @@ def render_diff_report(result: DiffResult, gate: GateResult | None = None) -> by
     body = [
         f"<h1>insideLLMs diff: {esc(base_id)} → {esc(cand_id)}</h1>",
         f'<p class="meta">baseline {esc(result.baseline)} · candidate {esc(result.candidate)} · matched on '
-        + ("probe/example (model ignored)" if result.match_on == "example" else "model/probe/example")
-        + "</p>",
+        + esc(matched_on(result)) + "</p>",
         "".join(f'<p class="meta">run configuration differs: {esc(line)}</p>' for line in result.spec_changes),
         "".join(f'<p class="gate-fail">partial comparison: {esc(p)}</p>'
                 for p in result.coverage.problems(result.candidate)),
@@ -159,7 +158,7 @@ def _counts_section(result: DiffResult) -> str:
             f"{rate(d['baseline']['pass_rate'])} → {rate(d['candidate']['pass_rate'])}",
             g.counts["regression"], g.counts["improvement"], g.counts["changed"],
             g.counts["only-in-baseline"] + g.counts["only-in-candidate"],
-            f"b={m.b}, c={m.c}, p={m.p_value:.3g}",
+            f"b={m.b}, c={m.c}" + ("" if result.epochs > 1 else f", p={m.p_value:.3g}"),
         ])
     groups = table(["model", "probe", "n base / cand", "pass rate", "regressed", "improved", "changed",
                     "only one side", "McNemar"], rows)
@@ -167,7 +166,9 @@ def _counts_section(result: DiffResult) -> str:
         f"<section><h2>What changed</h2>{counts}</section>"
         f"<section><h2>Per model × probe</h2>{groups}"
         f'<p class="muted">McNemar: {esc(TEST_NAME)}; b = pass→fail flips, c = fail→pass flips, '
-        "p = probability of at least b of the b + c flips going down by chance.</p></section>"
+        "p = probability of at least b of the b + c flips going down by chance"
+        + (" (not shown with epochs: the epochs of one example are not independent pairs)" if result.epochs > 1 else "")
+        + ".</p></section>"
     )
 
 
@@ -269,7 +270,8 @@ def _change(ch: Change) -> str:
         f'<div class="example" data-kind="{esc(ch.kind)}" data-flip="{flip(ch)}">'
         f'<h3><span class="badge b-{esc(ch.kind)}">{esc(ch.kind)}</span>'
         + (f'<span class="badge b-{esc(ch.kind)}">{flip(ch)}</span>' if flip(ch) else "")
-        + f"{esc(ch.model)} / {esc(ch.probe)} / {esc(ch.example_id)}</h3>",
+        + f"{esc(ch.model)} / {esc(ch.probe)} / {esc(ch.example_id)}"
+        + (f" / epoch {ch.epoch}" if ch.epoch is not None else "") + "</h3>",
         f'<p class="meta">{esc("; ".join(ch.reasons))}</p><div class="grid">',
         f'<div><div class="label">input</div>{pre(prompt_of(ch.input))}</div>',
     ]

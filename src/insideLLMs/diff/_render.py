@@ -77,12 +77,20 @@ def _run_label(path: Any, run_id: str | None) -> str:
     return f"{path}" + (f" (run {run_id})" if run_id else "")
 
 
+def matched_on(result: DiffResult) -> str:
+    """How records were paired: ``model/probe/example`` (or without the model), and the epoch in runs with epochs."""
+    text = "probe/example (model ignored)" if result.match_on == "example" else "model/probe/example"
+    if result.epochs > 1:
+        text += f" and epoch ({result.epochs} epochs per example; intervals clustered by example)"
+    return text
+
+
 def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 10) -> str:
     """The human summary: counts per class, per model × probe, then the top ``top`` changes."""
     out: list[str] = [
         f"baseline:  {_run_label(result.baseline, result.baseline_run_id)}",
         f"candidate: {_run_label(result.candidate, result.candidate_run_id)}",
-        "matched on " + ("probe/example (model ignored)" if result.match_on == "example" else "model/probe/example"),
+        "matched on " + matched_on(result),
         "",
     ]
     problems = result.coverage.problems(result.candidate)
@@ -98,7 +106,9 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
         out.append(f"  {kind:<{width}}  {result.counts[kind]:>9,}")
     out.append("")
     if result.groups:
-        out.append(f"per model × probe ({TEST_NAME} for a drop in pass rate):")
+        epochs = result.epochs > 1  # epoch pairs are not independent: no McNemar p-value
+        out.append("per model × probe (" + ("pairs are (example, epoch); no McNemar test, its pairs must be "
+                                           "independent" if epochs else f"{TEST_NAME} for a drop in pass rate") + "):")
         for g in result.groups:
             d = g.to_dict()
             m = g.mcnemar
@@ -106,7 +116,7 @@ def render_text(result: DiffResult, gate: GateResult | None = None, top: int = 1
                 f"  {g.model} / {g.probe}: pass rate {_rate(d['baseline']['pass_rate'])} → "
                 f"{_rate(d['candidate']['pass_rate'])}; {g.counts['regression']} regressed, "
                 f"{g.counts['improvement']} improved, {g.counts['changed']} changed; "
-                f"flips pass→fail b={m.b}, fail→pass c={m.c}, p={m.p_value:.3g}"
+                f"flips pass→fail b={m.b}, fail→pass c={m.c}" + ("" if epochs else f", p={m.p_value:.3g}")
             )
             out.extend(paired_lines(g, result.tolerances))
         out.append("  (Δ = candidate − baseline over the examples both runs have; MDE = the smallest true Δ "
@@ -185,7 +195,8 @@ def _render_change(ch: Change) -> list[str]:
         where.append(f"baseline line {ch.baseline['line']}")
     if ch.candidate:
         where.append(f"candidate line {ch.candidate['line']}")
-    lines = [f"[{ch.kind}] {ch.model} / {ch.probe} / {ch.example_id}  ({', '.join(where)})"]
+    epoch = f" / epoch {ch.epoch}" if ch.epoch is not None else ""
+    lines = [f"[{ch.kind}] {ch.model} / {ch.probe} / {ch.example_id}{epoch}  ({', '.join(where)})"]
     lines.extend(f"    {r}" for r in ch.reasons)
     for side in (ch.baseline, ch.candidate):
         if side and side.get("error"):

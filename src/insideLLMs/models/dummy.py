@@ -2,7 +2,9 @@
 
 Scripted failures make it useful for tests and demos of retries and error records:
 ``fail_every=N`` fails the prompts whose hash is divisible by N (order-independent),
-``fail_with`` picks the error kind, ``latency_ms`` adds an async sleep.
+``fail_with`` picks the error kind, ``latency_ms`` adds an async sleep. ``samples`` maps a prompt to answers
+picked by the request's ``seed`` (``seed % len``; the first without a seed): a model whose answers vary between
+samples, reproducibly (what ``runner.epochs`` shows on an offline model).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class DummyModel(Model):
         model_name: str = "dummy",
         canned_response: str | None = None,
         responses: dict[str, str] | None = None,
+        samples: dict[str, list[str]] | None = None,
         fail_every: int = 0,
         fail_with: str = "error",
         latency_ms: float = 0.0,
@@ -51,6 +54,8 @@ class DummyModel(Model):
             params["canned_response"] = canned_response
         if responses:
             params["responses"] = dict(responses)
+        if samples:
+            params["samples"] = {prompt: list(answers) for prompt, answers in samples.items()}
         if fail_every:
             params["fail_every"] = int(fail_every)
             params["fail_with"] = fail_with
@@ -67,7 +72,11 @@ class DummyModel(Model):
             if digest % fail_every == 0:
                 raise _FAILURES[self.params["fail_with"]](f"scripted failure for prompt {prompt[:40]!r}")
         responses = self.params.get("responses") or {}
-        if prompt in responses:
+        sampled = (self.params.get("samples") or {}).get(prompt)
+        if sampled:
+            seed = generation.get("seed")
+            text = sampled[seed % len(sampled) if isinstance(seed, int) else 0]
+        elif prompt in responses:
             text = responses[prompt]
         else:
             text = self.params.get("canned_response", prompt)

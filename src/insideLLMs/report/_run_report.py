@@ -30,7 +30,8 @@ def rebuild_summary(run_dir: Path) -> Path:
     old = reader.summary or {}
     manifest = reader.manifest or {}
     run_id = manifest.get("run_id") or old.get("run_id")
-    summary = summarize(reader.records(), reader.timings(), run_id=run_id, prices=_prices(manifest))
+    summary = summarize(reader.records(), reader.timings(), run_id=run_id, prices=_prices(manifest),
+                        epochs=manifest.get("epochs"), reducer=manifest.get("reducer"))
     wall = (old.get("volatile") or {}).get("wall_time_s")
     if wall is not None:
         summary["volatile"]["wall_time_s"] = wall
@@ -106,6 +107,7 @@ def render_report(run_dir: Path, data: ReportData | None = None) -> bytes:
         f'<p class="meta">{esc(run_dir.name)} · {data.records:,} records · {data.n_failures:,} failing'
         + ("" if reader.complete else " · <b>incomplete run</b>") + "</p>",
         _summary_section(summary),
+        _epochs_section(summary),
         _charts_section(summary, data.latencies),
         _failures_section(data.failures, data.n_failures),
     ]
@@ -130,7 +132,7 @@ def _summary_section(summary: dict[str, Any]) -> str:
         intervals = g.get("intervals") or {}
         score_intervals = intervals.get("scores") or {}
         rows.append([
-            g["model"], g["probe"], f"{g['n']:,}", rate(g.get("success_rate")), g.get("error_count", 0),
+            g["model"], g["probe"], _n(g), rate(g.get("success_rate")), g.get("error_count", 0),
             rate(g.get("pass_rate")) + (f" ({g['passed']:,}/{g['scored']:,})" if g.get("scored") else "")
             + _span(intervals.get("pass_rate"), percent=True),
             *[_num((g.get("scores") or {}).get(name)) + _span(score_intervals.get(name)) for name in score_names],
@@ -156,6 +158,31 @@ def _cost_line(summary: dict[str, Any]) -> str:
         text += (f"; judges {judge['prompt'] + judge['completion']:,} tokens, cost {usd(totals.get('judge_cost_usd'))}")
     return (f'<p class="cost">{esc(text)}. Costs are list prices of the tokens the providers reported '
             "(— when a model has no price); see docs/guides/cost.md.</p>")
+
+
+def _n(group: dict[str, Any]) -> str:
+    """A group's size: its records, or in a run with epochs ``examples × epochs``."""
+    epochs = group.get("epochs")
+    return f"{epochs['examples']:,} × {epochs['k']}" if epochs else f"{group['n']:,}"
+
+
+def _epochs_section(summary: dict[str, Any]) -> str:
+    """A run with epochs: each example's reducer per metric, and how much one example's epochs varied."""
+    groups = [g for g in summary.get("groups") or [] if g.get("epochs")]
+    if not groups:
+        return ""
+    rows = []
+    for g in groups:
+        epochs = g["epochs"]
+        within = epochs.get("within_variance") or {}
+        for metric, reducer in (epochs.get("reducers") or {}).items():
+            rows.append([g["model"], g["probe"], metric, reducer, _num(within.get(metric))])
+    headers = ["model", "probe", "metric", "reducer", "within-example variance"]
+    return (f"<section><h2>Epochs: each example asked {groups[0]['epochs']['k']} times</h2>{table(headers, rows)}"
+            '<p class="muted">Pass rates and scores above are over examples, each example\'s epochs reduced to one '
+            "value by its reducer; counts, success and tokens are over requests. The within-example variance is "
+            "the mean over examples of the variance of a metric across one example's epochs: the noise that "
+            "asking again averages away.</p></section>")
 
 
 def _span(interval: dict[str, Any] | None, percent: bool = False) -> str:

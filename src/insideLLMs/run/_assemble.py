@@ -18,6 +18,7 @@ from insideLLMs.probes import PROBES, Probe
 from insideLLMs.registry import UnknownTypeError
 from insideLLMs.run._engine import BudgetError, check_budget, run_prices
 from insideLLMs.run._runner import Harness, RunSettings
+from insideLLMs.stats import Reducer
 
 
 def _constructor(registry: Any, type_name: str, args: dict[str, Any], loaded: LoadedConfig, keys: tuple[Any, ...]) -> Callable[[], Any]:
@@ -178,15 +179,31 @@ def _row_location(
     return f"{path if path.is_absolute() else loaded.base_dir / path}:{prompt_set.lines[index]}"
 
 
+def _check_reducer(loaded: LoadedConfig, epochs: int) -> None:
+    """``runner.reducer`` names reducers that exist (pass@K with K at most the epochs), or one line at its key."""
+    reducer = loaded.config.runner.reducer
+    entries = reducer.items() if isinstance(reducer, dict) else [(None, reducer)] if reducer is not None else []
+    for metric, name in entries:
+        try:
+            Reducer.parse(name, epochs)
+        except ValueError as exc:
+            keys = ("runner", "reducer") if metric is None else ("runner", "reducer", metric)
+            where = "runner.reducer" + (f".{metric}" if metric is not None else "")
+            raise ConfigError(f"{loaded.path}:{line_of(loaded, *keys)}: {where}: {exc}") from None
+
+
 def build_harness(
     loaded: LoadedConfig,
     *,
     max_examples: int | None = None,
     concurrency: int | None = None,
+    epochs: int | None = None,
     **settings: Any,
 ) -> Harness:
     """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...)."""
     cfg = loaded.config
+    epochs = epochs or cfg.runner.epochs
+    _check_reducer(loaded, epochs)
     models_checked = model_constructors(loaded)  # config mistakes are reported in file order
     probes = build_probes(loaded, max_examples or cfg.runner.max_examples)  # every row checked before a model is built
     models = build_models(loaded, models_checked)
@@ -200,6 +217,8 @@ def build_harness(
         cache_dir=Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else None,
         prices=PriceTable.load({name: {"input": p.input, "output": p.output} for name, p in (cfg.pricing or {}).items()}),
         max_cost_usd=settings.pop("max_cost_usd", cfg.runner.max_cost_usd),
+        epochs=epochs,
+        reducer=cfg.runner.reducer,
         **settings,
     )
     harness = Harness(models, probes, settings=run_settings)

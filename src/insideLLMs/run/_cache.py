@@ -26,8 +26,14 @@ class ResponseCache:
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, completion BLOB NOT NULL)")
 
     @staticmethod
-    def key(model_spec: dict[str, Any], messages: list[Message], generation: dict[str, Any]) -> str:
-        return hash_obj({"model": model_spec, "messages": messages, "generation": generation})
+    def key(
+        model_spec: dict[str, Any], messages: list[Message], generation: dict[str, Any], epoch: int | None = None
+    ) -> str:
+        """The answer's key; an epoch of a run with epochs is part of it, so epochs are never served one answer."""
+        request: dict[str, Any] = {"model": model_spec, "messages": messages, "generation": generation}
+        if epoch is not None:
+            request["epoch"] = epoch
+        return hash_obj(request)
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute("SELECT completion FROM answers WHERE key = ?", (key,)).fetchone()

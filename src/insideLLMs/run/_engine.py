@@ -32,6 +32,7 @@ from insideLLMs.run._progress import Progress
 from insideLLMs.run._retry import RetryPolicy, call_model
 from insideLLMs.run._shards import POSITION, Shard
 from insideLLMs.scorers import ScoreContext
+from insideLLMs.stats import DEFAULT_REDUCER, Reducer
 from insideLLMs.errors import InsideLLMsError, UserError
 
 
@@ -85,10 +86,17 @@ class RunSettings:
     shard: Shard | None = None  # run only this shard's examples into a partial run directory (``merge`` joins them)
     prices: PriceTable | None = None  # None: the shipped price table alone
     max_cost_usd: float | None = None  # stop once the records cost this much (models and judges)
+    epochs: int = 1  # ask each example this many times, each epoch its own record
+    reducer: str | dict[str, str] | None = None  # how summary.json reduces an example's epochs (default: mean)
 
     def __post_init__(self) -> None:
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a whole number >= 1, not {self.epochs!r}")
+        reducers = self.reducer.values() if isinstance(self.reducer, dict) else [self.reducer or DEFAULT_REDUCER]
+        for name in reducers:
+            Reducer.parse(name, self.epochs)  # a ValueError that names the reducers there are
 
 
 @dataclass
@@ -113,15 +121,23 @@ def _unique(specs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return seen
 
 
-def _run_identity(cells: Sequence[Cell], generation: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _run_identity(cells: Sequence[Cell], generation: dict[str, Any], epochs: int = 1) -> tuple[str, dict[str, Any]]:
     models = _unique(c.model.spec for c in cells)
     probes = _unique(c.probe.spec for c in cells)
     datasets = _unique({"probe": c.probe.name, **c.prompt_set.info} for c in cells)
     clusters = [d.get("cluster") for d in datasets]  # a named cluster field changes the records: and the run_id
     run_id = compute_run_id(models, probes, [d["hash"] for d in datasets], generation,
-                            clusters if any(clusters) else None)
+                            clusters if any(clusters) else None, epochs)
     identity = {"models": models, "probes": probes, "datasets": datasets, "generation": generation}
+    if epochs > 1:  # one epoch keeps the manifest (and config_hash) of a run before epochs existed
+        identity["epochs"] = epochs
     return run_id, identity
+
+
+def epoch_seed(seed: int | None, example_id: str, epoch: int) -> int:
+    """The seed sent with one epoch of one example: derived from (the configured seed, example id, epoch), so
+    epochs sample differently and a rerun sends the same seeds (reproducible where the provider honours them)."""
+    return int(hash_obj([seed, example_id, epoch])[:8], 16) & 0x7FFFFFFF
 
 
 def _error_record(exc: BaseException) -> dict[str, str]:
@@ -155,9 +171,11 @@ class Engine:
         self.collect = collect
         self.generation = {k: v for k, v in settings.generation.items() if v is not None}
         self.policy = RetryPolicy(max_retries=settings.max_retries, timeout_s=settings.timeout_s)
-        self.run_id, self.identity = _run_identity(self.cells, self.generation)
-        self.items: list[tuple[Cell, Example]] = [
-            (cell, example) for cell in self.cells for example in cell.prompt_set
+        self.epochs = settings.epochs
+        self.run_id, self.identity = _run_identity(self.cells, self.generation, self.epochs)
+        # canonical order: model, probe (the cells), example, epoch
+        self.items: list[tuple[Cell, Example, int]] = [
+            (cell, example, epoch) for cell in self.cells for example in cell.prompt_set for epoch in range(self.epochs)
         ]
         self.full_total = len(self.items)  # records of the whole run, whichever shard this is
         #: with a shard: each item's position in the whole run (timings.jsonl carries it; merge orders by it)
@@ -185,7 +203,7 @@ class Engine:
         writer = RunWriter(settings.run_dir, self.run_id, resume=settings.resume, overwrite=settings.overwrite) if settings.run_dir else None
         done = writer.prepare() if writer else 0
         self._check_resumable(writer, done)
-        self.summary = SummaryBuilder(self.run_id, self.prices)
+        self.summary = SummaryBuilder(self.run_id, self.epochs, settings.reducer, self.prices)
         self.report_data = _report_data() if writer and settings.report else None
         self.records: list[Record] | None = [] if self.collect else None
         if writer and done:
@@ -246,8 +264,9 @@ class Engine:
                 done=done, total=len(self.items),
             )
         for index, rec in enumerate(writer.existing_records()):
-            cell, example = self.items[index]
-            if (rec["model"]["id"], rec["probe"]["id"], rec["example_id"]) != (cell.model.model_id, cell.probe.name, example.id):
+            cell, example, epoch = self.items[index]
+            if ((rec["model"]["id"], rec["probe"]["id"], rec["example_id"], rec.get("epoch"))
+                    != (cell.model.model_id, cell.probe.name, example.id, self._epoch(epoch))):
                 raise RunAborted(
                     f"{writer.run_dir}/records.jsonl:{index + 1}: does not match this run's example order; pass --overwrite",
                     done=done, total=len(self.items),
@@ -314,8 +333,8 @@ class Engine:
                 room = asyncio.get_running_loop().create_future()
                 self.blocked.append((index, room))
                 await room
-            cell, example = self.items[index]
-            record, timing = await self._one(cell, example)
+            cell, example, epoch = self.items[index]
+            record, timing = await self._one(cell, example, self._epoch(epoch))
             if self.budget is not None:
                 self._spend(record.to_dict())
             self.pending[index] = (record, timing)
@@ -328,44 +347,57 @@ class Engine:
             if not room.done():
                 room.set_result(None)
 
-    async def _one(self, cell: Cell, example: Example) -> tuple[Record, Timing]:
+    def _epoch(self, epoch: int) -> int | None:
+        """The epoch as records carry it: None in a run of one epoch (its records keep their bytes)."""
+        return epoch if self.epochs > 1 else None
+
+    def _generation_for(self, example: Example, epoch: int | None) -> dict[str, Any]:
+        if epoch is None:
+            return self.generation
+        return self.generation | {"seed": epoch_seed(self.generation.get("seed"), example.id, epoch)}
+
+    async def _one(self, cell: Cell, example: Example, epoch: int | None = None) -> tuple[Record, Timing]:
         wall_start, t0 = time.time(), time.perf_counter()
         attempts = 0
         cache_hits = 0
         model_spec, probe_spec = self._specs[id(cell)]
+        generation = self._generation_for(example, epoch)
         base = dict(run_id=self.run_id, model=model_spec, probe=probe_spec, example_id=example.id, input=example.data)
         if example.cluster is not None:
             base["cluster"] = example.cluster
+        if epoch is not None:
+            base["epoch"] = epoch
         try:
             conversations = cell.probe.build_all(example)
         except Exception as exc:
             record = Record(**base, messages=[], output=None, scores={}, passed=None, status="error",
                             error={"type": "ProbeError", "message": f"{type(exc).__name__}: {exc}"})
-            return record, self._timing(cell, example, t0, wall_start, 0)
+            return record, self._timing(cell, example, epoch, t0, wall_start, 0)
         messages: list[Any] = conversations[0] if len(conversations) == 1 else conversations
         completions: list[Completion] = []
         try:
             for conversation in conversations:
-                if self.cache is not None and (cached := self._cached(cell.model, conversation)) is not None:
+                key = self.cache.key(cell.model.spec, conversation, generation, epoch) if self.cache is not None else None
+                if key is not None and (cached := self.cache.get(key)) is not None:
                     completions.append(cached)
                     cache_hits += 1
                     continue
-                completion, n = await call_model(cell.model, conversation, self.generation, self.policy)
+                completion, n = await call_model(cell.model, conversation, generation, self.policy)
                 attempts += n
                 completions.append(completion)
-                if self.cache is not None:
-                    self.cache.put(self.cache.key(cell.model.spec, conversation, self.generation), completion)
+                if key is not None:
+                    self.cache.put(key, completion)
         except ModelError as exc:
             attempts += getattr(exc, "attempts", 1)
             if exc.fatal:
                 raise _Fatal(exc) from None
             record = Record(**base, messages=messages, output=None, scores={}, passed=None,
                             status=exc.status, error=_error_record(exc))
-            return record, self._timing(cell, example, t0, wall_start, attempts)
+            return record, self._timing(cell, example, epoch, t0, wall_start, attempts)
         except Exception as exc:  # a provider bug must not end the run
             record = Record(**base, messages=messages, output=None, scores={}, passed=None,
                             status="error", error=_error_record(exc))
-            return record, self._timing(cell, example, t0, wall_start, max(attempts, 1))
+            return record, self._timing(cell, example, epoch, t0, wall_start, max(attempts, 1))
         verdict, score_error = await _score(cell.probe, example, completions, self.score_context)
         first = completions[0]
         usage = None
@@ -390,7 +422,8 @@ class Engine:
             usage=usage, served_model=first.served_model, system_fingerprint=first.system_fingerprint,
             judge=verdict.judge if verdict else None,
         )
-        return record, self._timing(cell, example, t0, wall_start, attempts, cache_hit=cache_hits == len(conversations))
+        return record, self._timing(cell, example, epoch, t0, wall_start, attempts,
+                                    cache_hit=cache_hits == len(conversations))
 
     async def _generate(self, model: Model, messages: list[Any], generation: dict[str, Any]) -> Completion:
         """A scorer's own model call (the judge's): the same retries, time limits and response cache as the
@@ -406,17 +439,13 @@ class Engine:
             self.cache.put(key, completion)
         return completion
 
-    def _cached(self, model: Model, conversation: list[Any]) -> Completion | None:
-        if self.cache is None:
-            return None
-        return self.cache.get(self.cache.key(model.spec, conversation, self.generation))
-
     @staticmethod
-    def _timing(cell: Cell, example: Example, t0: float, wall_start: float, attempts: int, cache_hit: bool = False) -> Timing:
+    def _timing(cell: Cell, example: Example, epoch: int | None, t0: float, wall_start: float, attempts: int,
+                cache_hit: bool = False) -> Timing:
         return Timing(
             model_id=cell.model.model_id, probe_id=cell.probe.name, example_id=example.id,
             latency_ms=(time.perf_counter() - t0) * 1000.0, attempts=attempts, cache_hit=cache_hit,
-            started_at=wall_start, finished_at=time.time(),
+            started_at=wall_start, finished_at=time.time(), epoch=epoch,
         )
 
     def _drain(self) -> None:
@@ -450,7 +479,8 @@ class Engine:
             run_id=self.run_id, run_dir=s.run_dir, name=s.name,
             models=self.identity["models"], probes=self.identity["probes"], datasets=self.identity["datasets"],
             generation=self.generation,
-            runner={"concurrency": s.concurrency, "max_retries": s.max_retries, "timeout_s": s.timeout_s},
+            runner={"concurrency": s.concurrency, "max_retries": s.max_retries, "timeout_s": s.timeout_s}
+            | self._epoch_settings(),
             total=len(self.items), library_version=library_version(), config=s.config, resumed=done,
             shard=None if s.shard is None else str(s.shard),
         )
@@ -464,6 +494,12 @@ class Engine:
             artifacts = {name: run_dir / name for name in RUN_FILES if (run_dir / name).exists()}
         return RunFinished(self.run_id, run_dir, status, summary, manifest, artifacts, error)
 
+    def _epoch_settings(self) -> dict[str, Any]:
+        """``epochs`` and ``reducer`` of a run with epochs (nothing for one epoch: its files keep their bytes)."""
+        if self.epochs == 1:
+            return {}
+        return {"epochs": self.epochs, "reducer": self.settings.reducer or DEFAULT_REDUCER}
+
     def _manifest(self, summary: dict[str, Any]) -> dict[str, Any]:
         shard = self.settings.shard
         return {
@@ -474,6 +510,7 @@ class Engine:
             "library_version": library_version(),
             "config_hash": hash_obj(self.identity),
             **self.identity,
+            **self._epoch_settings(),
             "counts": {"records": summary["totals"]["n"], "by_status": summary["totals"]["status_counts"]},
             "pricing": {**self.price_table.describe(), "models": self.prices},
             "files": list(RUN_FILES),
@@ -488,7 +525,7 @@ class Engine:
                 "datasets": self.identity["datasets"],
                 "generation": self.generation,
                 "runner": {"concurrency": self.settings.concurrency, "max_retries": self.settings.max_retries,
-                           "timeout_s": self.settings.timeout_s},
+                           "timeout_s": self.settings.timeout_s} | self._epoch_settings(),
             }
         return yaml.safe_dump(config, sort_keys=True, allow_unicode=True)
 

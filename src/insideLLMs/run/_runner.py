@@ -58,6 +58,10 @@ class _RunnerBase:
 class ProbeRunner(_RunnerBase):
     """Run one probe against one model over a prompt set.
 
+    ``epochs=k`` asks each example k times (one record per epoch); ``reducer`` says how summary figures reduce
+    an example's epochs to one value: a name (``mean``, ``majority``, ``max``, ``min``, ``all``, ``pass_at_K``)
+    or a mapping of metric (``pass_rate`` or a score's name) to name.
+
     >>> runner = ProbeRunner(get_model("dummy"), get_probe("logic"))  # doctest: +SKIP
     >>> results = runner.run(prompt_set)                               # doctest: +SKIP
     """
@@ -78,6 +82,8 @@ class ProbeRunner(_RunnerBase):
         progress: bool | None = False,
         prices: PriceTable | None = None,
         max_cost_usd: float | None = None,
+        epochs: int = 1,
+        reducer: str | dict[str, str] | None = None,
     ) -> None:
         """``prices``: the shipped table when None; ``max_cost_usd``: stop once the records cost this much."""
         self.model = model
@@ -87,10 +93,11 @@ class ProbeRunner(_RunnerBase):
             generation=dict(generation or {}), run_dir=Path(run_dir) if run_dir else None,
             resume=resume, overwrite=overwrite, listeners=listeners, progress=progress,
             prices=prices, max_cost_usd=max_cost_usd,
+            epochs=epochs, reducer=reducer,
         )
 
     async def arun(self, prompt_set: PromptSet | None = None) -> list[Record]:
-        """Run every example; return the records in example order (also written to ``run_dir``)."""
+        """Run every example (every epoch); return the records in canonical order (also written to ``run_dir``)."""
         prompt_set = prompt_set if prompt_set is not None else self.probe.load_default_dataset()
         engine = Engine([Cell(self.model, self.probe, prompt_set)], self.settings, collect=True)
         self._outcome = await engine.run()

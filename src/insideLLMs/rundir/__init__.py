@@ -19,7 +19,7 @@ from insideLLMs.rundir._directory import (
     read_jsonl,
     write_atomic,
 )
-from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing
+from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing, record_key
 from insideLLMs.rundir._summary import SummaryBuilder, judge_votes, record_cost, summarize
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "judge_agreement",
     "read_jsonl",
     "record_cost",
+    "record_key",
     "summarize",
     "write_atomic",
 ]

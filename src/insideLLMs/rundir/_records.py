@@ -37,6 +37,7 @@ class Record:
     #: each judge scorer's grade, reason and usage (apart from the graded model's ``usage``); only when judged
     judge: dict[str, Any] | None = None
     cluster: str | None = None  # the example's cluster (``dataset.cluster``); written only when the set names one
+    epoch: int | None = None  # 0..k-1 with ``runner.epochs: k`` > 1; written only then (one epoch keeps its bytes)
 
     def to_dict(self) -> dict[str, Any]:
         d = {  # RECORD_FIELDS, spelled out: this runs once per example
@@ -52,16 +53,29 @@ class Record:
             d["judge"] = self.judge
         if self.cluster is not None:
             d["cluster"] = self.cluster
+        if self.epoch is not None:
+            d["epoch"] = self.epoch
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Record":
-        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint", "judge", "cluster")})
+        return cls(**{k: d.get(k) for k in (*RECORD_FIELDS, "served_model", "system_fingerprint", "judge", "cluster",
+                                                   "epoch")})
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """(model id, probe id, example id): how records are matched across runs."""
-        return (self.model["id"], self.probe["id"], self.example_id)
+    def key(self) -> tuple[str, str, str] | tuple[str, str, str, int]:
+        """(model id, probe id, example id[, epoch]): how records are matched across runs (the epoch only in a
+        run with epochs)."""
+        if self.epoch is None:
+            return (self.model["id"], self.probe["id"], self.example_id)
+        return (self.model["id"], self.probe["id"], self.example_id, self.epoch)
+
+
+def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """A record's or a timing's key as a dict: (model id, probe id, example id, epoch or None)."""
+    model, probe = record.get("model"), record.get("probe")
+    return (model.get("id") if isinstance(model, dict) else model, probe.get("id") if isinstance(probe, dict) else probe,
+            record.get("example_id"), record.get("epoch"))
 
 
 @dataclass(slots=True)
@@ -74,9 +88,10 @@ class Timing:
     cache_hit: bool
     started_at: float
     finished_at: float
+    epoch: int | None = None  # as the record's
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "model": self.model_id,
             "probe": self.probe_id,
             "example_id": self.example_id,
@@ -86,3 +101,6 @@ class Timing:
             "started_at": round(self.started_at, 6),
             "finished_at": round(self.finished_at, 6),
         }
+        if self.epoch is not None:
+            d["epoch"] = self.epoch
+        return d

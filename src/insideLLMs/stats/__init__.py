@@ -20,14 +20,18 @@ from insideLLMs.stats._intervals import (
     sample_size_for,
 )
 from insideLLMs.stats._multiple_testing import holm_adjust
+from insideLLMs.stats._reducers import DEFAULT_REDUCER, REDUCERS, Reducer, within_variance
 from insideLLMs.stats._percentile import percentile
 
 __all__ = [
     "CONFIDENCE",
+    "DEFAULT_REDUCER",
+    "REDUCERS",
     "ClusterSums",
     "Interval",
     "PairedDifference",
     "PairedSums",
+    "Reducer",
     "cohen_kappa",
     "holm_adjust",
     "mean_interval",
@@ -40,4 +44,5 @@ __all__ = [
     "probability_below",
     "proportion_interval",
     "sample_size_for",
+    "within_variance",
 ]

@@ -117,6 +117,12 @@ def _group_metrics(prefix: str, group: dict[str, Any], latency: dict[str, Any] |
         out.update(_interval_metrics(f"{prefix}{key}", intervals.get(key)))
     for name, interval in (intervals.get("scores") or {}).items():
         out.update(_interval_metrics(f"{prefix}{name}_mean", interval))
+    epochs = group.get("epochs")
+    if epochs:  # a run with epochs: how many examples, and how much one example's epochs varied
+        out[f"{prefix}epochs"] = epochs["k"]
+        out[f"{prefix}examples"] = epochs["examples"]
+        for metric, variance in (epochs.get("within_variance") or {}).items():
+            out[f"{prefix}{metric if metric == 'pass_rate' else metric + '_mean'}_within_variance"] = variance
     tokens = group.get("tokens") or {}
     if tokens:
         out[f"{prefix}prompt_tokens"] = tokens.get("prompt", 0)

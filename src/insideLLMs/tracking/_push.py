@@ -22,7 +22,7 @@ import yaml
 
 from insideLLMs.rundir import RunReader
 from insideLLMs.events import RunStarted
-from insideLLMs.rundir import Record, Timing
+from insideLLMs.rundir import Record, Timing, record_key
 from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalWriter, read_journal
 from insideLLMs.tracking._evaluation import (
     default_run_name,
@@ -61,7 +61,7 @@ def _timing(d: dict[str, Any]) -> Timing:
     return Timing(model_id=d.get("model", ""), probe_id=d.get("probe", ""), example_id=d.get("example_id", ""),
                   latency_ms=float(d.get("latency_ms") or 0.0), attempts=int(d.get("attempts") or 1),
                   cache_hit=bool(d.get("cache_hit")), started_at=float(d.get("started_at") or 0.0),
-                  finished_at=float(d.get("finished_at") or 0.0))
+                  finished_at=float(d.get("finished_at") or 0.0), epoch=d.get("epoch"))
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
@@ -89,7 +89,8 @@ def _run_started(run_dir: Path, manifest: dict[str, Any], config: dict[str, Any]
         run_id=str(manifest.get("run_id") or run_dir.name), run_dir=run_dir.resolve(), name=config.get("name"),
         models=models, probes=probes,
         datasets=manifest.get("datasets") or [], generation=manifest.get("generation") or {},
-        runner={k: runner[k] for k in ("concurrency", "max_retries", "timeout_s") if k in runner},
+        runner={k: runner[k] for k in ("concurrency", "max_retries", "timeout_s") if k in runner}
+        | {k: manifest[k] for k in ("epochs", "reducer") if k in manifest},  # as a live-tracked run logs them
         total=total, library_version=str(manifest.get("library_version") or ""), config=config,
         shard=_shard(manifest),
     )
@@ -111,7 +112,7 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
     manifest = reader.manifest or {}
     summary = reader.summary
     config = _config(run_dir)
-    timings = {(t.get("model"), t.get("probe"), t.get("example_id")): t for t in reader.timings()}
+    timings = {record_key(t): t for t in reader.timings()}  # (model, probe, example, epoch)
     total = sum(1 for _ in reader.records())
     started = _run_started(run_dir, manifest, config, total)
     times = [t.get("started_at") for t in timings.values() if t.get("started_at")]
@@ -144,9 +145,9 @@ def write_push_journal(run_dir: Path, folder: Path, key: str, *, experiment: str
         end_ts = start_ts
         for step, rec in enumerate(reader.records()):
             record = Record.from_dict(rec)
-            t = timings.get((record.model.get("id"), record.probe.get("id"), record.example_id))
+            t = timings.get(record_key(rec))
             timing = _timing(t or {"model": record.model.get("id"), "probe": record.probe.get("id"),
-                                   "example_id": record.example_id})
+                                   "example_id": record.example_id, "epoch": record.epoch})
             metrics = example_metrics(record.status, record.passed, record.scores or {},
                                       timing.latency_ms if t is not None else None)
             if t is not None:

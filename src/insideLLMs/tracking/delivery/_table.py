@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 
 import orjson
 
-from insideLLMs.rundir import atomic_path, read_jsonl
+from insideLLMs.rundir import atomic_path, read_jsonl, record_key
 from insideLLMs.tracking.store._views import SINKS_DIR
 from insideLLMs.secrets import dumps_redacted
 from insideLLMs.tracking.sink import RECORDS_FORMAT, Event
@@ -33,6 +33,7 @@ def record_row(step: int, record: Mapping[str, Any], latency_ms: float | None = 
         "model": (record.get("model") or {}).get("id"),
         "probe": (record.get("probe") or {}).get("id"),
         "example_id": record.get("example_id"),
+        **({"epoch": record["epoch"]} if record.get("epoch") is not None else {}),
         "status": record.get("status"),
         "passed": record.get("passed"),
         "latency_ms": None if latency_ms is None else round(latency_ms, 3),
@@ -48,21 +49,17 @@ def record_row(step: int, record: Mapping[str, Any], latency_ms: float | None = 
     return row
 
 
-def _key(model: Any, probe: Any, example_id: Any) -> tuple[Any, Any, Any]:
-    return (model, probe, example_id)
-
-
 def flat_rows(records: Path, timings: Path | None = None) -> Iterator[dict[str, Any]]:
     """Flat rows from a records file, with each row's latency from the timings file beside it (the
     run directory writes both line for line; a timing on another line is found by its key)."""
     lines: list[dict[str, Any]] = []
     if timings is not None and timings.is_file():
         lines = list(read_jsonl(timings))
-    by_key = {_key(t.get("model"), t.get("probe"), t.get("example_id")): t for t in lines}
+    by_key = {record_key(t): t for t in lines}  # (model, probe, example, epoch): epochs of one example differ
     for step, record in enumerate(read_jsonl(records)):
-        key = _key((record.get("model") or {}).get("id"), (record.get("probe") or {}).get("id"), record.get("example_id"))
+        key = record_key(record)
         timing = lines[step] if step < len(lines) else None
-        if timing is None or _key(timing.get("model"), timing.get("probe"), timing.get("example_id")) != key:
+        if timing is None or record_key(timing) != key:
             timing = by_key.get(key)
         yield flatten_params(record_row(step, record, timing.get("latency_ms") if timing else None))
 
