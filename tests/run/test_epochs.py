@@ -49,7 +49,9 @@ def _files_digest(run_dir: Path) -> dict[str, str]:
 def test_one_epoch_writes_the_bytes_main_wrote_before_epochs(tmp_path: Path, epochs: int | None) -> None:
     """The fixture's expected.json holds the hashes of the files main (5a37020) wrote for this config: two models,
     a prompt probe with two scorers and a cluster field, a built-in probe. Default or ``epochs=1``: the same bytes,
-    so existing baselines keep diffing clean."""
+    so existing baselines keep diffing clean. (records.jsonl, the run id and the resolved config are 5a37020's;
+    manifest.json and summary.json were pinned again when epochs landed beside the price table, which added
+    ``pricing`` and ``cost_usd``, and t intervals for means, and nothing else, checked field by field.)"""
     project = tmp_path / "project"
     shutil.copytree(ONE_EPOCH, project)
     harness = build_harness(load_config(project / "eval.yaml"), epochs=epochs, run_dir=tmp_path / "run")
