@@ -34,8 +34,8 @@ PUBLIC: dict[str, set[str]] = {
         "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
         "build_scorers", "get_scorer",
     },
-    "insideLLMs.run": {"Harness", "ProbeRunner", "RunAborted", "RunOutcome", "RunSettings", "build_harness",
-                      "self_grading"},
+    "insideLLMs.run": {"Executor", "Harness", "ProbeRunner", "RayExecutor", "RayExecutorError", "RunAborted",
+                      "RunOutcome", "RunSettings", "build_harness", "self_grading"},
     "insideLLMs.rundir": {
         "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
@@ -63,7 +63,7 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.registry": {"Registry", "UnknownTypeError"},
     "insideLLMs.config": {
         "BACKENDS", "Backend", "Config", "ConfigError", "DatasetConfig", "GenerationConfig", "LoadedConfig",
-        "ModelConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig", "field_error",
+        "ExecutorConfig", "ModelConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig", "field_error",
         "line_of", "load_config", "parse_config", "redact_config", "validate",
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},

@@ -6,6 +6,7 @@ missing data file), reported as ``file:line: what is wrong``.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from functools import partial
 from pathlib import Path
@@ -16,6 +17,9 @@ from insideLLMs.datasets import DatasetError, PromptSet
 from insideLLMs.models import MODELS, Model
 from insideLLMs.probes import PROBES, Probe
 from insideLLMs.registry import UnknownTypeError
+from insideLLMs.errors import UserError
+from insideLLMs.run._engine import Executor
+from insideLLMs.run._ray import INSTALL_HINT, RayExecutor
 from insideLLMs.run._runner import Harness, RunSettings
 
 
@@ -182,10 +186,16 @@ def build_harness(
     *,
     max_examples: int | None = None,
     concurrency: int | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
     **settings: Any,
 ) -> Harness:
-    """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...)."""
+    """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...).
+
+    ``executor`` and ``ray_address`` override ``runner.executor`` (the CLI's ``--executor`` and ``--ray-address``).
+    """
     cfg = loaded.config
+    run_executor = _executor(loaded, executor, ray_address)
     models_checked = model_constructors(loaded)  # config mistakes are reported in file order
     probes = build_probes(loaded, max_examples or cfg.runner.max_examples)  # every row checked before a model is built
     models = build_models(loaded, models_checked)
@@ -197,6 +207,21 @@ def build_harness(
         name=cfg.name,
         config=loaded.resolved,
         cache_dir=Path(cfg.runner.cache_dir) if cfg.runner.cache_dir else None,
+        executor=run_executor,
         **settings,
     )
     return Harness(models, probes, settings=run_settings)
+
+
+def _executor(loaded: LoadedConfig, override: str | None, ray_address: str | None) -> Executor | None:
+    """The config's ``runner.executor`` with the command line's overrides: None runs examples in this process."""
+    config = loaded.config.runner.executor
+    kind = override or ("ray" if ray_address else config.type)
+    if kind == "local":
+        if ray_address:
+            raise UserError("--ray-address applies to the ray executor: drop it or pass --executor ray")
+        return None
+    if importlib.util.find_spec("ray") is None:
+        where = "--executor ray" if override else f"{loaded.path}:{line_of(loaded, 'runner', 'executor', 'type')}: runner.executor"
+        raise ConfigError(f"{where}: the ray executor needs the ray package: {INSTALL_HINT}")
+    return RayExecutor(address=ray_address or config.address, workers=config.workers)
