@@ -10,6 +10,7 @@ node, each stopped by its PID) are started on free ports. Outside that namespace
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -69,17 +70,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _start_node(args: list[str], log: Path, env: dict[str, str], timeout: float = 120) -> subprocess.Popen[bytes]:
+    """``ray start ... --block``, returned once it says the node runs (under load that takes a while)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen([RAY, "start", "--block", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ray start exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+    while b"Ray runtime started" not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"ray start {' '.join(args)} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    return process
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -87,7 +88,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(30)
+            process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
@@ -95,41 +96,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
-    """A two-node Ray cluster on 127.0.0.1: ``HOST:PORT`` of its head."""
+    """A two-node Ray cluster on 127.0.0.1: ``HOST:PORT`` of its head. The second node stops first (a node whose
+    head is gone waits for it before stopping)."""
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     port = _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"]
-    head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                             f"--temp-dir={temp}", *common], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    processes = [head]
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"]
+    processes = []
     try:
-        _wait_for_port(port, head)
-        node = subprocess.Popen([RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        processes.append(node)
-        _wait_for_nodes(f"127.0.0.1:{port}", 2, node)
+        processes.append(_start_node(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
+                                      *common], temp / "head.log", env))
+        processes.append(_start_node([f"--address=127.0.0.1:{port}", *common], temp / "node.log", env))
         yield f"127.0.0.1:{port}"
     finally:
         for process in reversed(processes):
             _stop(process)
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def _wait_for_nodes(address: str, count: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Until the cluster lists ``count`` live nodes (asked from a child, so this process stays no Ray driver)."""
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
-             "print(sum(n['Alive'] for n in ray.nodes()))")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the second node exited with {process.returncode}")
-        out = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=60)
-        if out.stdout.strip() == str(count):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the cluster did not reach {count} nodes")
 
 
 @pytest.fixture
@@ -268,7 +250,22 @@ def test_without_ray_installed_the_executor_names_the_extra(tmp_path: Path, fake
         result = subprocess.run([sys.executable, "-c", no_ray, "harness", str(config), *extra, "--run-dir",
                                  str(tmp_path / "run")], capture_output=True, text=True)
         assert result.returncode == 1
-        where = "--executor ray" if extra else f"{config}:14: runner.executor"
+        line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "type: ray" in text)
+        where = "--executor ray" if extra else f"{config}:{line}: runner.executor"
         assert result.stderr == (f"error: {where}: the ray executor needs the ray package: "
                                  "pip install 'insidellms[ray]'\n")
     assert not (tmp_path / "run").exists() and fake_llm_server.stats.requests == 0
+
+
+@pytest.mark.slow
+def test_every_example_config_reaches_the_workers_intact() -> None:
+    """Ray pickles a run's cells to its workers: each comes back building the same prompts (compiled templates and
+    the embedded model are rebuilt from their sources)."""
+    configs = sorted((Path(__file__).parents[2] / "examples").rglob("*.yaml"))
+    assert configs
+    for path in configs:
+        cells = build_harness(load_config(path)).cells
+        for cell, copy in zip(cells, pickle.loads(pickle.dumps(cells)), strict=True):
+            example = next(iter(cell.prompt_set))
+            assert copy.model.spec == cell.model.spec and copy.probe.spec == cell.probe.spec
+            assert copy.probe.build_all(example) == cell.probe.build_all(example), path

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import os
+import re
 import socket
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
@@ -37,6 +38,9 @@ class RayExecutorError(UserError):
 
 def import_ray() -> Any:
     """The ``ray`` module, or one line naming the extra that installs it."""
+    # Ray's own processes log warnings to this process's stderr (which network address it found, how actor
+    # arguments are kept); what matters reaches us as an exception and becomes one line.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         import ray
     except ImportError:
@@ -94,7 +98,7 @@ class RayExecutor:
                 f"{cpus:g} CPUs): lower runner.executor.workers or free the cluster"
             ) from None
         except ray.exceptions.RayError as exc:
-            raise RayExecutorError(f"Ray workers could not start: {_first_line(exc)}") from None
+            raise RayExecutorError(f"Ray workers could not start: {_cause_line(exc)}") from None
         self.pids = [pid for pid, _ in ready]
         versions = {version for _, version in ready}
         if versions != {library_version()}:
@@ -326,6 +330,12 @@ def _current_cluster_address() -> str | None:
         return get_ray_address_from_environment("auto", None)
     except Exception:
         return None
+
+
+def _cause_line(exc: BaseException) -> str:
+    """The last ``SomeError: ...`` line of a Ray error (its root cause), else its first line."""
+    causes = [line.strip() for line in str(exc).splitlines() if re.match(r"\s*[\w.]*(Error|Exception): ", line)]
+    return causes[-1] if causes else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
