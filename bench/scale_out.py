@@ -69,8 +69,10 @@ def write_eval(folder: Path, n: int, url: str, concurrency: int, connections: in
         for i in range(n):
             out.write(json.dumps({"id": f"q{i:06d}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)}) + "\n")
     config = {
-        "model": {"type": "openai", "args": {"model_name": "fake", "api_key": "k", "base_url": url,
-                                             "max_connections": connections}},
+        "model": {
+            "type": "openai",
+            "args": {"model_name": "fake", "api_key": "k", "base_url": url, "max_connections": connections},
+        },
         "probe": {"type": "factuality"},
         "dataset": {"path": "qa.jsonl"},
         "runner": {"concurrency": concurrency, "max_retries": 0, "timeout_s": 60},
@@ -84,8 +86,11 @@ def timed_run(config: Path, run_dir: Path, extra: list[str]) -> tuple[float, flo
     """Wall seconds and the driver's peak RSS (MB) of one ``insidellms harness``."""
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.perf_counter()
-    process = subprocess.Popen([str(BIN / "insidellms"), "harness", str(config), "--run-dir", str(run_dir),
-                                "--no-progress", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(BIN / "insidellms"), "harness", str(config), "--run-dir", str(run_dir), "--no-progress", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -106,16 +111,33 @@ def main() -> None:
     args = parser.parse_args()
     if os.environ.get("INSIDELLMS_BENCH_NETNS") != "1":  # re-run in a loopback-only network namespace
         command = " ".join(f"'{a}'" for a in [sys.executable, *sys.argv])
-        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
-                                env={**os.environ, "INSIDELLMS_BENCH_NETNS": "1"}).returncode)
+        sys.exit(
+            subprocess.run(
+                ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
+                env={**os.environ, "INSIDELLMS_BENCH_NETNS": "1"},
+            ).returncode
+        )
 
     work = Path(tempfile.mkdtemp(prefix="scale", dir="/tmp"))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     ray_port = free_port()
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--port={ray_port}",
-                             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
-                             f"--temp-dir={work / 'ray'}", "--disable-usage-stats"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={ray_port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            f"--temp-dir={work / 'ray'}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     address = f"127.0.0.1:{ray_port}"
     try:
         wait_for_port(ray_port)
@@ -127,20 +149,29 @@ def main() -> None:
             if scenario == "capped":
                 server_args += ["--per-connection-rps", str(args.rps)]
                 connections = args.connections
-            server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_llm_server.py"), *server_args],
-                                      stdout=subprocess.DEVNULL)
+            server = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "fake_llm_server.py"), *server_args], stdout=subprocess.DEVNULL
+            )
             try:
                 wait_for_port(server_port)
                 url = f"http://127.0.0.1:{server_port}/v1"
                 config = write_eval(work / scenario, args.n, url, args.concurrency, connections)
-                cap = (f", each process capped at {connections} connections x {args.rps:g}/s = "
-                       f"{connections * args.rps:,.0f} requests/s" if scenario == "capped" else "")
+                cap = (
+                    f", each process capped at {connections} connections x {args.rps:g}/s = "
+                    f"{connections * args.rps:,.0f} requests/s"
+                    if scenario == "capped"
+                    else ""
+                )
                 print(f"\n== {scenario}: {args.latency_ms:g} ms per request{cap}")
-                print(f"{'executor':<16} {'wall s':>8} {'examples/s':>11} {'vs local':>9} "
-                      f"{'overhead/example':>17} {'driver RSS MB':>14}")
-                rows = [("local", ["--executor", "local"]),
-                        ("ray, 1 worker", ["--ray-address", address, "--executor", "ray"]),
-                        ("ray, 2 workers", ["--ray-address", address, "--executor", "ray"])]
+                print(
+                    f"{'executor':<16} {'wall s':>8} {'examples/s':>11} {'vs local':>9} "
+                    f"{'overhead/example':>17} {'driver RSS MB':>14}"
+                )
+                rows = [
+                    ("local", ["--executor", "local"]),
+                    ("ray, 1 worker", ["--ray-address", address, "--executor", "ray"]),
+                    ("ray, 2 workers", ["--ray-address", address, "--executor", "ray"]),
+                ]
                 local_wall = 0.0
                 for name, extra in rows:
                     workers = 2 if "2" in name else 1
@@ -153,16 +184,20 @@ def main() -> None:
                     wall, rss = timed_run(config, work / scenario / "run", extra)
                     local_wall = local_wall or wall
                     overhead = (wall - local_wall) / args.n * 1e6
-                    print(f"{name:<16} {wall:>8.2f} {args.n / wall:>11,.0f} {wall / local_wall:>8.2f}x "
-                          f"{overhead if name != 'local' else 0:>14,.0f} µs {rss:>14,.0f}")
+                    print(
+                        f"{name:<16} {wall:>8.2f} {args.n / wall:>11,.0f} {wall / local_wall:>8.2f}x "
+                        f"{overhead if name != 'local' else 0:>14,.0f} µs {rss:>14,.0f}"
+                    )
                 if args.rss_n:
                     small = write_eval(work / f"{scenario}-small", args.rss_n, url, args.concurrency, connections)
                     data = json.loads(small.read_text())
                     data["runner"]["executor"] = {"type": "ray", "workers": 2}
                     small.write_text(json.dumps(data))
                     _, rss_small = timed_run(small, work / f"{scenario}-small" / "run", ["--ray-address", address])
-                    print(f"driver RSS, ray 2 workers: {rss_small:,.0f} MB at N={args.rss_n:,}, {rss:,.0f} MB at "
-                          f"N={args.n:,}")
+                    print(
+                        f"driver RSS, ray 2 workers: {rss_small:,.0f} MB at N={args.rss_n:,}, {rss:,.0f} MB at "
+                        f"N={args.n:,}"
+                    )
             finally:
                 stop(server)
         print(f"\ntargets: ray 1 worker <= {TARGET_RAY1}x local; ray 2 workers < 1x local when capped per client")

@@ -52,11 +52,29 @@ def test_on_a_ray_cluster() -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed")
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode:
         pytest.skip("needs unshare -n (root) for a loopback-only network namespace")
-    inner = [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider", "-k", "on_cluster",
-             "-o", "addopts=--import-mode=importlib"]
+    inner = [
+        sys.executable,
+        "-m",
+        "pytest",
+        __file__,
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "on_cluster",
+        "-o",
+        "addopts=--import-mode=importlib",
+    ]
     script = "ip link set lo up && exec " + " ".join(f"'{a}'" for a in inner)
-    result = subprocess.run(["unshare", "-n", "sh", "-c", script], env={**os.environ, "INSIDELLMS_TEST_NETNS": "1"},
-                            capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        env={**os.environ, "INSIDELLMS_TEST_NETNS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
 
@@ -104,8 +122,13 @@ def ray_cluster() -> Iterator[str]:
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"]
     processes = []
     try:
-        processes.append(_start_node(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
-                                      *common], temp / "head.log", env))
+        processes.append(
+            _start_node(
+                ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *common],
+                temp / "head.log",
+                env,
+            )
+        )
         processes.append(_start_node([f"--address=127.0.0.1:{port}", *common], temp / "node.log", env))
         yield f"127.0.0.1:{port}"
     finally:
@@ -125,33 +148,51 @@ def server() -> Iterator[FakeLLMServer]:
 
 def _eval(tmp_path: Path, server: FakeLLMServer, n: int = N, concurrency: int = 8, **runner: Any) -> Path:
     """Two models x a prompt probe whose answers a judge grades: every example is two requests."""
-    write_jsonl(tmp_path / "qa.jsonl", [{"id": f"q{i:04d}", "question": f"What is {i}?", "gold": str(i)}
-                                        for i in range(n)])
+    write_jsonl(
+        tmp_path / "qa.jsonl", [{"id": f"q{i:04d}", "question": f"What is {i}?", "gold": str(i)} for i in range(n)]
+    )
     model = {"type": "openai", "args": {"api_key": "k", "base_url": server.openai_base_url}}
-    judge = {"type": "judge", "rubric": "Is it the number?", "grades": {"A": 1, "B": 0.5, "C": 0}, "pass_at": 0.5,
-             "model": {"type": "openai", "args": {"model_name": "judge", "api_key": "k",
-                                                  "base_url": server.openai_base_url}}}
-    return write_config(tmp_path / "eval.yaml", {
-        "models": [{**model, "args": {**model["args"], "model_name": name}} for name in ("m1", "m2")],
-        "dataset": {"path": "qa.jsonl"},
-        "probes": [{"type": "prompt", "args": {"template": "{{ question }}", "target": "{{ gold }}",
-                                               "scorers": ["includes", judge]}}],
-        "runner": {"concurrency": concurrency, "max_retries": 1, "timeout_s": 10, **runner},
-    })
+    judge = {
+        "type": "judge",
+        "rubric": "Is it the number?",
+        "grades": {"A": 1, "B": 0.5, "C": 0},
+        "pass_at": 0.5,
+        "model": {
+            "type": "openai",
+            "args": {"model_name": "judge", "api_key": "k", "base_url": server.openai_base_url},
+        },
+    }
+    return write_config(
+        tmp_path / "eval.yaml",
+        {
+            "models": [{**model, "args": {**model["args"], "model_name": name}} for name in ("m1", "m2")],
+            "dataset": {"path": "qa.jsonl"},
+            "probes": [
+                {
+                    "type": "prompt",
+                    "args": {"template": "{{ question }}", "target": "{{ gold }}", "scorers": ["includes", judge]},
+                }
+            ],
+            "runner": {"concurrency": concurrency, "max_retries": 1, "timeout_s": 10, **runner},
+        },
+    )
 
 
 def _deterministic(run_dir: Path) -> dict[str, bytes]:
     summary = orjson.loads((run_dir / "summary.json").read_bytes())
     summary.pop("volatile")
-    return {"records.jsonl": (run_dir / "records.jsonl").read_bytes(),
-            "manifest.json": (run_dir / "manifest.json").read_bytes(),
-            "summary.json": orjson.dumps(summary, option=orjson.OPT_SORT_KEYS)}
+    return {
+        "records.jsonl": (run_dir / "records.jsonl").read_bytes(),
+        "manifest.json": (run_dir / "manifest.json").read_bytes(),
+        "summary.json": orjson.dumps(summary, option=orjson.OPT_SORT_KEYS),
+    }
 
 
 def _local_reference(config: Path, tmp_path: Path, server: FakeLLMServer) -> dict[str, bytes]:
     """The same config run in this machine's one process (``--executor local`` overrides the config's)."""
-    result = run_cli("harness", str(config), "--executor", "local", "--run-dir", str(tmp_path / "local"),
-                     "--no-progress")
+    result = run_cli(
+        "harness", str(config), "--executor", "local", "--run-dir", str(tmp_path / "local"), "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     server.stats = type(server.stats)()
     return _deterministic(tmp_path / "local")
@@ -159,7 +200,8 @@ def _local_reference(config: Path, tmp_path: Path, server: FakeLLMServer) -> dic
 
 @cluster_only
 def test_on_cluster_the_run_is_the_local_run_byte_for_byte_at_the_same_total_concurrency(
-        tmp_path: Path, server: FakeLLMServer, ray_cluster: str) -> None:
+    tmp_path: Path, server: FakeLLMServer, ray_cluster: str
+) -> None:
     config = _eval(tmp_path, server, executor={"type": "ray", "address": ray_cluster, "workers": 2})
     local = _local_reference(config, tmp_path, server)
     result = run_cli("harness", str(config), "--run-dir", str(tmp_path / "ray"), "--no-progress")
@@ -173,7 +215,9 @@ def test_on_cluster_the_run_is_the_local_run_byte_for_byte_at_the_same_total_con
 
 
 @cluster_only
-def test_on_cluster_a_killed_worker_loses_and_duplicates_nothing(tmp_path: Path, server: FakeLLMServer, ray_cluster: str) -> None:
+def test_on_cluster_a_killed_worker_loses_and_duplicates_nothing(
+    tmp_path: Path, server: FakeLLMServer, ray_cluster: str
+) -> None:
     config = _eval(tmp_path, server, concurrency=8)
     local = _local_reference(config, tmp_path, server)
     executor = RayExecutor(address=ray_cluster, workers=2)
@@ -201,11 +245,22 @@ def test_on_cluster_a_killed_worker_loses_and_duplicates_nothing(tmp_path: Path,
 
 
 @cluster_only
-def test_on_cluster_a_killed_driver_continues_with_resume(tmp_path: Path, server: FakeLLMServer, ray_cluster: str) -> None:
+def test_on_cluster_a_killed_driver_continues_with_resume(
+    tmp_path: Path, server: FakeLLMServer, ray_cluster: str
+) -> None:
     config = _eval(tmp_path, server, n=400, executor={"type": "ray", "workers": 2})
     local = _local_reference(config, tmp_path, server)
     run_dir = tmp_path / "ray"
-    args = [INSIDELLMS, "harness", str(config), "--ray-address", ray_cluster, "--run-dir", str(run_dir), "--no-progress"]
+    args = [
+        INSIDELLMS,
+        "harness",
+        str(config),
+        "--ray-address",
+        ray_cluster,
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     records = run_dir / "records.jsonl"
     deadline = time.monotonic() + 180
@@ -232,8 +287,9 @@ def test_an_unreachable_cluster_is_one_line_within_seconds(tmp_path: Path, fake_
     pytest.importorskip("ray", reason="the ray extra is not installed")
     config = _eval(tmp_path, fake_llm_server, n=3)
     started = time.monotonic()
-    result = run_cli("harness", str(config), "--ray-address", f"127.0.0.1:{_free_port()}", "--run-dir",
-                     str(tmp_path / "run"))
+    result = run_cli(
+        "harness", str(config), "--ray-address", f"127.0.0.1:{_free_port()}", "--run-dir", str(tmp_path / "run")
+    )
     assert time.monotonic() - started < 10
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -245,16 +301,22 @@ def test_an_unreachable_cluster_is_one_line_within_seconds(tmp_path: Path, fake_
 @pytest.mark.slow
 def test_without_ray_installed_the_executor_names_the_extra(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
     config = _eval(tmp_path, fake_llm_server, n=3, executor={"type": "ray", "workers": 2})
-    no_ray = ("import sys; sys.modules['ray'] = None; sys.argv[0] = 'insidellms'; "
-              "from insideLLMs.cli.main import main; main()")
+    no_ray = (
+        "import sys; sys.modules['ray'] = None; sys.argv[0] = 'insidellms'; "
+        "from insideLLMs.cli.main import main; main()"
+    )
     for extra in ((), ("--executor", "ray")):
-        result = subprocess.run([sys.executable, "-c", no_ray, "harness", str(config), *extra, "--run-dir",
-                                 str(tmp_path / "run")], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", no_ray, "harness", str(config), *extra, "--run-dir", str(tmp_path / "run")],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 1
         line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "type: ray" in text)
         where = "--executor ray" if extra else f"{config}:{line}: runner.executor"
-        assert result.stderr == (f"error: {where}: the ray executor needs the ray package: "
-                                 "pip install 'insidellms[ray]'\n")
+        assert result.stderr == (
+            f"error: {where}: the ray executor needs the ray package: pip install 'insidellms[ray]'\n"
+        )
     assert not (tmp_path / "run").exists() and fake_llm_server.stats.requests == 0
 
 

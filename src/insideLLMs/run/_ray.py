@@ -114,8 +114,14 @@ class RayExecutor:
         if address is not None:
             _check_reachable(address)
         try:
-            ray.init(address=address, namespace="insidellms", log_to_driver=False, logging_level="ERROR",
-                     configure_logging=True, include_dashboard=False if address is None else None)
+            ray.init(
+                address=address,
+                namespace="insidellms",
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=True,
+                include_dashboard=False if address is None else None,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayExecutorError(f"cannot connect to the Ray cluster at {self.address}: {_first_line(exc)}") from None
         self._connected_here = True
@@ -171,7 +177,8 @@ class RayExecutor:
                 lost = [engine.items[i][1].id for i in sorted(unfinished) if work.losses[i] >= MAX_LOSSES]
                 if lost:
                     raise FatalModelError(
-                        f"example {lost[0]} was lost with its Ray worker {MAX_LOSSES} times") from None
+                        f"example {lost[0]} was lost with its Ray worker {MAX_LOSSES} times"
+                    ) from None
                 async with changed:
                     changed.notify_all()
                 try:  # back once Ray has restarted it; a worker gone for good leaves the rest to the others
@@ -291,7 +298,9 @@ def _worker_settings(settings: RunSettings) -> dict[str, Any]:
         "max_retries": settings.max_retries,
         "timeout_s": settings.timeout_s,
         "generation": dict(settings.generation),
-        "cache_dir": settings.cache_dir.resolve() if settings.cache_dir else None,  # the driver's folder, not the actor's
+        "cache_dir": settings.cache_dir.resolve()
+        if settings.cache_dir
+        else None,  # the driver's folder, not the actor's
         "report": False,
     }
 
