@@ -170,26 +170,26 @@ class RayExecutor:
                     return
                 chunk = work.take(size)
             unfinished = set(chunk)
+            worker_lost = False
             try:
                 await self._run_chunk(engine, actor, chunk, unfinished)
-            except ray.exceptions.RayActorError:
+            except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
+                worker_lost = True  # its unreturned examples go to whichever worker asks next
                 work.give_back(sorted(unfinished), engine.next_write)
                 lost = [engine.items[i][1].id for i in sorted(unfinished) if work.losses[i] >= MAX_LOSSES]
                 if lost:
                     raise FatalModelError(
                         f"example {lost[0]} was lost with its Ray worker {MAX_LOSSES} times"
                     ) from None
+            finally:
+                work.finish()
                 async with changed:
                     changed.notify_all()
+            if worker_lost:
                 try:  # back once Ray has restarted it; a worker gone for good leaves the rest to the others
                     await actor.ready.remote()
                 except ray.exceptions.RayActorError:
                     return
-                continue
-            finally:
-                work.finish()
-            async with changed:
-                changed.notify_all()
 
     async def _run_chunk(self, engine: Engine, actor: Any, chunk: list[int], unfinished: set[int]) -> None:
         ray = self._ray
