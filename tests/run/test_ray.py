@@ -222,24 +222,27 @@ def test_on_cluster_a_killed_worker_loses_and_duplicates_nothing(
     local = _local_reference(config, tmp_path, server)
     executor = RayExecutor(address=ray_cluster, workers=2)
     killed: list[int] = []
+    events: list[Any] = []
 
     class KillAWorker:  # a listener: at the 60th example written, SIGKILL the first worker's process
         def on_run_started(self, event: Any) -> None:
-            pass
+            events.append("started")
 
         def on_example_finished(self, event: ExampleFinished) -> None:
+            events.append(event.step)
             if event.step == 60 and not killed:
                 killed.append(executor.pids[0])
                 os.kill(executor.pids[0], signal.SIGKILL)
 
         def on_run_finished(self, event: Any) -> None:
-            pass
+            events.append(event.status)
 
     harness = build_harness(load_config(config), run_dir=tmp_path / "ray", listeners=[KillAWorker()])
     harness.settings.executor = executor
     outcome = harness.run()
     assert killed and outcome.summary["totals"]["n"] == 2 * N
     assert _deterministic(tmp_path / "ray") == local  # each example once, in canonical order
+    assert events == ["started", *range(2 * N), "finished"]  # listeners hear one run, from the driver alone
     resent = server.stats.requests - 4 * N
     assert 0 <= resent <= 2 * 4  # at most the killed worker's in-flight requests (4 answers and their verdicts)
 

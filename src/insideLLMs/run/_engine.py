@@ -170,9 +170,9 @@ class Engine:
     async def run(self) -> RunOutcome:
         settings = self.settings
         executor = settings.executor
-        if executor is not None:
-            executor.open(self)  # an unreachable cluster stops the run before its directory is touched
         try:
+            if executor is not None:
+                executor.open(self)  # an unreachable cluster stops the run before its directory is touched
             return await self._run()
         finally:
             if executor is not None:

@@ -68,8 +68,10 @@ class RayExecutor:
         self.address = address
         self.workers = workers
         self.actors: list[Any] = []
-        self.pids: list[int] = []
+        self.shares: list[int] = []  # each worker's part of runner.concurrency
+        self.pids: list[int] = []  # each worker's process (a restarted worker has another)
         self._ray: Any = None
+        self._cells: Any = None  # the run's cells in Ray's object store, kept while workers may restart
         self._connected_here = False
 
     # -- start and stop ---------------------------------------------------------------------------
@@ -77,9 +79,8 @@ class RayExecutor:
     def open(self, engine: Engine) -> None:
         ray = self._ray = import_ray()
         self._connect(ray)
-        shares = concurrency_shares(engine.settings.concurrency, self.workers or _cluster_cpus(ray))
-        self.shares = shares
         cpus = _cluster_cpus(ray)
+        shares = self.shares = concurrency_shares(engine.settings.concurrency, self.workers or max(1, int(cpus)))
         worker_class = ray.remote(_ShareWorker).options(
             num_cpus=min(1.0, cpus / len(shares)) if cpus else 0,
             max_restarts=MAX_LOSSES,
@@ -87,9 +88,9 @@ class RayExecutor:
             scheduling_strategy="SPREAD",
             max_concurrency=1000,
         )
-        cells = ray.put(engine.cells)  # pickled once for every worker
+        self._cells = ray.put(engine.cells)  # pickled once for every worker
         settings = _worker_settings(engine.settings)
-        self.actors = [worker_class.remote(cells, settings, share) for share in shares]
+        self.actors = [worker_class.remote(self._cells, settings, share) for share in shares]
         try:
             ready = ray.get([actor.ready.remote() for actor in self.actors], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
@@ -140,6 +141,7 @@ class RayExecutor:
             except Exception:  # already gone with its node
                 pass
         self.actors = []
+        self._cells = None
         if self._connected_here:
             ray.shutdown()
             self._connected_here = False
