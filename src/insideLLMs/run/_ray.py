@@ -6,7 +6,7 @@ and runs examples through the engine's own per-example code (``Engine.run_one``:
 time limit and cache, scorers including the judge) with its share of ``runner.concurrency``: the total stays what
 the config says, however many workers. The driver hands out chunks of example indices and each chunk's results
 stream back as they finish. A chunk whose actor dies goes back to the queue, so its unfinished examples run again
-on another worker (or on the restarted one), and the engine writes a result that arrives twice only once.
+on another worker (or on the one started in its place), and the engine writes a result that arrives twice only once.
 
 ``ray`` is an optional extra, imported only here and only when a run uses this executor.
 """
@@ -38,9 +38,6 @@ class RayExecutorError(UserError):
 
 def import_ray() -> Any:
     """The ``ray`` module, or one line naming the extra that installs it."""
-    # Ray's own processes log warnings to this process's stderr (which network address it found, how actor
-    # arguments are kept); what matters reaches us as an exception and becomes one line.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         import ray
     except ImportError:
@@ -69,9 +66,9 @@ class RayExecutor:
         self.workers = workers
         self.actors: list[Any] = []
         self.shares: list[int] = []  # each worker's part of runner.concurrency
-        self.pids: list[int] = []  # each worker's process (a restarted worker has another)
+        self.pids: list[int] = []  # each worker's process (a worker started in a lost one's place has another)
         self._ray: Any = None
-        self._cells: Any = None  # the run's cells in Ray's object store, kept while workers may restart
+        self._cells: Any = None  # the run's cells in Ray's object store, kept for workers started in a lost one's place
         self._connected_here = False
 
     # -- start and stop ---------------------------------------------------------------------------
@@ -81,16 +78,18 @@ class RayExecutor:
         self._connect(ray)
         cpus = _cluster_cpus(ray)
         shares = self.shares = concurrency_shares(engine.settings.concurrency, self.workers or max(1, int(cpus)))
-        worker_class = ray.remote(_ShareWorker).options(
+        # Ray neither restarts a worker nor replays its calls: the driver hands a lost chunk out again and starts
+        # a new worker in the lost one's place (``_replace``).
+        self._worker_class = ray.remote(_ShareWorker).options(
             num_cpus=min(1.0, cpus / len(shares)) if cpus else 0,
-            max_restarts=MAX_LOSSES,
-            max_task_retries=0,  # a lost chunk is handed out again by the driver, not replayed blindly by Ray
+            max_restarts=0,
+            max_task_retries=0,
             scheduling_strategy="SPREAD",
             max_concurrency=1000,
         )
         self._cells = ray.put(engine.cells)  # pickled once for every worker
-        settings = _worker_settings(engine.settings)
-        self.actors = [worker_class.remote(self._cells, settings, share) for share in shares]
+        self._settings = _worker_settings(engine.settings)
+        self.actors = [self._start_worker(share) for share in shares]
         try:
             ready = ray.get([actor.ready.remote() for actor in self.actors], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
@@ -107,6 +106,23 @@ class RayExecutor:
                 f"the Ray workers run insideLLMs {', '.join(sorted(versions))}, this process {library_version()}: "
                 "install the same version on every node"
             )
+
+    def _start_worker(self, share: int) -> Any:
+        return self._worker_class.remote(self._cells, self._settings, share)
+
+    async def _replace(self, slot: int, lost: Any) -> Any | None:
+        """The worker in ``slot`` after ``lost`` died: a new one (started once, whichever feeder asks first), or None
+        when none starts (the other workers then take the rest)."""
+        async with self._replacing[slot]:
+            if self.actors[slot] is lost:
+                self.actors[slot] = self._start_worker(self.shares[slot])
+            actor = self.actors[slot]
+            try:
+                pid, _ = await asyncio.wait_for(actor.ready.remote(), START_TIMEOUT_S)
+            except (self._ray.exceptions.RayError, TimeoutError):
+                return None
+            self.pids[slot] = pid
+            return actor
 
     def _connect(self, ray: Any) -> None:
         if ray.is_initialized():  # an application that connected itself
@@ -151,9 +167,10 @@ class RayExecutor:
     async def execute(self, engine: Engine, start: int) -> None:
         work = _Work(start, len(engine.items))
         changed = asyncio.Condition()
+        self._replacing = [asyncio.Lock() for _ in self.actors]
         feeders = [
-            self._feed(engine, actor, share, work, changed)
-            for actor, share in zip(self.actors, self.shares)
+            self._feed(engine, slot, work, changed)
+            for slot in range(len(self.actors))
             for _ in range(2)  # two chunks per worker: the next is queued there while the last finishes
         ]
         async with asyncio.TaskGroup() as group:
@@ -162,15 +179,17 @@ class RayExecutor:
         if work.left():
             raise FatalModelError(f"every Ray worker was lost with {work.left()} examples still to run")
 
-    async def _feed(self, engine: Engine, actor: Any, size: int, work: _Work, changed: asyncio.Condition) -> None:
+    async def _feed(self, engine: Engine, slot: int, work: _Work, changed: asyncio.Condition) -> None:
         """Hand chunks to one worker until no example is left, keeping results within the engine's write window."""
         ray = self._ray
+        size = self.shares[slot]
         while True:
             async with changed:
                 await changed.wait_for(lambda: work.done() or work.ready(engine.next_write, engine.window))
                 if work.done():
                     return
                 chunk = work.take(size)
+            actor = self.actors[slot]
             unfinished = set(chunk)
             worker_lost = False
             try:
@@ -187,11 +206,8 @@ class RayExecutor:
                 work.finish()
                 async with changed:
                     changed.notify_all()
-            if worker_lost:
-                try:  # back once Ray has restarted it; a worker gone for good leaves the rest to the others
-                    await actor.ready.remote()
-                except ray.exceptions.RayActorError:
-                    return
+            if worker_lost and await self._replace(slot, actor) is None:
+                return  # no worker starts in its place: the others take the rest
 
     async def _run_chunk(self, engine: Engine, actor: Any, chunk: list[int], unfinished: set[int]) -> None:
         ray = self._ray
