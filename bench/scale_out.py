@@ -114,7 +114,7 @@ def main() -> None:
         sys.exit(
             subprocess.run(
                 ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
-                env={**os.environ, "INSIDELLMS_BENCH_NETNS": "1"},
+                env={**os.environ, "INSIDELLMS_BENCH_NETNS": "1", "HOME": tempfile.mkdtemp(prefix="scale-home")},
             ).returncode
         )
 

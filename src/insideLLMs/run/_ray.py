@@ -74,6 +74,8 @@ class RayExecutor:
     # -- start and stop ---------------------------------------------------------------------------
 
     def open(self, engine: Engine) -> None:
+        if self.address not in ("auto", "local"):
+            _check_reachable(self.address)  # before importing ray: a wrong address is told at once
         ray = self._ray = import_ray()
         self._connect(ray)
         cpus = _cluster_cpus(ray)
@@ -128,7 +130,7 @@ class RayExecutor:
         if ray.is_initialized():  # an application that connected itself
             return
         address = None if self.address == "local" else self.address
-        if address is not None:
+        if address == "auto":
             _check_reachable(address)
         try:
             ray.init(
