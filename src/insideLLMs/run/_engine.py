@@ -76,8 +76,9 @@ class Executor(Protocol):
     """Runs a share of a run's examples somewhere else and hands each result back to the engine.
 
     The engine stays the only writer of the run directory and the only caller of listeners: an executor
-    calls ``engine.deliver(index, record, timing)`` for every example it finishes (in any order) and
-    awaits ``engine.room(index)`` before starting one, so results wait in memory for at most a window.
+    calls ``engine.deliver(index, record, timing)`` for every example it finishes (in any order, a second
+    answer for one is ignored) and starts no example ``engine.window`` or more ahead of ``engine.next_write``,
+    so results wait in memory for at most a window.
     """
 
     name: str
