@@ -90,6 +90,9 @@ class Behaviour:
     judge: Judge | None = None  # judge mode (see ``Judge``); None: judge prompts are answered as any other
     #: prompt substring -> answers, one picked by the request's ``seed`` (seed % len): sampling that a seed repeats
     seeded_answers: dict[str, list[str]] = field(default_factory=dict)
+    #: a provider's per-client cap: each connection is answered at most this often per second (0: no cap), so a
+    #: client process with M connections tops out at M x this, whatever its concurrency (bench/scale_out.py)
+    per_connection_rps: float = 0.0
 
 
 @dataclass
@@ -170,6 +173,7 @@ class FakeLLMServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopped: asyncio.Event | None = None
+        self._next_turn: dict[int, float] = {}  # per connection, when it may be answered next (per_connection_rps)
 
     # ---- controls (thread-safe enough for tests: plain attribute swaps) ----
 
@@ -226,6 +230,15 @@ class FakeLLMServer:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         return web.json_response(error, status=fault.status, headers=headers)
 
+    async def _connection_turn(self, request: web.Request) -> None:
+        """Wait for this connection's next slot under ``per_connection_rps``."""
+        key = id(request.transport)
+        now = time.monotonic()
+        turn = max(now, self._next_turn.get(key, 0.0))
+        self._next_turn[key] = turn + 1.0 / self.behaviour.per_connection_rps
+        if turn > now:
+            await asyncio.sleep(turn - now)
+
     def _authorised(self, request: web.Request) -> bool:
         expected = self.behaviour.api_key
         if expected is None:
@@ -252,6 +265,8 @@ class FakeLLMServer:
         prompt = _last_user_text(messages)
         self.stats.last_request = {"path": request.path, "body": body, "headers": dict(request.headers)}
         self.stats.seeds.append((prompt, body.get("seed")))
+        if self.behaviour.per_connection_rps:
+            await self._connection_turn(request)
         if self.behaviour.latency_ms:
             await asyncio.sleep(self.behaviour.latency_ms / 1000.0)
         if not self._authorised(request):
@@ -450,8 +465,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--api-key", default=None, help="require this key (else any key is accepted)")
+    parser.add_argument("--per-connection-rps", type=float, default=0.0,
+                        help="answer each connection at most this often per second (a per-client cap; 0: none)")
     args = parser.parse_args(argv)
-    server = FakeLLMServer(host=args.host, port=args.port, latency_ms=args.latency_ms, api_key=args.api_key)
+    server = FakeLLMServer(host=args.host, port=args.port, latency_ms=args.latency_ms, api_key=args.api_key,
+                           per_connection_rps=args.per_connection_rps)
     asyncio.run(server.serve(handle_signals=True, on_ready=lambda: print(f"listening on {server.base_url}", flush=True)))
 
 

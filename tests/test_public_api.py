@@ -35,9 +35,9 @@ PUBLIC: dict[str, set[str]] = {
         "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
         "build_scorers", "get_scorer",
     },
-    "insideLLMs.run": {"BudgetError", "BudgetReached", "Harness", "ProbeRunner", "RunAborted", "RunOutcome",
-                      "RunSettings", "Shard", "ShardError", "build_harness", "merge_shards", "self_grading", "shard_key",
-                      "shard_of"},
+    "insideLLMs.run": {"BudgetError", "BudgetReached", "Executor", "Harness", "ProbeRunner", "RayExecutor",
+                      "RayExecutorError", "RunAborted", "RunOutcome", "RunSettings", "Shard", "ShardError",
+                      "build_harness", "merge_shards", "self_grading", "shard_key", "shard_of"},
     "insideLLMs.rundir": {
         "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
@@ -65,7 +65,8 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.registry": {"Registry", "UnknownTypeError"},
     "insideLLMs.config": {
         "BACKENDS", "Backend", "Config", "ConfigError", "DatasetConfig", "GenerationConfig", "LoadedConfig",
-        "ModelConfig", "PriceConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig", "field_error",
+        "ExecutorConfig", "ModelConfig", "PriceConfig", "ProbeConfig", "RunnerConfig", "SchemaError", "Settings", "TrackingConfig",
+        "field_error",
         "line_of", "load_config", "parse_config", "redact_config", "validate",
     },
     "insideLLMs.events": {"ExampleFinished", "RunFinished", "RunListener", "RunStarted", "RunStatus"},

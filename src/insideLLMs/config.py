@@ -276,8 +276,23 @@ class GenerationConfig(Settings):
         return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
 
 
+class ExecutorConfig(Settings):
+    """Where a run's examples run: ``local`` (this process) or ``ray`` (actors on a Ray cluster; docs/guides/ray.md).
+
+    How a run is executed is never part of its run_id: the run directory is the same bytes either way.
+    """
+
+    type: Literal["local", "ray"] = "local"
+    address: str = "auto"  # ray: auto (the cluster on this machine, or RAY_ADDRESS), HOST:PORT, or local
+    workers: Annotated[int, msgspec.Meta(ge=1)] | None = None  # ray: actors (default: one per cluster CPU)
+
+    def __post_init__(self) -> None:
+        if self.type == "local" and (self.address != "auto" or self.workers is not None):
+            raise field_error("type", "address and workers apply to the ray executor: set type: ray")
+
+
 class RunnerConfig(Settings):
-    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
+    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16  # requests in flight at once, in total over every worker
     max_retries: Annotated[int, msgspec.Meta(ge=0)] = 4
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     max_examples: Annotated[int, msgspec.Meta(ge=1)] | None = None
@@ -288,6 +303,7 @@ class RunnerConfig(Settings):
     #: how summary figures reduce an example's epochs: one reducer, or metric (pass_rate, a score) -> reducer;
     #: names are checked (with the number of epochs) by ``stats.Reducer`` when the run is assembled
     reducer: str | dict[str, str] | None = None
+    executor: ExecutorConfig = msgspec.field(default_factory=ExecutorConfig)
 
 
 class PriceConfig(Settings):
@@ -502,6 +518,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatasetConfig",
+    "ExecutorConfig",
     "GenerationConfig",
     "LoadedConfig",
     "ModelConfig",

@@ -274,6 +274,18 @@ CASES: dict[str, Case] = {
         BASE + "runner: {epochs: 2, reducer: pass_at_5}\n",
         "error: eval.yaml:3: runner.reducer: reducer 'pass_at_5' needs at least 5 epochs, the run has 2",
     ),
+    "executor-unknown-type": config(
+        BASE + "runner:\n  executor: {type: spark}\n",
+        "error: eval.yaml:4: runner.executor.type: invalid value 'spark'",
+    ),
+    "executor-workers-zero": config(
+        BASE + "runner:\n  executor:\n    type: ray\n    workers: 0\n",
+        "error: eval.yaml:6: runner.executor.workers: expected an integer >= 1, got 0",
+    ),
+    "executor-local-with-an-address": config(
+        BASE + "runner:\n  executor:\n    address: 10.0.0.1:6379\n",
+        "error: eval.yaml:4: runner.executor.type: address and workers apply to the ray executor: set type: ray",
+    ),
     # -- prompt sets -------------------------------------------------------------------------------
     "missing-data-file": config(
         "model: @MODEL@\nprobe: {type: logic}\ndataset:\n  path: nope.jsonl\n",
@@ -574,6 +586,16 @@ CASES: dict[str, Case] = {
     "run-max-examples-zero": command(
         "run", "eval.yaml", "--max-examples", "0",
         expected="error: Invalid value for '--max-examples': 0 is not in the range x>=1. (see: insidellms run --help)",
+        files={"eval.yaml": BASE},
+    ),
+    "ray-address-with-the-local-executor": command(
+        "harness", "eval.yaml", "--executor", "local", "--ray-address", "10.0.0.1:6379",
+        expected="error: --ray-address applies to the ray executor: drop it or pass --executor ray",
+        files={"eval.yaml": BASE},
+    ),
+    "ray-address-not-host-port": command(
+        "harness", "eval.yaml", "--ray-address", "headnode",
+        expected="error: Ray cluster address 'headnode': expected HOST:PORT, auto or local",
         files={"eval.yaml": BASE},
     ),
     "harness-concurrency-not-a-number": command(

@@ -23,6 +23,8 @@ def _run_options(fn: Any) -> Any:
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --run-dir."),
         click.option("--overwrite", is_flag=True, help="Replace an existing run in --run-dir."),
         click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight at once (overrides runner.concurrency)."),
+        click.option("--executor", type=click.Choice(["local", "ray"]), help="Where examples run: this process, or Ray actors (overrides runner.executor.type)."),
+        click.option("--ray-address", metavar="HOST:PORT", help="The Ray cluster to run on: auto, HOST:PORT or local (implies --executor ray)."),
         click.option("--max-examples", type=click.IntRange(min=1), help="Only the first N examples of each prompt set."),
         click.option("--shard", metavar="I/N", help="Run only shard I of N (0-based: 0/4 … 3/4) into a partial run "
                      "directory; join the N parts with: insidellms merge."),
@@ -83,6 +85,8 @@ def _main(options: dict[str, Any], *, harness: bool) -> None:
             max_examples=options["max_examples"],
             concurrency=options["concurrency"],
             epochs=options["epochs"],
+            executor=options["executor"],
+            ray_address=options["ray_address"],
             resume=options["resume"],
             overwrite=options["overwrite"],
             progress=options["progress"],

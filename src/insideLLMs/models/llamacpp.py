@@ -62,6 +62,7 @@ class LlamaCppModel(Model):
         barriers, and with every core busy (a test suite, other runs) using them all makes
         generation several times slower, not faster.
         """
+        self._args = (model_path, n_ctx, n_threads, seed, chat_format, model_name)  # to build it again elsewhere
         path = Path(model_path).expanduser() if model_path is not None else embedded_model_path()
         if not path.is_file():
             raise ModelNotAvailable(f"GGUF model file not found: {path}")
@@ -79,6 +80,10 @@ class LlamaCppModel(Model):
         self._lock = threading.Lock()
         # one worker: calls queue here instead of filling the default pool other code needs
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="insidellms-llamacpp")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its arguments (a Ray worker loads the model itself, the embedded one from its own install)."""
+        return (type(self), self._args)
 
     def _load(self) -> Any:
         """The Llama object, created on first use; call with ``self._lock`` held."""

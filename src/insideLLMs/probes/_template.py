@@ -53,6 +53,11 @@ class Template:
             line = f" (line {exc.lineno} of the template)" if source.count("\n") else ""
             raise SchemaError(loc, f"template does not parse: {exc.message}{line}") from None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its source and compiled again where it is loaded (a Ray worker): compiled Jinja code is not
+        picklable."""
+        return (Template, (self.source, self.loc))
+
     @property
     def what(self) -> str:
         return ".".join(str(p) for p in self.loc)

@@ -6,6 +6,7 @@ missing data file), reported as ``file:line: what is wrong``.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,9 @@ from insideLLMs.models import MODELS, Model, PriceTable
 from insideLLMs.probes import PROBES, Probe
 from insideLLMs.registry import UnknownTypeError
 from insideLLMs.run._engine import BudgetError, check_budget, run_prices
+from insideLLMs.errors import UserError
+from insideLLMs.run._engine import Executor
+from insideLLMs.run._ray import INSTALL_HINT, RayExecutor
 from insideLLMs.run._runner import Harness, RunSettings
 from insideLLMs.stats import Reducer
 
@@ -198,12 +202,18 @@ def build_harness(
     max_examples: int | None = None,
     concurrency: int | None = None,
     epochs: int | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
     **settings: Any,
 ) -> Harness:
-    """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...)."""
+    """The whole run a config describes; ``settings`` are further ``RunSettings`` fields (run_dir, resume, ...).
+
+    ``executor`` and ``ray_address`` override ``runner.executor`` (the CLI's ``--executor`` and ``--ray-address``).
+    """
     cfg = loaded.config
     epochs = epochs or cfg.runner.epochs
     _check_reducer(loaded, epochs)
+    run_executor = _executor(loaded, executor, ray_address)
     models_checked = model_constructors(loaded)  # config mistakes are reported in file order
     probes = build_probes(loaded, max_examples or cfg.runner.max_examples)  # every row checked before a model is built
     models = build_models(loaded, models_checked)
@@ -219,6 +229,7 @@ def build_harness(
         max_cost_usd=settings.pop("max_cost_usd", cfg.runner.max_cost_usd),
         epochs=epochs,
         reducer=cfg.runner.reducer,
+        executor=run_executor,
         **settings,
     )
     harness = Harness(models, probes, settings=run_settings)
@@ -229,3 +240,17 @@ def build_harness(
             where = f"{loaded.path}:{line_of(loaded, 'runner', 'max_cost_usd')}: runner.max_cost_usd"
             raise ConfigError(f"{where}: {exc}") from None
     return harness
+
+
+def _executor(loaded: LoadedConfig, override: str | None, ray_address: str | None) -> Executor | None:
+    """The config's ``runner.executor`` with the command line's overrides: None runs examples in this process."""
+    config = loaded.config.runner.executor
+    kind = override or ("ray" if ray_address else config.type)
+    if kind == "local":
+        if ray_address:
+            raise UserError("--ray-address applies to the ray executor: drop it or pass --executor ray")
+        return None
+    if importlib.util.find_spec("ray") is None:
+        where = "--executor ray" if override else f"{loaded.path}:{line_of(loaded, 'runner', 'executor', 'type')}: runner.executor"
+        raise ConfigError(f"{where}: the ray executor needs the ray package: {INSTALL_HINT}")
+    return RayExecutor(address=ray_address or config.address, workers=config.workers)

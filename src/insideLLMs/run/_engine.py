@@ -17,7 +17,7 @@ import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import yaml
 
@@ -88,6 +88,7 @@ class RunSettings:
     max_cost_usd: float | None = None  # stop once the records cost this much (models and judges)
     epochs: int = 1  # ask each example this many times, each epoch its own record
     reducer: str | dict[str, str] | None = None  # how summary.json reduces an example's epochs (default: mean)
+    executor: Executor | None = None  # where examples run: None runs them in this process (run._ray: a Ray cluster)
 
     def __post_init__(self) -> None:
         if self.run_dir is not None:
@@ -97,6 +98,27 @@ class RunSettings:
         reducers = self.reducer.values() if isinstance(self.reducer, dict) else [self.reducer or DEFAULT_REDUCER]
         for name in reducers:
             Reducer.parse(name, self.epochs)  # a ValueError that names the reducers there are
+
+
+class Executor(Protocol):
+    """Runs a share of a run's examples somewhere else and hands each result back to the engine.
+
+    The engine stays the only writer of the run directory and the only caller of listeners: an executor
+    calls ``engine.deliver(index, record, timing)`` for every example it finishes (in any order, a second
+    answer for one is ignored) and starts no example ``engine.window`` or more ahead of ``engine.next_write``,
+    so results wait in memory for at most a window.
+    """
+
+    name: str
+
+    def open(self, engine: Engine) -> None:
+        """Connect and start workers before anything is written (a failure here is the user's to fix)."""
+
+    async def execute(self, engine: Engine, start: int) -> None:
+        """Run examples ``start..`` of ``engine.items``; raise ``FatalModelError`` to stop the run."""
+
+    def close(self) -> None:
+        """Stop the workers; called once, however the run ended."""
 
 
 @dataclass
@@ -200,6 +222,17 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         settings = self.settings
+        executor = settings.executor
+        try:
+            if executor is not None:
+                executor.open(self)  # an unreachable cluster stops the run before its directory is touched
+            return await self._run()
+        finally:
+            if executor is not None:
+                executor.close()
+
+    async def _run(self) -> RunOutcome:
+        settings = self.settings
         writer = RunWriter(settings.run_dir, self.run_id, resume=settings.resume, overwrite=settings.overwrite) if settings.run_dir else None
         done = writer.prepare() if writer else 0
         self._check_resumable(writer, done)
@@ -238,9 +271,7 @@ class Engine:
             self.progress.close()
             if self.cache is not None:
                 self.cache.close()
-            closing = _unique_models(self.cells)
-            closing += [m for m in self.score_models if all(m is not c for c in closing)]
-            await asyncio.gather(*(m.aclose() for m in closing), return_exceptions=True)
+            await self.close_models()
             summary = self.summary.build(wall_time_s=time.monotonic() - started)
             manifest = None
             if writer:
@@ -254,6 +285,12 @@ class Engine:
                     writer.close()
             self.listeners.emit("on_run_finished", self._finished_event(status, summary, manifest, error))
         return RunOutcome(self.run_id, settings.run_dir, summary, self.records)
+
+    async def close_models(self) -> None:
+        """Close the connections of the run's models and of the models its scorers called."""
+        closing = _unique_models(self.cells)
+        closing += [m for m in self.score_models if all(m is not c for c in closing)]
+        await asyncio.gather(*(m.aclose() for m in closing), return_exceptions=True)
 
     def _check_resumable(self, writer: RunWriter | None, done: int) -> None:
         if not writer or not done:
@@ -283,22 +320,31 @@ class Engine:
         self.blocked: deque[tuple[int, asyncio.Future[None]]] = deque()
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.settings.concurrency, len(self.items) - start)):
-                    group.create_task(self._worker())
+                if self.settings.executor is not None:
+                    group.create_task(self.settings.executor.execute(self, start))
+                else:
+                    for _ in range(min(self.settings.concurrency, len(self.items) - start)):
+                        group.create_task(self._worker())
         except* RunDirError as eg:  # the run directory could not be written: the run stops, resumable
             raise eg.exceptions[0] from None
+        except* FatalModelError as eg:  # from an executor's worker
+            raise self._aborted(eg.exceptions[0]) from None
         except* _Fatal as eg:
             fatal = eg.exceptions[0]
             assert isinstance(fatal, _Fatal)
-            if self.writer:
-                self.writer.flush()
-            where = f"; continue later with --resume (run dir {self.writer.run_dir})" if self.writer else ""
-            raise RunAborted(
-                f"run stopped after {self.next_write} of {len(self.items)} examples: {fatal.cause}{where}",
-                done=self.next_write, total=len(self.items),
-            ) from None
+            raise self._aborted(fatal.cause) from None
         if self.stop_reason is not None and self.next_write < len(self.items):
             self._stop_for_budget()
+
+    def _aborted(self, cause: BaseException) -> RunAborted:
+        """What a fatal model error becomes: the run stops with what was written kept, resumable."""
+        if self.writer:
+            self.writer.flush()
+        where = f"; continue later with --resume (run dir {self.writer.run_dir})" if self.writer else ""
+        return RunAborted(
+            f"run stopped after {self.next_write} of {len(self.items)} examples: {cause}{where}",
+            done=self.next_write, total=len(self.items),
+        )
 
     def _spend(self, record: dict[str, Any]) -> None:
         """Count what a record cost against the budget; past it (or unmeterable), workers take no new example."""
@@ -329,16 +375,35 @@ class Engine:
                 return
             index = self.next_index
             self.next_index += 1
-            if index - self.next_write >= self.window:
-                room = asyncio.get_running_loop().create_future()
-                self.blocked.append((index, room))
-                await room
+            await self.room(index)
             cell, example, epoch = self.items[index]
             record, timing = await self._one(cell, example, self._epoch(epoch))
-            if self.budget is not None:
-                self._spend(record.to_dict())
-            self.pending[index] = (record, timing)
-            self._drain()
+            self.deliver(index, record, timing)
+
+    async def room(self, index: int) -> None:
+        """Wait until example ``index`` is within the write window (a window ahead of the next to write)."""
+        if index - self.next_write >= self.window:
+            room = asyncio.get_running_loop().create_future()
+            self.blocked.append((index, room))
+            await room
+
+    def deliver(self, index: int, record: Record, timing: Timing) -> None:
+        """Example ``index`` is done: count its cost against the budget, write it and every result now next in
+        example order."""
+        if index < self.next_write or index in self.pending:  # already written: a re-run's second answer
+            return
+        if self.budget is not None:
+            self._spend(record.to_dict())
+        self.pending[index] = (record, timing)
+        self._drain()
+
+    async def run_one(self, index: int) -> tuple[Record, Timing]:
+        """Run example ``index`` of ``items`` (an executor's worker runs its share through this)."""
+        cell, example, epoch = self.items[index]
+        try:
+            return await self._one(cell, example, self._epoch(epoch))
+        except _Fatal as fatal:
+            raise FatalModelError(str(fatal.cause)) from None
 
     def _wake_blocked(self) -> None:
         """Let waiting workers go on once their example is within the window again."""
@@ -479,7 +544,8 @@ class Engine:
             run_id=self.run_id, run_dir=s.run_dir, name=s.name,
             models=self.identity["models"], probes=self.identity["probes"], datasets=self.identity["datasets"],
             generation=self.generation,
-            runner={"concurrency": s.concurrency, "max_retries": s.max_retries, "timeout_s": s.timeout_s}
+            runner={"concurrency": s.concurrency, "max_retries": s.max_retries, "timeout_s": s.timeout_s,
+                    **({"executor": s.executor.name} if s.executor is not None else {})}
             | self._epoch_settings(),
             total=len(self.items), library_version=library_version(), config=s.config, resumed=done,
             shard=None if s.shard is None else str(s.shard),
@@ -554,6 +620,21 @@ class _Fatal(Exception):
     def __init__(self, cause: ModelError) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+class FatalModelError(ModelError):
+    """A fatal model error raised where an executor's worker ran the example; it stops the run as it would here.
+
+    It keeps only the message, so it crosses process boundaries (pickled) whatever the original error held.
+    """
+
+    fatal = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FatalModelError, (str(self),))
 
 
 def _open_cache(directory: Path) -> Any:
