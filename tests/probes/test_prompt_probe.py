@@ -242,17 +242,6 @@ def test_a_custom_scorer_by_module_colon_class_and_entry_point(tmp_path: Path) -
             "subclass insideLLMs.scorers.base.Scorer\n")
 
 
-def test_the_shipped_example_runs_on_the_dummy_model(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
-    result = run_cli("run", str(root / "examples/custom-evals/quiz.yaml"), "--run-dir", str(tmp_path / "out"),
-                     "--no-track")
-    assert result.returncode == 0, result.stderr
-    recs = records(tmp_path / "out/records.jsonl")
-    assert [(r["example_id"], r["passed"]) for r in recs] == [
-        ("mars", True), ("gold", True), ("hexagon", False), ("water", True)]  # "100 degrees": the choice's text
-    assert [m["role"] for m in recs[0]["messages"]] == ["system", "user", "assistant", "user", "assistant", "user"]
-
-
 def test_dataset_fields_rename_for_built_in_probes_in_every_format(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "qa.jsonl", [{"key": "k1", "question": "Capital of France?", "expected": "Paris"}])
     (tmp_path / "eval.yaml").write_text(
