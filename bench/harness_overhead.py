@@ -114,6 +114,10 @@ class Server:
     def reset(self) -> None:
         self._call("/_reset", {})
 
+    def configure(self, **behaviour: object) -> None:
+        """Change what the server does (its /_control): ``judge={...}`` turns on judge mode, say."""
+        self._call("/_control", behaviour)
+
     def stats(self) -> dict:
         return self._call("/_stats")
 
