@@ -43,6 +43,7 @@ bench: setup-test
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/diff_scale.py
 	$(BIN)/python bench/scale_out.py
+	$(BIN)/python bench/eval_scorers.py
 
 # Mutation testing of the core (docs/testing.md): not part of `make test`. Reruns only what changed since the last
 # run; `rm -rf mutants` starts afresh.
