@@ -41,7 +41,7 @@ PUBLIC: dict[str, set[str]] = {
     "insideLLMs.rundir": {
         "Agreement", "CONFIG", "INCOMPLETE", "LabelsError", "MANIFEST", "RECORDS", "RECORD_FIELDS", "REPORT", "RUN_FILES", "Record", "RunDirError",
         "RunReader", "RunWriter", "SUMMARY", "SummaryBuilder", "TIMINGS", "Timing", "atomic_path", "read_jsonl",
-        "record_key", "summarize", "write_atomic", "judge_agreement", "judge_votes", "record_cost",
+        "record_key", "summarize", "summary_settings", "write_atomic", "judge_agreement", "judge_votes", "record_cost",
     },
     "insideLLMs.report": {"ReportData", "rebuild_summary", "render_report", "write_report"},
     "insideLLMs.diff": {

@@ -164,16 +164,20 @@ def _mlflow_server_session(tmp_path_factory: pytest.TempPathFactory, mlflow_env:
         server.kill()
 
 
-@pytest.fixture
-def mlflow_server(_mlflow_server_session: MlflowServer) -> Iterator[MlflowServer]:
-    """The session's MLflow server, running at the start of the test and again after it."""
-    server = _mlflow_server_session
+def kept_running(server: MlflowServer) -> Iterator[MlflowServer]:
+    """A session's server for one test: running at its start, and again after it (a test may stop it)."""
     if not server.running or not server.healthy():
         server.kill()
         server.start()
     yield server
     if not server.running:
         server.start()
+
+
+@pytest.fixture
+def mlflow_server(_mlflow_server_session: MlflowServer) -> Iterator[MlflowServer]:
+    """The session's MLflow server, running at the start of the test and again after it."""
+    yield from kept_running(_mlflow_server_session)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import pytest
 
-from support.mlflow_server import MLFLOW_BIN, MlflowServer, free_port
+from support.mlflow_server import MLFLOW_BIN, MlflowServer, free_port, kept_running
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 UNPRIVILEGED = "nobody"
@@ -196,10 +196,4 @@ def _mlflow_pg_session(
 @pytest.fixture
 def mlflow_pg_server(_mlflow_pg_session: MlflowServer) -> Iterator[MlflowServer]:
     """The session's MLflow server on PostgreSQL, running at the start of the test and again after it."""
-    server = _mlflow_pg_session
-    if not server.running or not server.healthy():
-        server.kill()
-        server.start()
-    yield server
-    if not server.running:
-        server.start()
+    yield from kept_running(_mlflow_pg_session)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-from insideLLMs.rundir import REPORT, SUMMARY, RunReader, summarize, write_atomic
+from insideLLMs.rundir import REPORT, SUMMARY, RunReader, summarize, summary_settings, write_atomic
 from insideLLMs.canonical import dumps_pretty
 from insideLLMs.report.page import MAX_EXAMPLES, Markup, esc, expected_of, figure, filter_box, latency_chart
 from insideLLMs.report.page import page, pre, prompt_of, rate, table, usd
@@ -30,19 +30,13 @@ def rebuild_summary(run_dir: Path) -> Path:
     old = reader.summary or {}
     manifest = reader.manifest or {}
     run_id = manifest.get("run_id") or old.get("run_id")
-    summary = summarize(reader.records(), reader.timings(), run_id=run_id, prices=_prices(manifest),
-                        epochs=manifest.get("epochs"), reducer=manifest.get("reducer"))
+    summary = summarize(reader.records(), reader.timings(), run_id=run_id, **summary_settings(manifest))
     wall = (old.get("volatile") or {}).get("wall_time_s")
     if wall is not None:
         summary["volatile"]["wall_time_s"] = wall
     path = Path(run_dir) / SUMMARY
     write_atomic(path, dumps_pretty(summary))
     return path
-
-
-def _prices(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The prices a run used, as its manifest records them (None: costs unknown)."""
-    return (manifest.get("pricing") or {}).get("models")
 
 
 @dataclass
@@ -100,7 +94,7 @@ def render_report(run_dir: Path, data: ReportData | None = None) -> bytes:
     summary = reader.summary
     manifest = reader.manifest or {}
     if summary is None:  # an interrupted run: summarize what is there
-        summary = summarize(reader.records(), reader.timings(), prices=_prices(manifest))
+        summary = summarize(reader.records(), reader.timings(), **summary_settings(manifest))
     run_id = manifest.get("run_id") or summary.get("run_id") or "?"
     body = [
         f"<h1>insideLLMs run {esc(run_id)}</h1>",

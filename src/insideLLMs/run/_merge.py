@@ -32,8 +32,9 @@ from insideLLMs.rundir import (
     TIMINGS,
     RunDirError,
     SummaryBuilder,
+    summary_settings,
+    write_atomic,
 )
-from insideLLMs.rundir import write_atomic
 from insideLLMs.run._engine import _report_data, _write_report
 from insideLLMs.run._shards import POSITION, ShardError
 
@@ -180,7 +181,8 @@ def _write(parts: list[_Part], out: Path) -> Any:
     first = parts[0]
     run_id = first.manifest["run_id"]
     total = first.manifest["shard"]["run_records"]
-    summary = SummaryBuilder(run_id)
+    manifest = first.manifest
+    summary = SummaryBuilder(run_id, **summary_settings(manifest))
     report = _report_data() if any((p.path / REPORT).exists() for p in parts) else None
     expected = 0
     with open(out / RECORDS, "wb") as records, open(out / TIMINGS, "wb") as timings:
@@ -202,7 +204,7 @@ def _write(parts: list[_Part], out: Path) -> Any:
         raise ShardError(f"merge: the shards hold {expected} of the run's {total} records; run them again")
     walls = [((_json(p.path / SUMMARY).get("volatile") or {}).get("wall_time_s")) for p in parts]
     built = summary.build(wall_time_s=max((w for w in walls if w is not None), default=None))
-    manifest = {k: v for k, v in first.manifest.items() if k != "shard"}
+    manifest = {k: v for k, v in manifest.items() if k != "shard"}
     manifest["counts"] = {"records": built["totals"]["n"], "by_status": built["totals"]["status_counts"]}
     shutil.copyfile(first.path / CONFIG, out / CONFIG)
     write_atomic(out / SUMMARY, dumps_pretty(built))

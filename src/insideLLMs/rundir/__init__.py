@@ -20,7 +20,7 @@ from insideLLMs.rundir._directory import (
     write_atomic,
 )
 from insideLLMs.rundir._records import RECORD_FIELDS, Record, Timing, record_key
-from insideLLMs.rundir._summary import SummaryBuilder, judge_votes, record_cost, summarize
+from insideLLMs.rundir._summary import SummaryBuilder, judge_votes, record_cost, summarize, summary_settings
 
 __all__ = [
     "Agreement",
@@ -47,5 +47,6 @@ __all__ = [
     "record_cost",
     "record_key",
     "summarize",
+    "summary_settings",
     "write_atomic",
 ]

@@ -482,6 +482,13 @@ class SummaryBuilder:
         }
 
 
+def summary_settings(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """How a run's summary is built, as its manifest.json records it: ``epochs``, ``reducer`` and ``prices``
+    (keyword arguments for :func:`summarize` and :class:`SummaryBuilder`)."""
+    return {"epochs": manifest.get("epochs"), "reducer": manifest.get("reducer"),
+            "prices": (manifest.get("pricing") or {}).get("models")}
+
+
 def summarize(
     records: Iterable[dict[str, Any]], timings: Iterable[dict[str, Any]] = (), *, run_id: str | None = None,
     epochs: int | None = None, reducer: str | Mapping[str, str] | None = None, prices: Prices | None = None,
