@@ -27,6 +27,7 @@ import pytest
 from fake_llm_server import FakeLLMServer
 from insideLLMs.config import load_config
 from insideLLMs.events import ExampleFinished
+from insideLLMs.models.base import Completion
 from insideLLMs.run import RayExecutor, build_harness
 from insideLLMs.run._ray import concurrency_shares
 from support.cli import INSIDELLMS, run_cli, write_config, write_jsonl
@@ -326,8 +327,8 @@ def test_without_ray_installed_the_executor_names_the_extra(tmp_path: Path, fake
 
 @pytest.mark.slow
 def test_every_example_config_reaches_the_workers_intact() -> None:
-    """Ray pickles a run's cells to its workers: each comes back building the same prompts (compiled templates and
-    the embedded model are rebuilt from their sources)."""
+    """Ray pickles a run's cells to its workers: each comes back building the same prompts and scoring the same
+    (compiled templates, JSON Schema validators and the embedded model are rebuilt from their sources)."""
     configs = sorted((Path(__file__).parents[2] / "examples").rglob("*.yaml"))
     assert configs
     for path in configs:
@@ -336,3 +337,7 @@ def test_every_example_config_reaches_the_workers_intact() -> None:
             example = next(iter(cell.prompt_set))
             assert copy.model.spec == cell.model.spec and copy.probe.spec == cell.probe.spec
             assert copy.probe.build_all(example) == cell.probe.build_all(example), path
+            if not cell.probe.judge_models:
+                for text in ('{"name": "Ada", "email": "ada@example.com"}', "{not json", "B", "42"):
+                    answer = Completion(text=text)
+                    assert copy.probe.score(example, answer) == cell.probe.score(example, answer), (path, text)

@@ -175,17 +175,22 @@ def test_sync_killed_midway_and_rerun_delivers_exactly_once(tmp_path: Path, sink
     assert sorted(set(sent)) == list(range(1, total + 1))
 
 
-def test_status_cli(tmp_path: Path, sink_dir: Path) -> None:
+def test_status_cli(tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (sink_dir / "FAIL").touch()
     # an unreachable sink ends delivery after its first failed attempt, so the generous limit costs nothing; a short
     # one could end the run before a loaded machine had started the delivery child (status: "pending")
     run, _ = _tracked_run(tmp_path, sink_dir, steps=5, flush_timeout_s=60)
+    total = read_journal(run.dir).last_seq
+    monkeypatch.setenv("COLUMNS", "100")  # the narrowest table the CLI draws: the run's key stays whole
+    narrow = CliRunner().invoke(tracking, ["status", str(tmp_path / "logs")])
+    assert narrow.exit_code == 0 and any(run.dir.name in line for line in narrow.output.splitlines())
+    monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(tracking, ["status", str(tmp_path / "logs")])
     assert result.exit_code == 0, result.output
-    total = read_journal(run.dir).last_seq
     row = next(line for line in result.output.splitlines() if run.dir.name in line)
     cells = [c.strip() for c in row.split("│")]
-    assert "jsonl" in cells and "0" in cells and str(total) in cells and "failing" in cells
+    assert cells[1:-1] == [run.dir.name, "delivered", "finished", str(total), "jsonl", "0", str(total), "1", "failing",
+                           "server unreachable"]
     assert "server unreachable" in result.output
 
 

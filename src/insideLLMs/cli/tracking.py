@@ -316,7 +316,8 @@ def status_cmd(path: Path) -> None:
         click.echo(f"no tracked runs in {path}")
         return
     table = Table(title=f"Delivery status in {path}")
-    for col in ("run", "name", "status", "events", "backend", "delivered", "pending", "failed", "state", "last error"):
+    table.add_column("run", no_wrap=True)  # whole, so a run can be found (and grepped) in a narrow terminal
+    for col in ("name", "status", "events", "backend", "delivered", "pending", "failed", "state", "last error"):
         table.add_column(col, overflow="fold")
     for run in runs:
         if run.error:

@@ -47,6 +47,11 @@ class JsonScorer(Scorer):
             self._validator = cls(schema)
         super().__init__(**({"schema": schema} if schema is not None else {}))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its schema and checked again where it is loaded (a Ray worker): a jsonschema validator is
+        not picklable."""
+        return (type(self), (self.params.get("schema"),))
+
     def score(self, answer: Answer) -> Score:
         parsed, value = parse_json(answer.text)
         valid = parsed and (self._validator is None or self._validator.is_valid(value))
