@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from insideLLMs.canonical import compute_run_id, dumps_bytes, dumps_pretty
 from support.cli import run_cli
 
@@ -44,6 +46,7 @@ def _validate_run_id(folder: Path, config: str, rows: list[str]) -> str:
     return result.stdout.strip().rsplit("run_id ", 1)[1]
 
 
+@pytest.mark.slow
 def test_a_config_names_its_run_by_content_not_by_key_order_or_folder(tmp_path: Path) -> None:
     rows = ['{"id": "a", "prompt": "2+2?", "answer": "4"}', '{"id": "b", "prompt": "3+3?", "answer": "6"}']
     config = ("model: {type: dummy, args: {model_name: echo}}\nprobe: {type: logic}\n"

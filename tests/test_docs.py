@@ -44,6 +44,7 @@ import pytest
 import yaml
 
 from insideLLMs.config import BACKENDS
+from support.mlflow_server import SESSION_SERVERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))
@@ -102,6 +103,8 @@ def _params() -> list[Any]:
         if not any(b.lang in RUN_LANGS for b in parse_blocks(path)):
             continue
         marks = [pytest.mark.slow] if _needs(path) else []
+        if any(uri in path.read_text(encoding="utf-8") for uri in MLFLOW_DEFAULT_URIS):  # the mlflow_server fixture's
+            marks.append(pytest.mark.xdist_group(SESSION_SERVERS[0]))
         out.append(pytest.param(path, id=str(path.relative_to(ROOT / "docs")), marks=marks))
     return out
 

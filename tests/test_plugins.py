@@ -85,6 +85,7 @@ def test_module_colon_class_in_yaml(tmp_path: Path) -> None:
     assert missing.stderr.strip() == "error: eval.yaml:1: cannot import model type 'shout_plugin:ReverseModel': No module named 'shout_plugin'"
 
 
+@pytest.mark.slow
 def test_every_built_in_type_is_listed_with_what_it_is() -> None:
     """A class without a docstring of its own is described by its module's first line, never an error."""
     for what, names in (("probes", {"bias", "code", "factuality", "instruction_following", "jailbreak", "logic"}),

@@ -99,6 +99,7 @@ def test_only_improvements_pass_the_regression_gate(make_run: MakeRun) -> None:
     assert invoke(base, cand, "--fail-on-changes").exit_code == 2
 
 
+@pytest.mark.slow
 def test_input_errors_exit_1_with_one_line(tmp_path: Path, make_run: MakeRun) -> None:
     good = make_run("good", [record("a"), record("b"), record("c")])
     (tmp_path / "empty").mkdir()

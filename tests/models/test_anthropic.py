@@ -42,6 +42,7 @@ def test_answer_with_system_prompt_usage_and_served_model(fake_llm_server):
     assert "sk-ant-right" in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
 
 
+@pytest.mark.slow
 def test_max_tokens_default_and_override(fake_llm_server):
     model = _model(fake_llm_server, max_tokens=3)
     assert model.spec == {"id": "claude-fake", "provider": "anthropic", "params": {"max_tokens": 3}}

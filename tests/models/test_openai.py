@@ -32,6 +32,7 @@ def _model(server, client_kind: str = "aiohttp", **args):
     return get_model("openai", model_name="fake", base_url=server.openai_base_url, client=client_kind, **args)
 
 
+@pytest.mark.slow
 def test_answer_carries_usage_served_model_and_fingerprint(fake_llm_server, client_kind):
     fake_llm_server.configure(served_model="fake-2025-01-01", system_fingerprint="fp_abc123")
     completion = _model(fake_llm_server, client_kind).generate("the cat sat on the mat")

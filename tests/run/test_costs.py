@@ -52,6 +52,7 @@ def test_resume_asks_the_model_only_for_the_missing_examples(tmp_path: Path, fak
     assert again.returncode == 0 and fake_llm_server.stats.requests == 0  # nothing left to ask
 
 
+@pytest.mark.slow
 def test_resume_refuses_records_that_are_not_this_runs_examples(tmp_path: Path, fake_llm_server: Any) -> None:
     """Records whose example ids do not match the run's order (here: swapped in place) are never resumed on."""
     _setup(tmp_path, fake_llm_server)

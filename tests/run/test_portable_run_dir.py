@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 import insideLLMs
 from support.cli import qa_rows, run_cli, with_pythonpath, write_config, write_jsonl
 
@@ -39,6 +41,7 @@ def _files(run_dir: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_two_checkouts_in_different_folders_write_the_same_run_directory(tmp_path: Path) -> None:
     env_a = _checkout(tmp_path / "a")
     env_b = _checkout(tmp_path / "elsewhere/b")

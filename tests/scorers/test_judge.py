@@ -195,6 +195,7 @@ def test_malformed_and_off_scale_verdicts_are_judge_errors_never_a_pass_or_fail(
     assert (totals["error_count"], totals["scored"], totals["passed"]) == (2, 1, 0)
 
 
+@pytest.mark.slow
 def test_a_slow_judge_hits_the_time_limit_and_is_retried_then_a_judge_error(tmp_path: Path, fake_llm_server) -> None:  # noqa: ANN001
     fake_llm_server.configure(judge={"default": "A", "latency_ms": 3000})
     config = write_eval(tmp_path, fake_llm_server)

@@ -217,6 +217,7 @@ def test_a_row_without_the_cluster_field_is_one_line_and_nothing_is_sent(tmp_pat
     assert fake_llm_server.stats.requests == 0 and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_cluster_reaches_records_manifest_and_summary_and_only_when_named(tmp_path: Path) -> None:
     _write_questions(tmp_path)
     config = "model: {type: dummy, args: {model_name: echo}}\nprobe: {type: factuality, args: {instruction: false}}\n"

@@ -102,6 +102,7 @@ def test_pass_at_k_is_the_unbiased_estimator(n: int, c: int, k: int) -> None:
     assert pass_at_k(5, 2, 1) == pytest.approx(0.4)
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_truth_about_95_percent_of_the_time() -> None:
     """2,000 simulated evals each, seeded: a proportion (n=80, p=0.3), a skewed bounded score (beta, n=150),
     clustered data (30 clusters), and paired runs with a known true difference."""
@@ -249,6 +250,7 @@ def test_mde_and_sample_size_match_statsmodels_normal_power() -> None:
             assert abs(sample_size_for(tolerance, se, n) - math.ceil(needed)) <= 1
 
 
+@pytest.mark.slow
 def test_holm_matches_statsmodels() -> None:
     from statsmodels.stats.multitest import multipletests
 
@@ -268,6 +270,7 @@ def test_probability_below_is_the_one_sided_normal_p_value() -> None:
     assert probability_below(0.0, 0.0, -0.02) == 1.0 and probability_below(-0.1, 0.0, -0.02) == 0.0
 
 
+@pytest.mark.slow
 def test_paired_interval_covers_a_known_difference_for_a_skewed_bounded_score() -> None:
     """2,000 simulated pairs of runs (n=120), seeded: a skewed score in [0, 1] and a candidate that is worse by
     a known amount on average; the paired interval from running sums covers the true difference 93–97 %."""

@@ -141,6 +141,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+#: session-wide servers (this module's and postgres.py's): each starts in ~13 s of CPU, so once per pytest process
+SESSION_SERVERS = ("_mlflow_server_session", "_mlflow_pg_session")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``), the tests of one session-wide server go to one worker, which starts it
+    once instead of once per worker."""
+    for item in items:
+        for name in SESSION_SERVERS:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break
+
+
 @pytest.fixture(scope="session")
 def mlflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """MLflow client settings for this test process (telemetry off, HOME/XDG in tmp)."""

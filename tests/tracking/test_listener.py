@@ -108,6 +108,7 @@ def test_tracking_does_not_change_the_run_directory(tmp_path: Path) -> None:
     assert len(find_runs(tmp_path / "tracking_logs")) == 1
 
 
+@pytest.mark.slow
 def test_harness_breakdown_per_model_and_probe(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "data.jsonl", ROWS[:4])
     cfg = write_config(tmp_path / "grid.yaml", {

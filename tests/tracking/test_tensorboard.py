@@ -113,6 +113,7 @@ def test_failed_run_ends_with_failure_status(tmp_path: Path) -> None:
     assert end.status == 2  # STATUS_FAILURE
 
 
+@pytest.mark.slow
 def test_insidellms_run_tracks_to_tensorboard(tmp_path: Path) -> None:
     from support.cli import dummy_config, qa_rows, run_cli, write_config, write_jsonl
 

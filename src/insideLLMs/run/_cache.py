@@ -23,6 +23,9 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # No fsync per answer: a power cut may lose the last answers (they are asked again), never the file's
+        # consistency. A run that fills the cache: bench/eval_scorers.py, section (b).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, completion BLOB NOT NULL)")
 
     @staticmethod
