@@ -30,6 +30,14 @@ def test_cohen_kappa_matches_scikit_learn(seed: int) -> None:
     assert cohen_kappa(["A", "A"], ["A", "A"]) is None  # only one label: agreement beyond chance is undefined
 
 
+def test_cohen_kappa_edge_cases() -> None:
+    from sklearn import metrics  # the dev extra's independent implementation
+    assert cohen_kappa(["A"], ["B"]) == metrics.cohen_kappa_score(["A"], ["B"]) == 0.0  # one item, disagreeing
+    assert cohen_kappa([], []) is None
+    with pytest.raises(ValueError, match=r"two raters must label the same items \(3 vs 2 labels\)"):
+        cohen_kappa(["A", "B", "A"], ["A", "B"])
+
+
 def judged_run(tmp_path: Path, server, n: int = 30, seed: int = 7) -> tuple[Path, list[str]]:  # noqa: ANN001
     """A real judged run: the fake server's judge gives each example a seeded grade (and breaks one verdict)."""
     rng = random.Random(seed)

@@ -83,6 +83,9 @@ def test_mcnemar_one_sided() -> None:
     assert mcnemar_drop(0, 30).p_value == 1.0  # an improvement is never a significant drop
     assert mcnemar_drop(10, 10).p_value == pytest.approx(0.588099, abs=1e-6)
     assert mcnemar_drop(0, 0).p_value == 1.0
+    # significant means below alpha, not at it: 5 losses and no wins give p = 2**-5 exactly
+    assert mcnemar_drop(5, 0).p_value == 2.0**-5
+    assert not mcnemar_drop(5, 0).significant_drop(2.0**-5) and mcnemar_drop(5, 0).significant_drop(2.0**-5 + 1e-12)
 
 
 @pytest.mark.slow

@@ -62,3 +62,30 @@ def test_a_score_that_appears_or_vanishes_is_a_change() -> None:
     assert _classify(_rec(scores={"f1": 0.5}), _rec(scores={"f1": 0.5, "bleu": 0.2})) == "changed"
     assert _classify(_rec(scores={"f1": 0.5, "bleu": 0.2}), _rec(scores={"f1": 0.5})) == "changed"
     assert _classify(_rec(scores={"ok": True}), _rec(scores={"ok": "yes"})) == "changed"  # changed type
+
+
+def _full(b: dict[str, Any], c: dict[str, Any], tolerances: dict[str, float] | None = None) -> tuple[str, list[str], list[str]]:
+    return Classifier(tolerances or {}, frozenset(), ()).classify(b, c)
+
+
+def test_every_score_is_compared_after_one_that_changed_kind_or_stayed_within_tolerance() -> None:
+    # "a" changes from text to text (a change, not a verdict), "b" within its tolerance, "c" drops: still a regression
+    b = _rec(scores={"a": "x", "b": 0.50, "c": 0.9})
+    c = _rec(scores={"a": "y", "b": 0.52, "c": 0.1})
+    assert _full(b, c, {"*": 0.05}) == ("regression", ["score c 0.9 → 0.1"], ["scores"])
+
+
+def test_a_boolean_score_flip_counts_whatever_the_tolerance() -> None:
+    assert _full(_rec(scores={"ok": True}), _rec(scores={"ok": False}), {"*": 1.0}) == \
+        ("regression", ["score ok true → false"], ["scores"])
+    assert _full(_rec(scores={"timed_out": False}), _rec(scores={"timed_out": True}), {"*": 1.0})[0] == "regression"
+
+
+def test_equal_scores_are_unchanged_and_equal_values_of_another_type_are_a_change() -> None:
+    assert _full(_rec(scores={"label": "B", "n": 1}), _rec(scores={"label": "B", "n": 1})) == ("unchanged", [], [])
+    assert _full(_rec(scores={"n": 1}), _rec(scores={"n": True})) == ("changed", ["scores changed"], ["scores"])
+
+
+def test_a_changed_record_names_every_changed_field_including_one_side_only() -> None:
+    b, c = _rec(output="4"), {**_rec(output="four"), "judge": {"grade": "A"}}
+    assert _full(b, c) == ("changed", ["judge, output changed"], ["judge", "output"])

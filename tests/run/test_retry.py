@@ -146,6 +146,8 @@ def test_retry_delay_without_retry_after_is_the_backoff() -> None:
     policy = RetryPolicy(backoff_initial_s=1, backoff_max_s=8)
     delays = [retry_delay(policy, 3, TransientError("503")) for _ in range(50)]
     assert all(2 <= d <= 4 for d in delays)
+    # an error from outside the model layer (no retry_after attribute at all) waits the backoff too
+    assert all(2 <= retry_delay(policy, 3, ConnectionResetError("reset")) <= 4 for _ in range(20))
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:

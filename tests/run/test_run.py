@@ -131,10 +131,33 @@ def test_python_api_matches_the_documented_names(tmp_path: Path) -> None:
     probe = get_probe("logic")
     prompt_set = PromptSet.from_jsonl(data)
     runner = ProbeRunner(model, probe, concurrency=16, run_dir=tmp_path / "run")
+    with pytest.raises(RuntimeError, match=r"^no run yet: call run\(\) or arun\(\) first$"):
+        runner.success_rate  # noqa: B018
     results = runner.run(prompt_set)
     assert [r.example_id for r in results] == ["a", "b"]
     assert runner.success_rate == 1.0 and runner.error_count == 0
     assert (tmp_path / "run" / "records.jsonl").read_bytes().count(b"\n") == 2
+
+
+def test_probe_runner_defaults_and_every_argument_reach_the_run_settings(tmp_path: Path) -> None:
+    from insideLLMs import ProbeRunner, get_model, get_probe
+    from insideLLMs.models import PriceTable
+    from insideLLMs.run import RunSettings
+
+    model, probe = get_model("dummy"), get_probe("logic")
+    assert ProbeRunner(model, probe).settings == RunSettings(
+        concurrency=16, max_retries=4, timeout_s=60.0, resume=False, overwrite=False, progress=False, epochs=1
+    )
+    listener, prices = object(), PriceTable.load()
+    runner = ProbeRunner(
+        model, probe, concurrency=3, max_retries=0, timeout_s=2.5, generation={"temperature": 0}, run_dir=tmp_path,
+        resume=True, overwrite=True, listeners=(listener,), progress=None, prices=prices, max_cost_usd=0.5, epochs=2,
+        reducer="max",
+    )
+    assert runner.settings == RunSettings(
+        concurrency=3, max_retries=0, timeout_s=2.5, generation={"temperature": 0}, run_dir=tmp_path, resume=True,
+        overwrite=True, listeners=(listener,), progress=None, prices=prices, max_cost_usd=0.5, epochs=2, reducer="max",
+    )
 
 
 def test_response_cache_reuses_answers_across_runs(project: Path) -> None:

@@ -49,9 +49,9 @@ class Classifier:
         if bp is not cp and isinstance(bp, bool) and isinstance(cp, bool):
             (worse if bp else better).append(f"passed {show(bp)} → {show(cp)}")
         score_fields_equal = self._scores(b.get("scores") or {}, c.get("scores") or {}, worse, better)
-        fields = sorted(
+        fields = sorted(  # scores by the rules above: Python's 1 == True would hide a score that changed type
             k for k in b.keys() | c.keys()
-            if k not in self.ignore and b.get(k) != c.get(k) and not (k == "scores" and score_fields_equal)
+            if k not in self.ignore and (not score_fields_equal if k == "scores" else b.get(k) != c.get(k))
         )
         if worse:
             return "regression", worse + better, fields
