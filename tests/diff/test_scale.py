@@ -75,6 +75,15 @@ def test_binomial_tail_large_n_agrees_with_exact() -> None:
     assert binomial_upper_tail(49_000, 100_000) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(("k", "n"), [(5_001, 10_000), (5_081, 10_002), (10_150, 20_000), (50_400, 100_000),
+                                    (10_000, 20_000), (10_001, 10_002), (10_002, 10_002)])
+def test_binomial_tail_on_both_sides_of_the_exact_limit_matches_scipy(k: int, n: int) -> None:
+    from scipy.stats import binom  # the test extra's independent implementation
+
+    assert binomial_upper_tail(k, n) == pytest.approx(binom.sf(k - 1, n, 0.5), rel=1e-9, abs=1e-300)
+    assert binomial_upper_tail(0, n) == 1.0
+
+
 def test_mcnemar_one_sided() -> None:
     assert mcnemar_drop(1, 0).p_value == 0.5
     assert not mcnemar_drop(1, 0).significant_drop(0.05)
@@ -86,6 +95,7 @@ def test_mcnemar_one_sided() -> None:
     # significant means below alpha, not at it: 5 losses and no wins give p = 2**-5 exactly
     assert mcnemar_drop(5, 0).p_value == 2.0**-5
     assert not mcnemar_drop(5, 0).significant_drop(2.0**-5) and mcnemar_drop(5, 0).significant_drop(2.0**-5 + 1e-12)
+    assert not mcnemar_drop(10, 10).significant_drop(0.6)  # as many wins as losses is no drop at any alpha
 
 
 @pytest.mark.slow
