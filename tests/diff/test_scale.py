@@ -82,6 +82,8 @@ def test_binomial_tail_on_both_sides_of_the_exact_limit_matches_scipy(k: int, n:
 
     assert binomial_upper_tail(k, n) == pytest.approx(binom.sf(k - 1, n, 0.5), rel=1e-9, abs=1e-300)
     assert binomial_upper_tail(0, n) == 1.0
+    # a probability, even where the log-space sum overshoots 1 by rounding (1 + 5e-10 at n = 100,000)
+    assert binomial_upper_tail(1, n) == pytest.approx(1.0, abs=1e-9) and binomial_upper_tail(1, n) <= 1.0
 
 
 def test_mcnemar_one_sided() -> None:
