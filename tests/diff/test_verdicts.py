@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from insideLLMs.diff._verdict import Classifier
+from insideLLMs.diff._verdict import Classifier, show
 
 
 def _rec(status: str = "success", passed: bool | None = True, scores: dict[str, Any] | None = None,
@@ -89,3 +89,7 @@ def test_equal_scores_are_unchanged_and_equal_values_of_another_type_are_a_chang
 def test_a_changed_record_names_every_changed_field_including_one_side_only() -> None:
     b, c = _rec(output="4"), {**_rec(output="four"), "judge": {"grade": "A"}}
     assert _full(b, c) == ("changed", ["judge, output changed"], ["judge", "output"])
+
+
+def test_values_in_reasons_are_shown_as_json_except_text() -> None:
+    assert [show("four"), show(0.5), show(True), show(None), show({"a": 1})] == ["four", "0.5", "true", "null", '{"a":1}']
