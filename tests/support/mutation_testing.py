@@ -8,6 +8,7 @@ process reads after each test. Outside mutmut this plugin does nothing.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,13 @@ def pytest_configure(config: pytest.Config) -> None:
     paths = [str(_CHILD_HOOK), str(Path.cwd() / "src"), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.environ.setdefault(HITS_DIR_ENV, tempfile.mkdtemp(prefix="insidellms-mutmut-hits-"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """mutmut forks a child per mutant from the process that ran every test; pytest ends each child's run with
+    full garbage collections over that whole heap (about 0.2 s of a 0.45 s child). Frozen objects are skipped."""
+    if _under_mutmut():
+        gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)
