@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from insideLLMs.canonical import compute_run_id, dumps_bytes, dumps_pretty
+from insideLLMs.canonical import compute_run_id, dumps, dumps_bytes, dumps_pretty, loads
 from support.cli import run_cli
 
 
@@ -16,6 +16,16 @@ def test_canonical_json_sorts_keys_at_every_depth_and_keeps_unicode() -> None:
     obj = {"b": 1, "a": {"d": [{"z": 1, "y": 2}], "c": "é"}}
     assert dumps_bytes(obj) == '{"a":{"c":"é","d":[{"y":2,"z":1}]},"b":1}'.encode()
     assert dumps_pretty(obj).endswith(b"}\n") and json.loads(dumps_pretty(obj)) == obj
+
+
+def test_files_people_read_are_sorted_and_indented_by_two() -> None:
+    assert dumps_pretty({"b": 1, "a": [1, {"d": None, "c": "é"}]}) == (
+        '{\n  "a": [\n    1,\n    {\n      "c": "é",\n      "d": null\n    }\n  ],\n  "b": 1\n}\n'.encode())
+
+
+def test_loads_reads_what_dumps_wrote() -> None:
+    obj = {"a": [1, 2.5, None, True], "é": {"n": "x"}}
+    assert loads(dumps(obj)) == loads(dumps_bytes(obj)) == obj
 
 
 def test_key_order_never_changes_the_bytes() -> None:
@@ -69,6 +79,18 @@ def test_the_run_id_of_a_known_run_never_changes() -> None:
     expected = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     assert expected == "f63da516fdc3124b"
     assert compute_run_id([{"id": "m"}], [{"id": "p"}], ["h1"], {"t": 0}) == expected
+    assert compute_run_id([{"id": "m"}], [{"id": "p"}], ["h1"], {"t": 0}, epochs=1) == expected
+
+
+def test_the_run_id_of_a_run_with_epochs_never_changes() -> None:
+    """More than one epoch adds ``epochs`` to the payload; each count is its own run, pinned like the one above."""
+    import hashlib
+
+    payload = {"schema_version": "1", "models": [{"id": "m"}], "probes": [{"id": "p"}], "datasets": ["h1"],
+               "generation": {"t": 0}, "epochs": 3}
+    expected = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    assert compute_run_id([{"id": "m"}], [{"id": "p"}], ["h1"], {"t": 0}, epochs=3) == expected
+    assert compute_run_id([{"id": "m"}], [{"id": "p"}], ["h1"], {"t": 0}, epochs=2) != expected
 
 
 def test_text_and_its_utf8_bytes_hash_alike() -> None:

@@ -51,8 +51,9 @@ def test_values_observed_in_any_order() -> None:
     assert percentile([40, 10, 30, 20], 50) == 20
     assert percentile([40, 10, 30, 20], 95) == 40
     assert percentile([40, 10, 30, 20], 0) == 10
+    assert percentile([40, 10, 30, 20], 100) == 40
     assert percentile([7.5], 99) == 7.5
-    with pytest.raises(ValueError, match="no values"):
+    with pytest.raises(ValueError, match="^percentile of no values$"):
         percentile([], 50)
     with pytest.raises(ValueError, match="between 0 and 100"):
         percentile([1.0], 101)
