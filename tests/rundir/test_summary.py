@@ -49,3 +49,35 @@ def test_every_rate_and_mean_comes_with_its_interval() -> None:
     low, high = sps.t.interval(0.95, 39, loc=float(np.mean(f1)), scale=float(sps.sem(f1)))
     assert (f1_interval["low"], f1_interval["high"]) == (round(low, 6), round(high, 6))
     assert group["scores"]["f1"] == round(float(np.mean(f1)), 6)
+
+
+def test_epochs_are_reduced_per_example_before_the_mean_and_its_interval() -> None:
+    """Two epochs of three examples: pass rate and score are means of the per-example means, their intervals
+    Student's t over the three examples (scipy), and the within-example variance is each example's epoch variance
+    (n − 1) averaged."""
+    import numpy
+    from scipy import stats as sps
+
+    epochs = {"a": [(True, 1.0), (False, 0.5)], "b": [(True, 1.0), (True, 0.75)], "c": [(False, 0.0), (False, 0.25)]}
+    records = []
+    for example_id, runs in epochs.items():
+        for epoch, (passed, f1) in enumerate(runs):
+            records.append(record(example_id, passed=passed, scores={"f1": f1}) | {"epoch": epoch})
+    (group,) = summarize(records, epochs=2)["groups"]
+
+    per_example = {name: numpy.array([numpy.mean([run[i] for run in runs]) for runs in epochs.values()], float)
+                   for i, name in enumerate(("pass_rate", "f1"))}
+    assert (group["n"], group["scored"], group["passed"]) == (6, 3, 1.5)
+    assert group["pass_rate"] == 0.5 and group["scores"] == {"f1": round(per_example["f1"].mean(), 6)}
+    for name, got in (("pass_rate", group["intervals"]["pass_rate"]), ("f1", group["intervals"]["scores"]["f1"])):
+        values = per_example[name]
+        low, high = sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
+        if name == "pass_rate":  # a rate's interval stays within [0, 1]
+            low, high = max(low, 0.0), min(high, 1.0)
+        assert got == {"se": round(sps.sem(values), 6), "low": round(low, 6), "high": round(high, 6), "method": "t"}
+    assert group["epochs"] == {
+        "k": 2, "examples": 3, "reducers": {"f1": "mean", "pass_rate": "mean"},
+        "within_variance": {
+            name: round(numpy.mean([numpy.var([run[i] for run in runs], ddof=1) for runs in epochs.values()]), 6)
+            for i, name in enumerate(("pass_rate", "f1"))},
+    }
