@@ -1,0 +1,116 @@
+"""`diff_runs(...).to_dict()` (the diff.json payload) pinned field by field on small hand-worked runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from scipy import stats
+
+from insideLLMs.diff import diff_runs
+from insideLLMs.diff._compare import _spec_change
+from support.run_dirs import record
+
+MakeRun = Callable[..., Path]
+
+SUFFIXES = ["error", "errors", "loss", "latency", "latency_ms", "bias", "toxicity", "distance", "perplexity",
+            "timed_out", "violations"]
+NO_JUDGE = {"judge_prompt_tokens": None, "judge_completion_tokens": None, "cost_usd": None, "judge_cost_usd": None}
+
+
+def side(line: int, passed: bool, scores: dict[str, Any], output: str) -> dict[str, Any]:
+    return {"line": line, "status": "success", "passed": passed, "scores": scores, "output": output, "error": None}
+
+
+def interval(estimate: float, se: float, low: float, high: float, method: str) -> dict[str, Any]:
+    return {"estimate": estimate, "se": se, "low": low, "high": high, "method": method, "confidence": 0.95}
+
+
+@pytest.fixture
+def four_pairs(make_run: MakeRun) -> tuple[Path, Path]:
+    """e0, e1 identical; e2 regresses (f1 1 → 0); e3 improves (f1 0.25 → 0.75); e4 only in the candidate. The
+    candidate's probe is version 2 on the changed pairs."""
+    base = [record("e0", scores={"correct": True, "f1": 0.5}), record("e1", scores={"correct": True, "f1": 1.0}),
+            record("e2", scores={"correct": True, "f1": 1.0}),
+            record("e3", passed=False, output="5", scores={"correct": False, "f1": 0.25})]
+    cand = [record("e0", scores={"correct": True, "f1": 0.5}, run_id="run-b"),
+            record("e1", scores={"correct": True, "f1": 1.0}, run_id="run-b"),
+            record("e2", output="5", passed=False, scores={"correct": False, "f1": 0.0}, run_id="run-b"),
+            record("e3", scores={"correct": True, "f1": 0.75}, run_id="run-b"), record("e4", run_id="run-b")]
+    for r in cand[2:4]:
+        r["probe"]["version"] = "2"
+    return make_run("base", base), make_run("cand", cand)
+
+
+def test_diff_json_of_a_small_run_is_the_hand_worked_payload(four_pairs: tuple[Path, Path]) -> None:
+    out = diff_runs(*four_pairs, tolerances={"f1": 0.1}).to_dict()
+    counts = {"regression": 1, "improvement": 1, "changed": 0, "only-in-baseline": 0, "only-in-candidate": 1,
+              "unchanged": 2}
+    # pass rate (= correct): baseline 1,1,1,0, candidate 1,1,0,1: differences 0,0,-1,1 (sd √(2/3), se /2)
+    # paired t(3) interval; unpaired: se √(.25/4 + .25/4), Welch df 6; correlation -1/3
+    verdict = {
+        "n": 4, "candidate_lacks": 0, "baseline_lacks": 0,
+        "paired": interval(0.0, 0.408248, -1.299228, 1.299228, "paired"),
+        "unpaired": interval(0.0, 0.353553, -0.865114, 0.865114, "unpaired"),
+        "correlation": -0.333333, "baseline_mean": 0.75, "candidate_mean": 0.75,
+        "mde": 1.143742,  # se × (z.975 + z.8)
+    }
+    # f1: differences 0, 0, -1, 0.5: mean -0.125, Σ(d - mean)² = 1.1875, sd √(1.1875/3), se sd/2
+    f1 = {
+        "n": 4, "candidate_lacks": 0, "baseline_lacks": 0,
+        "paired": interval(-0.125, 0.314576, -1.126123, 0.876123, "paired"),
+        "unpaired": interval(-0.125, 0.284129, -0.823054, 0.573054, "unpaired"),
+        "correlation": -0.22771, "baseline_mean": 0.6875, "candidate_mean": 0.5625,
+        "mde": 0.881313, "tolerance": 0.1, "n_needed": 311,  # ((z.975 + z.8) × sd / 0.1)² = 310.7
+    }
+    tokens = {
+        "baseline": {"prompt_tokens": 20, "completion_tokens": 4, **NO_JUDGE},
+        "candidate": {"prompt_tokens": 25, "completion_tokens": 5, **NO_JUDGE},
+        "change": {"prompt_tokens": 5, "completion_tokens": 1, **NO_JUDGE},
+    }
+    assert out == {
+        "baseline": {"run_id": "run-a"},
+        "candidate": {"run_id": "run-b"},
+        "match_on": "key",
+        "tolerances": {"f1": 0.1},
+        "lower_is_better_suffixes": SUFFIXES,
+        "counts": counts,
+        "coverage": {"baseline_n": 4, "candidate_n": 5, "compared": 4, "candidate_complete": True},
+        "spec_changes": ["probe factuality: version 1 → 2"],
+        "groups": [{
+            "model": "dummy", "probe": "factuality", "counts": counts,
+            "baseline": {"n": 4, "passed": 3, "pass_rate": 0.75},
+            "candidate": {"n": 5, "passed": 4, "pass_rate": 0.8},
+            "mcnemar": {"test": "exact McNemar (one-sided binomial on discordant pairs)", "b": 1, "c": 1,
+                        "p_value": 0.75},
+            "paired": {"pass_rate": verdict, "correct": verdict, "f1": f1},
+        }],
+        "changes": [
+            {"class": "regression", "model": "dummy", "probe": "factuality", "example_id": "e2",
+             "reasons": ["passed true → false", "score correct true → false", "score f1 1.0 → 0.0"],
+             "fields": ["output", "passed", "scores"], "input": {"answer": "4", "prompt": "question e2"},
+             "baseline": side(3, True, {"correct": True, "f1": 1.0}, "4"),
+             "candidate": side(3, False, {"correct": False, "f1": 0.0}, "5")},
+            {"class": "improvement", "model": "dummy", "probe": "factuality", "example_id": "e3",
+             "reasons": ["passed false → true", "score correct false → true", "score f1 0.25 → 0.75"],
+             "fields": ["output", "passed", "scores"], "input": {"answer": "4", "prompt": "question e3"},
+             "baseline": side(4, False, {"correct": False, "f1": 0.25}, "5"),
+             "candidate": side(4, True, {"correct": True, "f1": 0.75}, "4")},
+            {"class": "only-in-candidate", "model": "dummy", "probe": "factuality", "example_id": "e4",
+             "reasons": ["example only in the candidate"], "fields": [],
+             "input": {"answer": "4", "prompt": "question e4"},
+             "baseline": None, "candidate": side(5, True, {"correct": True}, "4")},
+        ],
+        "changes_total": 3,
+        "changes_truncated": False,
+        "cost": {"groups": [{"model": "dummy", "probe": "factuality", **tokens}],
+                 "total": {"model": "total", "probe": "", **tokens}},
+    }
+
+
+def test_the_paired_f1_interval_is_scipys_t_interval(four_pairs: tuple[Path, Path]) -> None:
+    paired = diff_runs(*four_pairs).to_dict()["groups"][0]["paired"]["f1"]["paired"]
+    d = [0.0, 0.0, -1.0, 0.5]
+    low, high = stats.t.interval(0.95, 3, loc=sum(d) / 4, scale=stats.sem(d))
+    assert (paired["low"], paired["high"], paired["se"]) == (round(low, 6), round(high, 6), round(stats.sem(d), 6))
