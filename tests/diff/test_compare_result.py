@@ -114,3 +114,34 @@ def test_the_paired_f1_interval_is_scipys_t_interval(four_pairs: tuple[Path, Pat
     d = [0.0, 0.0, -1.0, 0.5]
     low, high = stats.t.interval(0.95, 3, loc=sum(d) / 4, scale=stats.sem(d))
     assert (paired["low"], paired["high"], paired["se"]) == (round(low, 6), round(high, 6), round(stats.sem(d), 6))
+
+
+def _probe(rec: dict[str, Any], probe_id: str, **extra: Any) -> dict[str, Any]:
+    rec["probe"] = {"id": probe_id, "version": "1", "params": {}, **extra}
+    return rec
+
+
+def test_spec_changes_name_each_changed_field_and_cut_long_ones_at_300_characters(make_run: MakeRun) -> None:
+    prefix = "probe p300: prompt null → "  # a field only in the candidate: null in the baseline
+    base = [_probe(record("e1"), "p300"), _probe(record("e1"), "p301"), record("e1", output="4")]
+    cand = [_probe(record("e1", output="5", run_id="run-b"), "p300", prompt="x" * (300 - len(prefix))),
+            _probe(record("e1", output="5", run_id="run-b"), "p301", prompt="y" * (301 - len(prefix))),
+            record("e1", output="5", run_id="run-b")]
+    base[2]["model"]["params"] = {"temperature": 0, "seed": 1}
+    cand[2]["model"]["params"] = {"temperature": 0.5, "seed": 1}
+    cand[2]["model"]["provider"] = "openai"
+    out = diff_runs(make_run("base", base), make_run("cand", cand)).to_dict()
+    assert out["spec_changes"] == [
+        'model dummy: params {"seed":1,"temperature":0} → {"seed":1,"temperature":0.5}; provider dummy → openai',
+        prefix + "x" * (300 - len(prefix)),  # exactly 300 characters: kept whole
+        "probe p301: prompt null → " + "y" * (299 - len(prefix)) + "…",  # 301: cut to 299 and an ellipsis
+    ]
+    assert [len(s) for s in out["spec_changes"][1:]] == [300, 300]
+
+
+def test_a_model_upgrade_names_both_models(make_run: MakeRun) -> None:
+    base = [record("e0"), record("e1"), record("e2")]
+    cand = [record("e1", model="big", output="5", passed=False, run_id="run-b"),
+            record("e2", model="big", run_id="run-b")]
+    out = diff_runs(make_run("base", base), make_run("cand", cand), match_on="example").to_dict()
+    assert out["spec_changes"] == ["model dummy → big"]
