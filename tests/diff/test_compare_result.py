@@ -145,3 +145,63 @@ def test_a_model_upgrade_names_both_models(make_run: MakeRun) -> None:
             record("e2", model="big", run_id="run-b")]
     out = diff_runs(make_run("base", base), make_run("cand", cand), match_on="example").to_dict()
     assert out["spec_changes"] == ["model dummy → big"]
+
+
+def test_a_model_upgrade_in_clusters_is_one_group_with_cluster_intervals(make_run: MakeRun) -> None:
+    """match_on="example", dummy → big; e0 (first, only in the baseline, before the candidate's model is known)
+    and e1 in cluster c0, e2 (identical) and e3 in c1: pass differences -1 (c0), 0 and +1 (c1)."""
+    base = [record("e0"), record("e1", scores={"correct": True, "f1": 1.0, "len": 3}),
+            record("e2", scores={"correct": True, "f1": 0.5}),
+            record("e3", scores={"correct": False, "f1": 0.0}, passed=False, output="5")]
+    cand = [record("e1", model="big", output="5", passed=False, scores={"correct": False, "f1": 0.0}, run_id="run-b"),
+            record("e2", model="big", scores={"correct": True, "f1": 0.5}, run_id="run-b"),
+            record("e3", model="big", scores={"correct": True, "f1": 1.0}, run_id="run-b"),
+            record("e4", model="big", run_id="run-b")]
+    for r in base + cand:
+        r["cluster"] = f"c{int(r['example_id'][1]) // 2}"
+    out = diff_runs(make_run("base", base), make_run("cand", cand), match_on="example").to_dict()
+    counts = {"regression": 1, "improvement": 1, "changed": 0, "only-in-baseline": 1, "only-in-candidate": 1,
+              "unchanged": 1}
+    # clustered (CR1): cluster sums -1, +1 over n = 3: se = √(2/9 × 2/1) = 2/3, t(1) = 12.706205
+    clustered = {**interval(0.0, 0.666667, -8.470803, 8.470803, "paired-cluster"), "clusters": 2}
+    # baseline 1,1,0 / candidate 0,1,1: unpaired se √(1/9 + 1/9), Welch df 4 (t 2.776445); correlation -1/2
+    verdict = {"n": 3, "candidate_lacks": 0, "baseline_lacks": 0, "paired": clustered,
+               "unpaired": interval(0.0, 0.471405, -1.308829, 1.308829, "unpaired"),
+               "correlation": -0.5, "baseline_mean": 0.666667, "candidate_mean": 0.666667, "mde": 1.867723}
+    f1 = {"n": 3, "candidate_lacks": 0, "baseline_lacks": 0, "paired": clustered,
+          "unpaired": interval(0.0, 0.408248, -1.133479, 1.133479, "unpaired"),
+          "correlation": -1.0, "baseline_mean": 0.5, "candidate_mean": 0.5, "mde": 1.867723}
+    label = "dummy → big"
+
+    def change(kind: str, eid: str, reasons: list[str], fields: list[str], b: Any, c: Any) -> dict[str, Any]:
+        return {"class": kind, "model": label, "probe": "factuality", "example_id": eid, "reasons": reasons,
+                "fields": fields, "input": {"answer": "4", "prompt": f"question {eid}"}, "baseline": b, "candidate": c}
+
+    out.pop("cost")
+    assert out == {
+        "baseline": {"run_id": "run-a"}, "candidate": {"run_id": "run-b"}, "match_on": "example", "tolerances": {},
+        "lower_is_better_suffixes": SUFFIXES, "counts": counts,
+        "coverage": {"baseline_n": 4, "candidate_n": 4, "compared": 3, "candidate_complete": True},
+        "spec_changes": ["model dummy → big"],
+        "groups": [{
+            "model": label, "probe": "factuality", "counts": counts,
+            "baseline": {"n": 4, "passed": 3, "pass_rate": 0.75},
+            "candidate": {"n": 4, "passed": 3, "pass_rate": 0.75},
+            "mcnemar": {"test": "exact McNemar (one-sided binomial on discordant pairs)", "b": 1, "c": 1,
+                        "p_value": 0.75},
+            "paired": {"pass_rate": verdict, "correct": verdict, "f1": f1},
+        }],
+        "changes": [
+            change("regression", "e1", ["passed true → false", "score correct true → false", "score f1 1.0 → 0.0"],
+                   ["output", "passed", "scores"], side(2, True, {"correct": True, "f1": 1.0, "len": 3}, "4"),
+                   side(1, False, {"correct": False, "f1": 0.0}, "5")),
+            change("improvement", "e3", ["passed false → true", "score correct false → true", "score f1 0.0 → 1.0"],
+                   ["output", "passed", "scores"], side(4, False, {"correct": False, "f1": 0.0}, "5"),
+                   side(3, True, {"correct": True, "f1": 1.0}, "4")),
+            change("only-in-baseline", "e0", ["example only in the baseline"], [],
+                   side(1, True, {"correct": True}, "4"), None),
+            change("only-in-candidate", "e4", ["example only in the candidate"], [],
+                   None, side(4, True, {"correct": True}, "4")),
+        ],
+        "changes_total": 4, "changes_truncated": False,
+    }
