@@ -151,10 +151,10 @@ def test_a_model_upgrade_in_clusters_is_one_group_with_cluster_intervals(make_ru
     """match_on="example", dummy → big; e0 (first, only in the baseline, before the candidate's model is known)
     and e1 in cluster c0, e2 (identical) and e3 in c1: pass differences -1 (c0), 0 and +1 (c1)."""
     base = [record("e0"), record("e1", scores={"correct": True, "f1": 1.0, "len": 3}),
-            record("e2", scores={"correct": True, "f1": 0.5}),
+            record("e2", scores={"correct": True, "f1": 0.5, "len": 2}),
             record("e3", scores={"correct": False, "f1": 0.0}, passed=False, output="5")]
     cand = [record("e1", model="big", output="5", passed=False, scores={"correct": False, "f1": 0.0}, run_id="run-b"),
-            record("e2", model="big", scores={"correct": True, "f1": 0.5}, run_id="run-b"),
+            record("e2", model="big", scores={"correct": True, "f1": 0.5, "len": 2}, run_id="run-b"),
             record("e3", model="big", scores={"correct": True, "f1": 1.0}, run_id="run-b"),
             record("e4", model="big", run_id="run-b")]
     for r in base + cand:
@@ -189,7 +189,9 @@ def test_a_model_upgrade_in_clusters_is_one_group_with_cluster_intervals(make_ru
             "candidate": {"n": 4, "passed": 3, "pass_rate": 0.75},
             "mcnemar": {"test": "exact McNemar (one-sided binomial on discordant pairs)", "b": 1, "c": 1,
                         "p_value": 0.75},
-            "paired": {"pass_rate": verdict, "correct": verdict, "f1": f1},
+            # len: e2 on both sides (one pair: no interval), e1 in the baseline only
+            "paired": {"pass_rate": verdict, "correct": verdict, "f1": f1,
+                       "len": {"n": 1, "candidate_lacks": 1, "baseline_lacks": 0}},
         }],
         "changes": [
             change("regression", "e1", ["passed true → false", "score correct true → false", "score f1 1.0 → 0.0"],
