@@ -207,3 +207,33 @@ def test_a_model_upgrade_in_clusters_is_one_group_with_cluster_intervals(make_ru
         ],
         "changes_total": 4, "changes_truncated": False,
     }
+
+
+def _epoch(rec: dict[str, Any], epoch: int) -> dict[str, Any]:
+    rec["epoch"] = epoch
+    return rec
+
+
+def test_epochs_are_reported_and_each_examples_epochs_are_one_cluster(make_run: MakeRun) -> None:
+    """Two epochs of e0, e1, e2: e0's second epoch regresses, e2's second improves, the rest are identical; with
+    limit 1 only the regression keeps its details."""
+    base = [_epoch(record(e, passed=(e, k) != ("e2", 1), output="4" if (e, k) != ("e2", 1) else "5"), k)
+            for e in ("e0", "e1", "e2") for k in (0, 1)]
+    cand = [_epoch(record(e, passed=(e, k) != ("e0", 1), output="4" if (e, k) != ("e0", 1) else "5",
+                          run_id="run-b"), k) for e in ("e0", "e1", "e2") for k in (0, 1)]
+    out = diff_runs(make_run("base", base), make_run("cand", cand), limit=1).to_dict()
+    assert out["epochs"] == 2
+    assert out["counts"] == {"regression": 1, "improvement": 1, "changed": 0, "only-in-baseline": 0,
+                             "only-in-candidate": 0, "unchanged": 4}
+    assert out["changes"] == [{
+        "class": "regression", "model": "dummy", "probe": "factuality", "example_id": "e0",
+        "reasons": ["passed true → false", "score correct true → false"], "fields": ["output", "passed", "scores"],
+        "input": {"answer": "4", "prompt": "question e0"}, "epoch": 1,
+        "baseline": side(2, True, {"correct": True}, "4"), "candidate": side(2, False, {"correct": False}, "5"),
+    }]
+    assert (out["changes_total"], out["changes_truncated"]) == (2, True)
+    [group] = out["groups"]
+    assert group["baseline"] == group["candidate"] == {"n": 6, "passed": 5, "pass_rate": 0.833333}
+    # per example (cluster) sums of differences: e0 -1, e1 0, e2 +1 over n = 6 pairs: se √(2/36 × 3/2)
+    paired = group["paired"]["pass_rate"]["paired"]
+    assert (paired["method"], paired["clusters"], paired["se"]) == ("paired-cluster", 3, round((2 / 36 * 1.5) ** 0.5, 6))
