@@ -237,3 +237,27 @@ def test_epochs_are_reported_and_each_examples_epochs_are_one_cluster(make_run: 
     # per example (cluster) sums of differences: e0 -1, e1 0, e2 +1 over n = 6 pairs: se √(2/36 × 3/2)
     paired = group["paired"]["pass_rate"]["paired"]
     assert (paired["method"], paired["clusters"], paired["se"]) == ("paired-cluster", 3, round((2 / 36 * 1.5) ** 0.5, 6))
+
+
+def test_a_model_upgrade_merges_examples_seen_before_the_candidates_model(make_run: MakeRun) -> None:
+    """The candidate (model big) has e2 and e3 only: e1, read before any pair, is counted under "dummy" until the
+    candidate's model is known, then merged into the one "dummy → big" group."""
+    base = [record(e, scores={"correct": True, "len": 1}) for e in ("e0", "e5", "e1", "e2", "e3")]
+    cand = [record("e2", model="big", output="5", passed=False, scores={"correct": False}, run_id="run-b"),
+            record("e3", model="big", scores={"correct": True, "len": 1}, run_id="run-b")]
+    for r in base + cand:
+        r["cluster"] = f"c{r['example_id']}"
+    out = diff_runs(make_run("base", base), make_run("cand", cand), match_on="example").to_dict()
+    [group] = out["groups"]
+    counts = {"regression": 1, "improvement": 0, "changed": 0, "only-in-baseline": 3, "only-in-candidate": 0,
+              "unchanged": 1}
+    assert out["counts"] == group["counts"] == counts
+    assert (group["model"], group["baseline"], group["candidate"]) == (
+        "dummy → big", {"n": 5, "passed": 5, "pass_rate": 1.0}, {"n": 2, "passed": 1, "pass_rate": 0.5})
+    assert (group["mcnemar"]["b"], group["mcnemar"]["c"]) == (1, 0)
+    assert group["paired"]["len"] == {"n": 1, "candidate_lacks": 1, "baseline_lacks": 0}  # e3; e2 lacks it
+    # pass differences -1 (ce2) and 0 (ce3), one cluster each: se √(Σ(d - mean)² × 2/1) / 2 = 0.5
+    paired = group["paired"]["pass_rate"]["paired"]
+    assert (paired["method"], paired["clusters"], paired["se"], paired["estimate"]) == ("paired-cluster", 2, 0.5, -0.5)
+    assert [c["example_id"] for c in out["changes"]] == ["e2", "e1", "e0", "e5"]
+    assert {c["model"] for c in out["changes"]} == {"dummy → big"}
