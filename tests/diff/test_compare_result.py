@@ -493,3 +493,43 @@ def test_improvements_and_the_candidates_clusters_are_counted(make_run: MakeRun)
     # differences 1, 1 (a), 1, 0 (b): mean 0.75, cluster residual sums 0.5, -0.5: se √(0.5 / 4² × 2/1) = 0.25
     paired = group["paired"]["pass_rate"]["paired"]
     assert (paired["method"], paired["clusters"], paired["se"]) == ("paired-cluster", 2, 0.25)
+
+
+def test_identical_pairs_count_their_verdicts_and_integer_scores(make_run: MakeRun) -> None:
+    """e0, e1 pass, e2, e3 fail, e4 errs (no verdict) on both sides alike; e5 regresses. Scores: len 2..5 alike, e5's
+    len 1 → 2."""
+
+    def runs(run_id: str, e5_passes: bool) -> list[dict[str, Any]]:
+        recs = [
+            record(
+                f"e{i}",
+                passed=i < 2,
+                output="4" if i < 2 else "5",
+                scores={"correct": i < 2, "len": i + 2},
+                run_id=run_id,
+            )
+            for i in range(4)
+        ]
+        recs.append(
+            record("e4", status="error", passed=None, output=None, error={"type": "E", "message": "m"}, run_id=run_id)
+        )
+        recs.append(
+            record(
+                "e5",
+                passed=e5_passes,
+                output="4" if e5_passes else "5",
+                scores={"correct": e5_passes, "len": 1 if e5_passes else 2},
+                run_id=run_id,
+            )
+        )
+        return recs
+
+    out = diff_runs(make_run("base", runs("run-a", True)), make_run("cand", runs("run-b", False))).to_dict()
+    [group] = out["groups"]
+    assert out["counts"]["unchanged"] == group["counts"]["unchanged"] == 5
+    assert group["baseline"] == {"n": 6, "passed": 3, "pass_rate": 0.6}  # 3 of the 5 with a verdict
+    assert group["candidate"] == {"n": 6, "passed": 2, "pass_rate": 0.4}
+    pass_rate, length = group["paired"]["pass_rate"], group["paired"]["len"]
+    assert (pass_rate["n"], pass_rate["baseline_mean"], pass_rate["candidate_mean"]) == (6, 0.5, 0.333333)
+    assert (length["n"], length["baseline_mean"], length["candidate_mean"]) == (5, 3.0, 3.2)
+    assert (length["paired"]["estimate"], length["paired"]["se"]) == (0.2, 0.2)  # differences 0, 0, 0, 0, 1
