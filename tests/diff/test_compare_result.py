@@ -533,3 +533,18 @@ def test_identical_pairs_count_their_verdicts_and_integer_scores(make_run: MakeR
     assert (pass_rate["n"], pass_rate["baseline_mean"], pass_rate["candidate_mean"]) == (6, 0.5, 0.333333)
     assert (length["n"], length["baseline_mean"], length["candidate_mean"]) == (5, 3.0, 3.2)
     assert (length["paired"]["estimate"], length["paired"]["se"]) == (0.2, 0.2)  # differences 0, 0, 0, 0, 1
+
+
+def test_star_tolerance_sets_the_power_of_scores_and_runs_without_verdicts_have_no_pass_rate(
+    make_run: MakeRun,
+) -> None:
+    """Two pairs, no verdicts, f1 up by exactly 0.25 on both: se 0, so the examples needed are the two there are."""
+    base = [record(e, passed=None, scores={"f1": 0.5}) for e in ("e0", "e1")]
+    cand = [record(e, passed=None, output="5", scores={"f1": 0.75}, run_id="run-b") for e in ("e0", "e1")]
+    out = diff_runs(make_run("base", base), make_run("cand", cand), tolerances={"*": 0.1}).to_dict()
+    [group] = out["groups"]
+    assert list(group["paired"]) == ["f1"]
+    f1 = group["paired"]["f1"]
+    assert (f1["n"], f1["paired"]["estimate"], f1["paired"]["se"]) == (2, 0.25, 0.0)
+    assert (f1["mde"], f1["tolerance"], f1["n_needed"]) == (0.0, 0.1, 2)
+    assert group["baseline"] == {"n": 2, "passed": 0, "pass_rate": None}
