@@ -216,3 +216,24 @@ def test_changes_count_examples_only_in_the_baseline_unless_missing_ones_are_all
     assert gate.reasons == [
         "no example matched: the baseline has 4 and the candidate 1, none with the same key (different probes or "
         "models? see --match-on); the gate compared nothing", "1 example(s) not unchanged (--fail-on-changes)"]
+
+
+def test_a_clustered_interval_verdict_names_its_clusters(make_run: MakeRun) -> None:
+    from statsmodels.regression.linear_model import OLS
+
+    rng = random.Random(5)
+    base, cand, labels = [], [], []
+    for c in range(6):
+        for q in range(4):
+            a = round(rng.random(), 3)
+            b = round(a - 0.1 + rng.gauss(0, 0.05), 3)
+            base.append(record(f"p{c}-q{q}", scores={"f1": a}) | {"cluster": f"passage-{c}"})
+            cand.append(record(f"p{c}-q{q}", scores={"f1": b}, run_id="b") | {"cluster": f"passage-{c}"})
+            labels.append(c)
+    d = np.asarray([c["scores"]["f1"] - b["scores"]["f1"] for b, c in zip(base, cand)])
+    fit = OLS(d, np.ones(len(d))).fit(cov_type="cluster", cov_kwds={"groups": np.asarray(labels)}, use_t=True)
+    low, high = fit.conf_int(0.05)[0]
+    gate = evaluate_gate(diff_runs(make_run("base", base), make_run("cand", cand)), fail_on_regression_ci={"f1": 0.0})
+    assert [v.detail for v in gate.verdicts] == [
+        f"Δ {d.mean():+.4g}, 95 % interval [{low:+.4g}, {high:+.4g}] (n=24, clustered: CR1, 6 clusters)"]
+    assert not gate.passed
