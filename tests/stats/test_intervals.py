@@ -347,6 +347,9 @@ def test_a_clustered_paired_difference_at_90_percent_matches_statsmodels_and_wel
     assert running.n == n and running.correlation == pytest.approx(r, rel=1e-9)
     assert (running.paired.se, running.paired.low, running.paired.high) == pytest.approx((se, low, high), rel=1e-9)
     assert (running.paired.method, running.paired.confidence, running.paired.df) == ("paired-cluster", 0.9, g - 1)
+    assert (running.unpaired.low, running.unpaired.high) == pytest.approx(tuple(welch.confidence_interval(0.9)),
+                                                                         rel=1e-9)
+    assert running.unpaired.confidence == 0.9
 
 
 def test_a_clustered_mean_at_90_percent_matches_statsmodels() -> None:
