@@ -119,17 +119,22 @@ def test_groups_without_the_metric_or_its_pairs_say_so_and_the_rest_are_judged(m
         base.append(record(f"g{i}", probe="gamma", passed=None, scores={"f1": 0.1 * i} if i != 1 else {}))
         cand.append(record(f"g{i}", probe="gamma", passed=None, scores={"f1": 0.1 * i + 0.01} if i not in (2, 3)
                            else {}, run_id="b"))
+    for i in range(4):
+        base.append(record(f"d{i}", probe="delta", scores={"f1": 0.5} if i else {}))
+        cand.append(record(f"d{i}", probe="delta", scores={"f1": 0.5}, run_id="b"))
     result = diff_runs(make_run("base", base), make_run("cand", cand))
-    assert [g.probe for g in result.groups] == ["alpha", "beta", "gamma"]
+    assert [g.probe for g in result.groups] == ["alpha", "beta", "delta", "gamma"]
     gate = evaluate_gate(result, fail_on_regression_ci={"f1": 0.5})
-    assert [(v.probe, v.passed) for v in gate.verdicts] == [("gamma", True)]
+    assert [(v.probe, v.passed) for v in gate.verdicts] == [("delta", True), ("gamma", True)]
     assert gate.reasons == [
         "dummy / beta: f1: the candidate lacks it on 1 matched example(s) the other side scored (errors?); the "
         "interval would leave them out (--allow-missing to gate on the pairs with both)",
         "dummy / beta: f1: 0 pair(s) with a value on both sides; an interval needs two (--fail-on-regression-ci)",
+        "dummy / delta: f1: the baseline lacks it on 1 matched example(s) the other side scored (errors?); the "
+        "interval would leave them out (--allow-missing to gate on the pairs with both)",
         "dummy / gamma: f1: the candidate lacks it on 2 and the baseline lacks it on 1 matched example(s) the other "
         "side scored (errors?); the interval would leave them out (--allow-missing to gate on the pairs with both)"]
-    assert gate.verdicts[0].detail == "Δ +0.01, 95 % interval [+0.01, +0.01] (n=3)"
+    assert gate.verdicts[1].detail == "Δ +0.01, 95 % interval [+0.01, +0.01] (n=3)"
     allowed = evaluate_gate(result, fail_on_regression_ci={"f1": 0.5}, allow_missing=True)
     assert allowed.reasons == [
         "dummy / beta: f1: 0 pair(s) with a value on both sides; an interval needs two (--fail-on-regression-ci)"]
