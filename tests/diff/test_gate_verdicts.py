@@ -30,6 +30,12 @@ def _mde(se: float) -> float:
     return (normal.inv_cdf(0.975) + normal.inv_cdf(0.8)) * se
 
 
+def _six_digits(verdicts: list[Any]) -> bool:
+    """Each number of the verdicts' dicts is rounded to 6 decimals (what a JSON reader sees)."""
+    numbers = [v.to_dict()[k] for v in verdicts for k in ("p_value", "adjusted_p", "mde")]
+    return all(x == round(x, 6) for x in numbers if x is not None) and any(x != round(x, 5) for x in numbers if x)
+
+
 def _latency_runs(make_run: MakeRun, n: int = 30) -> tuple[Path, Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Two probes scored by a lower-is-better ``latency``: factuality's got slower by ~0.1, logic's barely moved."""
     rng = random.Random(7)
@@ -77,6 +83,7 @@ def test_a_lower_is_better_regression_under_holm_in_full(make_run: MakeRun) -> N
     expected = [_expected_ci_verdict(p, *raw[p], 0.01, True, adj, not rej)
                 for p, adj, rej in zip(("factuality", "logic"), adjusted.tolist(), reject.tolist())]
     assert [v.to_dict() for v in gate.verdicts] == expected
+    assert _six_digits(gate.verdicts)
     assert not gate.passed and gate.correction == "holm"
     assert gate.reasons == [
         f"dummy / factuality: latency regressed: {expected[0]['detail']}; Holm-adjusted p={adjusted[0]:.3g} < 0.025 "
@@ -97,6 +104,7 @@ def test_a_regression_ci_verdict_without_correction_in_full(make_run: MakeRun) -
     gate = evaluate_gate(result, fail_on_regression_ci={"f1": 0.02})
     expected = _expected_ci_verdict("factuality", a, b, 0.02, False, None, False)
     assert [v.to_dict() for v in gate.verdicts] == [expected]
+    assert _six_digits(gate.verdicts)
     assert gate.reasons == [f"dummy / factuality: f1 regressed: {expected['detail']}; the whole interval lies "
                             "below -0.02 (--fail-on-regression-ci)"]
     assert gate.correction == "none"
