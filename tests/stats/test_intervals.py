@@ -4,6 +4,8 @@ simulation: a 95 % interval must cover the true value about 95 % of the time."""
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +14,9 @@ from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.proportion import proportion_confint
 
 from insideLLMs.stats import (
+    ClusterSums,
+    Interval,
+    paired_difference_from_moments,
     mean_interval,
     mean_interval_from_sums,
     minimum_detectable_effect,
@@ -287,3 +292,183 @@ def test_paired_interval_covers_a_known_difference_for_a_skewed_bounded_score() 
         iv = sums.difference().paired
         hits += iv.low <= truth <= iv.high
     assert 0.93 <= hits / trials <= 0.97, hits / trials
+
+
+def _cluster_fit(ys: np.ndarray, groups: np.ndarray, alpha: float) -> tuple[float, float, float]:
+    """statsmodels' CR1 standard error and t interval (G − 1 degrees of freedom) of the mean of ``ys``."""
+    fit = OLS(ys, np.ones(len(ys))).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    low, high = fit.conf_int(alpha)[0]
+    return float(fit.bse[0]), float(low), float(high)
+
+
+def _clustered_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.arange(9), rng.integers(2, 6, 9))
+    base = rng.normal(0.6, 0.2, 9)[labels] + rng.normal(0, 0.1, len(labels))
+    cand = base + rng.normal(0.05, 0.15, 9)[labels] + rng.normal(0, 0.05, len(labels))
+    return base, cand, labels
+
+
+def test_a_clustered_paired_difference_at_90_percent_matches_statsmodels_and_welch() -> None:
+    """Every field of a clustered paired difference at a non-default confidence: the paired side is statsmodels'
+    cluster-robust mean of the differences (t on G − 1), the unpaired side scipy's Welch interval."""
+    base, cand, labels = _clustered_pairs()
+    n, g = len(base), len(set(labels.tolist()))
+    result = paired_difference(base.tolist(), cand.tolist(), clusters=[f"p{x}" for x in labels.tolist()],
+                               confidence=0.9)
+    se, low, high = _cluster_fit(cand - base, labels, 0.10)
+    assert result.n == n
+    paired = result.paired
+    assert (paired.estimate, paired.se, paired.low, paired.high) == pytest.approx(
+        (float(np.mean(cand - base)), se, low, high), rel=1e-9)
+    assert (paired.method, paired.confidence, paired.clusters, paired.df) == ("paired-cluster", 0.9, g, g - 1)
+    welch = sps.ttest_ind(cand, base, equal_var=False)
+    unpaired = result.unpaired
+    assert (unpaired.estimate, unpaired.low, unpaired.high) == pytest.approx(
+        (float(np.mean(cand - base)), *welch.confidence_interval(0.9)), rel=1e-9)
+    assert unpaired.se == pytest.approx(unpaired.estimate / welch.statistic, rel=1e-9)
+    assert unpaired.df == pytest.approx(float(welch.df), rel=1e-9)
+    assert (unpaired.method, unpaired.confidence, unpaired.clusters) == ("unpaired", 0.9, None)
+    r = float(np.corrcoef(base, cand)[0, 1])
+    assert result.correlation == pytest.approx(r, rel=1e-9)
+    assert result.to_dict() == {
+        "n": n, "paired": {"estimate": round(paired.estimate, 6), "se": round(se, 6), "low": round(low, 6),
+                           "high": round(high, 6), "method": "paired-cluster", "confidence": 0.9, "clusters": g},
+        "unpaired": {"estimate": round(unpaired.estimate, 6), "se": round(unpaired.se, 6),
+                     "low": round(unpaired.low, 6), "high": round(unpaired.high, 6), "method": "unpaired",
+                     "confidence": 0.9},
+        "correlation": round(r, 6)}
+    # the same pairs fed one at a time, with the differences of the clustered pairs in a ClusterSums
+    sums, cluster_sums = PairedSums(), ClusterSums()
+    for a, b, label in zip(base.tolist(), cand.tolist(), labels.tolist()):
+        sums.add(a, b)
+        cluster_sums.add(f"p{label}", b - a)
+    running = sums.difference(confidence=0.9, clusters=cluster_sums)
+    assert running.n == n and running.correlation == pytest.approx(r, rel=1e-9)
+    assert (running.paired.se, running.paired.low, running.paired.high) == pytest.approx((se, low, high), rel=1e-9)
+    assert (running.paired.method, running.paired.confidence, running.paired.df) == ("paired-cluster", 0.9, g - 1)
+    assert (running.unpaired.low, running.unpaired.high) == pytest.approx(tuple(welch.confidence_interval(0.9)),
+                                                                         rel=1e-9)
+    assert running.unpaired.confidence == 0.9
+
+
+def test_a_clustered_mean_at_90_percent_matches_statsmodels() -> None:
+    base, _, labels = _clustered_pairs()
+    se, low, high = _cluster_fit(base, labels, 0.10)
+    ours = mean_interval(base.tolist(), clusters=labels.tolist(), confidence=0.9)
+    g = len(set(labels.tolist()))
+    assert (ours.estimate, ours.se, ours.low, ours.high) == pytest.approx((float(base.mean()), se, low, high), rel=1e-9)
+    assert (ours.method, ours.confidence, ours.clusters, ours.df, ours.label) == (
+        "cluster", 0.9, g, g - 1, f"cluster (CR1, {g} clusters)")
+    # a cluster of three equal values counts as three values
+    repeated = ClusterSums()
+    for label, y in zip(labels.tolist(), base.tolist()):
+        repeated.add(label, y, count=3)
+    ys, groups = np.repeat(base, 3), np.repeat(labels, 3)
+    assert repeated.standard_error(len(ys), float(ys.sum()), float((ys * ys).sum())) == (
+        pytest.approx(_cluster_fit(ys, groups, 0.05)[0], rel=1e-9), g)
+    plain = mean_interval(base.tolist(), confidence=0.9)
+    t = sps.ttest_1samp(base, 0.0)
+    assert (plain.low, plain.high) == pytest.approx(tuple(t.confidence_interval(0.9)), rel=1e-10)
+    assert (plain.method, plain.confidence, plain.df, plain.clusters) == ("t", 0.9, len(base) - 1, None)
+
+
+def test_paired_difference_from_moments_without_var_diff_matches_ttest_rel_at_90_percent() -> None:
+    base, cand = _pairs(21, 40)
+    n = len(base)
+    var_a, var_b = float(np.var(base, ddof=1)), float(np.var(cand, ddof=1))
+    cov = float(np.cov(base, cand, ddof=1)[0, 1])
+    result = paired_difference_from_moments(n, float(base.mean()), float(cand.mean()), var_a, var_b, cov,
+                                            confidence=0.9)
+    t = sps.ttest_rel(cand, base)
+    assert (result.paired.low, result.paired.high) == pytest.approx(tuple(t.confidence_interval(0.9)), rel=1e-9)
+    assert result.paired.se == pytest.approx(result.paired.estimate / t.statistic, rel=1e-9)
+    assert (result.paired.method, result.paired.confidence, result.paired.df) == ("paired", 0.9, n - 1)
+    welch = sps.ttest_ind(cand, base, equal_var=False)
+    assert (result.unpaired.low, result.unpaired.high) == pytest.approx(tuple(welch.confidence_interval(0.9)),
+                                                                       rel=1e-9)
+    assert (result.unpaired.method, result.unpaired.confidence) == ("unpaired", 0.9)
+    assert result.unpaired.df == pytest.approx(float(welch.df), rel=1e-9)
+    assert result.correlation == pytest.approx(float(np.corrcoef(base, cand)[0, 1]), rel=1e-9)
+
+
+def test_nearly_identical_runs_far_from_zero_keep_their_paired_standard_error() -> None:
+    """Scores around 10⁴ that differ by ~10⁻⁴: var_a + var_b − 2·cov would cancel away the digits, so the
+    variance of the differences themselves is used (as scipy's ttest_rel does)."""
+    rng = np.random.default_rng(4)
+    base = 1e4 + rng.normal(0, 30, 50)
+    cand = base + rng.normal(1e-4, 1e-4, 50)
+    t = sps.ttest_rel(cand, base)
+    d = cand - base
+    exact_se = float(np.std(d, ddof=1) / math.sqrt(len(d)))
+    whole = paired_difference(base.tolist(), cand.tolist())
+    assert whole.paired.se == pytest.approx(exact_se, rel=1e-9)
+    assert (whole.paired.low, whole.paired.high) == pytest.approx(tuple(t.confidence_interval(0.95)), rel=1e-9)
+    assert whole.correlation == pytest.approx(float(np.corrcoef(base, cand)[0, 1]), rel=1e-12)
+    sums = PairedSums()
+    for a, b in zip(base.tolist(), cand.tolist()):
+        sums.add(a, b)
+    assert sums.difference().paired.se == pytest.approx(exact_se, rel=1e-6)
+
+
+def test_two_pairs_are_enough_and_constant_runs_have_n_minus_1_degrees_of_freedom() -> None:
+    two = paired_difference([0.0, 1.0], [1.0, 1.0])
+    assert (two.n, two.paired.estimate, two.paired.se, two.paired.df) == (2, 0.5, 0.5, 1)
+    assert two.correlation is None  # the candidate is constant
+    from_moments = paired_difference_from_moments(2, 0.5, 1.0, 0.5, 0.0, 0.0)
+    assert (from_moments.paired.se, from_moments.unpaired.se, from_moments.unpaired.df) == (0.5, 0.5, 1)
+    constant = paired_difference_from_moments(4, 1.0, 0.0, 0.0, 0.0, 0.0)
+    assert (constant.paired.low, constant.paired.high, constant.paired.df) == (-1.0, -1.0, 3)
+    assert (constant.unpaired.low, constant.unpaired.high, constant.unpaired.df) == (-1.0, -1.0, 3)
+    assert constant.correlation is None
+
+
+def test_a_correlation_a_rounding_error_past_one_is_kept_within_minus_one_and_one() -> None:
+    assert paired_difference_from_moments(5, 0.0, 0.0, 1.0, 1.0, 1.0 + 1e-12).correlation == 1.0
+    assert paired_difference_from_moments(5, 0.0, 0.0, 1.0, 1.0, -1.0 - 1e-12).correlation == -1.0
+
+
+def test_every_bad_input_error_says_exactly_what_is_wrong() -> None:
+    def raises(message: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            call(*args, **kwargs)
+
+    two = "a standard error needs at least two values"
+    raises(two, paired_difference, [1.0], [2.0])
+    raises(two, paired_difference_from_moments, 1, 0.0, 0.0, 0.0, 0.0, 0.0)
+    raises(two, PairedSums().difference)
+    raises(two, mean_interval, [1.0])
+    raises("paired values: one candidate value per baseline value", paired_difference, [1.0, 2.0], [1.0])
+    raises("one cluster label per value", paired_difference, [1.0, 2.0], [1.0, 3.0], clusters=["a"])
+    raises("one cluster label per value", mean_interval, [1.0, 2.0], clusters=["a", "b", "c"])
+    raises("a clustered standard error needs at least two clusters", mean_interval, [1.0, 2.0], clusters=["a", "a"])
+    raises("the effect to detect must be positive", sample_size_for, 0.0, 0.1, 100)
+    raises("need 0 <= c <= n and 1 <= k <= n, got n=3, c=4, k=1", pass_at_k, 3, 4, 1)
+
+
+def test_interval_dict_rounds_to_six_digits_and_clipping_keeps_the_rest() -> None:
+    iv = Interval(0.12345678, 0.01234567, -0.1234567, 1.2345678, "t", 0.9, df=7)
+    assert iv.to_dict() == {"estimate": 0.123457, "se": 0.012346, "low": -0.123457, "high": 1.234568,
+                            "method": "t", "confidence": 0.9}
+    assert iv.clipped() == Interval(0.12345678, 0.01234567, 0.0, 1.0, "t", 0.9, None, 7)
+    result = paired_difference_from_moments(5, 0.0, 0.1, 1.0, 1.0, 0.12345678)
+    assert result.to_dict()["n"] == 5 and result.to_dict()["correlation"] == 0.123457
+
+
+def test_sample_size_power_and_edges() -> None:
+    from statsmodels.stats.power import NormalIndPower
+
+    se, n = 0.02, 100
+    needed = NormalIndPower().solve_power(effect_size=0.05 / (se * math.sqrt(n)), nobs1=None, alpha=0.05, power=0.9,
+                                          ratio=0)
+    assert sample_size_for(0.05, se, n, power=0.9) == math.ceil(needed)
+    assert sample_size_for(minimum_detectable_effect(se), se, n) == n  # exactly n, not n + 1
+    assert sample_size_for(10.0, se, n) == 1
+    assert probability_below(0.3, 0.0, 0.3) == 1.0 and probability_below(0.2, 0.0, 0.3) == 0.0
+
+
+def test_pairs_added_as_the_same_value_count_once_by_default() -> None:
+    sums = PairedSums()
+    sums.add_same(1.0)
+    sums.add(0.0, 1.0)
+    assert (sums.n, sums.sum_a, sums.sum_b) == (2, 1.0, 2.0)
