@@ -46,8 +46,9 @@ def test_sync_sends_a_local_run_to_a_new_backend_and_says_so(tmp_path: Path, sin
     run_dir = _local_run(tmp_path / "logs")
     total = read_journal(run_dir).last_seq
     echoed: list[str] = []
-    outcomes = sync(tmp_path / "logs", backends=[BACKEND], options={"log_dir": str(sink_dir), "unused": None},
-                    echo=echoed.append)
+    outcomes = sync(
+        tmp_path / "logs", backends=[BACKEND], options={"log_dir": str(sink_dir), "unused": None}, echo=echoed.append
+    )
     assert outcomes == [SyncOutcome(run_dir, "jsonl", total, 0)]
     assert echoed == [f"{run_dir.name} → jsonl: delivered {total:,} events"]
     assert delivered(sink_dir, run_dir) == _journal_view(run_dir)
@@ -62,8 +63,9 @@ def test_sync_sends_a_local_run_to_a_new_backend_and_says_so(tmp_path: Path, sin
     assert sum(len(b) for b in receipts(sink_dir, run_dir)) == total
 
     (status,) = delivery_status(tmp_path / "logs")
-    assert status == RunDelivery(run_dir, run_dir.name, "local", "finished", total,
-                                 [SinkStatus("jsonl", total, 0, 0, None, False)], False)
+    assert status == RunDelivery(
+        run_dir, run_dir.name, "local", "finished", total, [SinkStatus("jsonl", total, 0, 0, None, False)], False
+    )
     assert status.sinks[0].state == "delivered"
 
 
@@ -110,8 +112,9 @@ def test_sync_leaves_a_sink_another_process_is_delivering(tmp_path: Path, sink_d
 def test_sync_retries_a_sink_that_gave_up_before(tmp_path: Path, sink_dir: Path) -> None:
     run_dir = _local_run(tmp_path / "logs")
     total = read_journal(run_dir).last_seq
-    DeliveryMark(sink="jsonl", backend=BACKEND, options={"log_dir": str(sink_dir)}, gave_up=True,
-                 last_error="bad configuration").save(run_dir)
+    DeliveryMark(
+        sink="jsonl", backend=BACKEND, options={"log_dir": str(sink_dir)}, gave_up=True, last_error="bad configuration"
+    ).save(run_dir)
     (status,) = delivery_status(run_dir)
     assert status.sinks == [SinkStatus("jsonl", 0, total, 0, "bad configuration", True)]
     assert status.sinks[0].state == "gave up"
@@ -134,8 +137,12 @@ def test_sync_closes_a_run_whose_process_died_and_rebuilds_its_files(tmp_path: P
     assert contents.last_seq == before + 1
     assert (contents.events[-1].kind, contents.events[-1].data) == ("run_end", {"status": "killed"})
     info = json.loads((run_dir / "run.json").read_text())
-    assert (info["status"], info["events"], info["name"], info["host"]) == ("killed", before + 1, "crashed",
-                                                                            "another-host")
+    assert (info["status"], info["events"], info["name"], info["host"]) == (
+        "killed",
+        before + 1,
+        "crashed",
+        "another-host",
+    )
     assert json.loads((run_dir / "metrics.json").read_text())["m"] == 1.0
 
     # closed once: a second sync appends nothing and says nothing
