@@ -6,12 +6,14 @@ The sink is the test double in tests/support/tracking_sinks.py (our Sink interfa
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
 from insideLLMs.tracking import get_tracker
 from insideLLMs.tracking.delivery import DeliveryMark, delivery_status, sync
+from insideLLMs.tracking.delivery import _sync, _worker
 from insideLLMs.tracking.delivery._sync import RunDelivery, SinkStatus, SyncOutcome
 from insideLLMs.tracking.delivery._worker import SinkLock
 from insideLLMs.tracking.store import find_runs, read_journal
@@ -181,10 +183,18 @@ def test_unreadable_journals_are_reported_and_the_other_runs_still_synced(tmp_pa
         assert delivered(sink_dir, run_dir) == _journal_view(run_dir)
 
 
-@pytest.mark.parametrize("attempts", [1, 2])
-def test_sync_tries_a_failing_sink_as_often_as_asked(tmp_path: Path, sink_dir: Path, attempts: int) -> None:
+@pytest.mark.parametrize("attempts", [None, 1, 2])
+def test_sync_tries_a_failing_sink_as_often_as_asked_waiting_at_most_5_s(
+    tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch, attempts: int | None
+) -> None:
     run_dir = _local_run(tmp_path / "logs", steps=1)
     (sink_dir / "FAIL").touch()
-    (outcome,) = sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}, attempts=attempts)
+    slept: list[float] = []
+    monkeypatch.setattr(_sync, "time", SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(_worker, "BACKOFF_BASE_S", 60.0)  # every backoff is longer than the cap
+    kwargs = {} if attempts is None else {"attempts": attempts}
+    (outcome,) = sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}, **kwargs)
     assert outcome.error == "server unreachable"
-    assert DeliveryMark.load(run_dir, "jsonl").failures == attempts
+    tries = attempts or 3  # three by default
+    assert DeliveryMark.load(run_dir, "jsonl").failures == tries
+    assert slept == [5.0] * (tries - 1)
