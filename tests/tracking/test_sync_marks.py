@@ -96,19 +96,19 @@ def test_sync_of_a_sink_that_stays_down_reports_what_is_pending(tmp_path: Path, 
 def test_sync_leaves_a_sink_another_process_is_delivering(tmp_path: Path, sink_dir: Path) -> None:
     run_dir = _local_run(tmp_path / "logs")
     total = read_journal(run_dir).last_seq
-    DeliveryMark(sink="jsonl", backend=BACKEND, options={"log_dir": str(sink_dir)}).save(run_dir)
+    DeliveryMark(sink="jsonl", backend=BACKEND, options={"log_dir": str(sink_dir)}, delivered_seq=2).save(run_dir)
     lock = SinkLock(run_dir, "jsonl")
     lock.acquire()
     try:
         echoed: list[str] = []
         assert sync(run_dir, echo=echoed.append) == [
-            SyncOutcome(run_dir, "jsonl", 0, total, note="busy: another process is delivering")
+            SyncOutcome(run_dir, "jsonl", 0, total - 2, note="busy: another process is delivering")
         ]
         assert echoed == []
     finally:
         lock.release()
     assert delivered(sink_dir, run_dir) == []
-    assert sync(run_dir) == [SyncOutcome(run_dir, "jsonl", total, 0)]
+    assert sync(run_dir) == [SyncOutcome(run_dir, "jsonl", total - 2, 0)]  # from its mark on
 
 
 def test_sync_retries_a_sink_that_gave_up_before(tmp_path: Path, sink_dir: Path) -> None:
