@@ -198,3 +198,26 @@ def test_sync_tries_a_failing_sink_as_often_as_asked_waiting_at_most_5_s(
     tries = attempts or 3  # three by default
     assert DeliveryMark.load(run_dir, "jsonl").failures == tries
     assert slept == [5.0] * (tries - 1)
+
+
+def test_each_delivered_batch_gives_a_flaky_sink_its_attempts_again(
+    tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = _local_run(tmp_path / "logs", steps=1200)  # two batches of at most 1000 events
+    total = read_journal(run_dir).last_seq
+
+    class DownAfterEachBatch(_worker.Delivery):
+        def step(self) -> bool:
+            ok = super().step()
+            if ok:
+                (sink_dir / "FAIL").touch()  # the sink goes down right after each batch it takes...
+            return ok
+
+    def sleep(_seconds: float) -> None:
+        (sink_dir / "FAIL").unlink()  # ...and is back after the wait
+
+    monkeypatch.setattr(_sync, "Delivery", DownAfterEachBatch)
+    monkeypatch.setattr(_sync, "time", SimpleNamespace(sleep=sleep))
+    outcomes = sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}, attempts=2)
+    assert outcomes == [SyncOutcome(run_dir, "jsonl", total, 0)]
+    assert delivered(sink_dir, run_dir) == _journal_view(run_dir)
