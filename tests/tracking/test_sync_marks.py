@@ -16,7 +16,7 @@ from insideLLMs.tracking.delivery import DeliveryMark, delivery_status, sync
 from insideLLMs.tracking.delivery import _sync, _worker
 from insideLLMs.tracking.delivery._sync import RunDelivery, SinkStatus, SyncOutcome
 from insideLLMs.tracking.delivery._worker import SinkLock
-from insideLLMs.tracking.store import find_runs, read_journal
+from insideLLMs.tracking.store import JournalWriter, find_runs, read_journal
 from support.tracking_sinks import BACKEND, delivered, receipts
 
 
@@ -221,3 +221,29 @@ def test_each_delivered_batch_gives_a_flaky_sink_its_attempts_again(
     outcomes = sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}, attempts=2)
     assert outcomes == [SyncOutcome(run_dir, "jsonl", total, 0)]
     assert delivered(sink_dir, run_dir) == _journal_view(run_dir)
+
+
+def test_events_written_during_sync_do_not_count_against_it(
+    tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = _local_run(tmp_path / "logs", steps=998)  # run_start + 998 metrics + run_end: one full batch
+    total = read_journal(run_dir).last_seq
+    assert total == 1000
+
+    class JournalGrowsMeanwhile(_worker.Delivery):
+        def read_new(self) -> int:
+            writer = JournalWriter.reopen(run_dir / "journal.jsonl")
+            writer.append("metrics", {"metrics": {"late": 1.0}, "step": None})
+            writer.close()
+            return super().read_new()
+
+        def step(self) -> bool:
+            ok = super().step()
+            (sink_dir / "FAIL").touch()  # down once the batch of the events sync was asked for is in
+            return ok
+
+    monkeypatch.setattr(_sync, "Delivery", JournalGrowsMeanwhile)
+    outcomes = sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}, attempts=1)
+    assert outcomes == [SyncOutcome(run_dir, "jsonl", total, 0)]
+    mark = DeliveryMark.load(run_dir, "jsonl")
+    assert (mark.delivered_seq, mark.last_error) == (total, "server unreachable")
