@@ -351,3 +351,15 @@ def test_tail_returns_each_new_event_once_across_partial_writes(tmp_path: Path) 
     assert [e.seq for e in tail.poll()] == [4, 5]
     assert tail.poll() == []
     assert [e.seq for e in JournalTail(path, after_seq=3).poll()] == [4, 5]
+
+
+WRITE_ONLY = Path("/proc/sys/vm/drop_caches")  # a regular file nobody may read, root included
+
+
+@pytest.mark.skipif(not WRITE_ONLY.is_file(), reason="needs Linux /proc/sys")
+def test_a_journal_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL_FILE
+    path.symlink_to(WRITE_ONLY)
+    with pytest.raises(JournalError) as err:
+        read_journal(tmp_path)
+    assert str(err.value) == f"{path}: cannot read (Permission denied)"
