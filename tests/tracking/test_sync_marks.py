@@ -157,7 +157,8 @@ def test_a_finished_run_is_not_closed_again(tmp_path: Path) -> None:
     run_dir = _local_run(tmp_path / "logs")
     journal = (run_dir / "journal.jsonl").read_bytes()
     run_json = (run_dir / "run.json").read_bytes()
-    assert sync(run_dir) == []
+    echoed: list[str] = []
+    assert sync(run_dir, echo=echoed.append) == [] and echoed == []
     assert (run_dir / "journal.jsonl").read_bytes() == journal and (run_dir / "run.json").read_bytes() == run_json
 
 
