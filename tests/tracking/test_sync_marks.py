@@ -6,6 +6,7 @@ The sink is the test double in tests/support/tracking_sinks.py (our Sink interfa
 from __future__ import annotations
 
 import json
+from functools import partial
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -71,9 +72,12 @@ def test_sync_sends_a_local_run_to_a_new_backend_and_says_so(tmp_path: Path, sin
     assert status.sinks[0].state == "delivered"
 
 
-def test_sync_of_a_sink_that_stays_down_reports_what_is_pending(tmp_path: Path, sink_dir: Path) -> None:
-    run_dir = _local_run(tmp_path / "logs", steps=1200)
+def test_sync_of_a_sink_that_stays_down_reports_what_is_pending(
+    tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = _local_run(tmp_path / "logs", steps=5)
     total = read_journal(run_dir).last_seq
+    monkeypatch.setattr(_sync, "Delivery", partial(_worker.Delivery, batch_size=4))  # two batches
     (sink_dir / "FAIL").touch()
     echoed: list[str] = []
     outcomes = sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}, attempts=1, echo=echoed.append)
@@ -204,10 +208,13 @@ def test_sync_tries_a_failing_sink_as_often_as_asked_waiting_at_most_5_s(
 def test_each_delivered_batch_gives_a_flaky_sink_its_attempts_again(
     tmp_path: Path, sink_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_dir = _local_run(tmp_path / "logs", steps=1200)  # two batches of at most 1000 events
+    run_dir = _local_run(tmp_path / "logs", steps=5)
     total = read_journal(run_dir).last_seq
 
     class DownAfterEachBatch(_worker.Delivery):
+        def __init__(self, run_dir: Path, mark: DeliveryMark) -> None:
+            super().__init__(run_dir, mark, batch_size=4)  # two batches
+
         def step(self) -> bool:
             ok = super().step()
             if ok:
