@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from insideLLMs.cli.tracking import tracking
 from insideLLMs.tracking import get_tracker
 from insideLLMs.tracking.store import JOURNAL_FILE, JournalError, JournalWriter, read_journal
+from insideLLMs.tracking.store import _journal
+from insideLLMs.tracking.store._journal import JournalHeader, JournalTail
 from insideLLMs.tracking.store import find_runs, load_run
 from insideLLMs.tracking.delivery import sync
 
@@ -204,3 +206,160 @@ def test_live_run_in_another_process_is_running(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     assert load_run(run_dir).status == "killed"
+
+
+def _write_journal(path: Path, header: dict, *events: dict, tail: bytes = b"") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [orjson.dumps(header), *(orjson.dumps(e) for e in events)]
+    path.write_bytes(b"\n".join(lines) + b"\n" + tail)
+
+
+def _ev(seq: int, ts: float = 10.0) -> dict:
+    return {"seq": seq, "kind": "metrics", "ts": ts + seq, "data": {"metrics": {"m": float(seq)}, "step": seq}}
+
+
+HEADER = {"format": "insidellms-tracking-journal", "version": "1.0", "run_key": "run_k", "created_at": 1234.5}
+
+
+def test_header_and_events_read_back_field_by_field(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL_FILE
+    _write_journal(path, HEADER, _ev(1), _ev(2))
+    contents = read_journal(tmp_path)
+    assert contents.path == path
+    assert contents.header == JournalHeader("insidellms-tracking-journal", "1.0", "run_k", 1234.5)
+    assert contents.header.to_dict() == HEADER
+    assert [(e.seq, e.kind, e.ts, e.data) for e in contents.events] == [
+        (1, "metrics", 11.0, {"metrics": {"m": 1.0}, "step": 1}),
+        (2, "metrics", 12.0, {"metrics": {"m": 2.0}, "step": 2}),
+    ]
+    # a header with only its format and version: no run key, created at 0
+    _write_journal(path, {"format": "insidellms-tracking-journal", "version": "1.2"}, _ev(1))
+    assert read_journal(path).header == JournalHeader("insidellms-tracking-journal", "1.2", "", 0.0)
+
+
+def test_a_new_journal_starts_with_its_header_and_makes_its_folders(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / JOURNAL_FILE
+    writer = JournalWriter(path, "run_new")
+    assert writer.header.format == "insidellms-tracking-journal" and writer.header.run_key == "run_new"
+    event = writer.append("metrics", {"metrics": {"a": 1.0}, "step": 0}, ts=42.5)
+    assert (event.seq, event.ts) == (1, 42.5)
+    writer.close()
+    first = orjson.loads(path.read_bytes().split(b"\n")[0])
+    assert first == writer.header.to_dict() and first["created_at"] > 0
+    assert read_journal(path).events[0].ts == 42.5
+    with pytest.raises(JournalError) as err:
+        writer.append("metrics", {"metrics": {"a": 2.0}, "step": 1})
+    assert str(err.value) == f"{path}: journal is closed (the run has ended)"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({"format": "insidellms-tracking-journal"}, "{path}:1: unreadable journal format version ''"),
+        (
+            {"format": "insidellms-tracking-journal", "version": "x.1"},
+            "{path}:1: unreadable journal format version 'x.1'",
+        ),
+        (
+            {"format": "insidellms-tracking-journal", "version": "3.0"},
+            "{path}: journal format 3.0 was written by a newer insideLLMs; this version reads format 1.x. "
+            "Upgrade with: pip install -U insidellms",
+        ),
+        ({"hello": 1}, "{path}:1: not an insideLLMs tracking journal (no format header)"),
+    ],
+)
+def test_bad_headers_are_named_with_the_file(tmp_path: Path, header: dict, message: str) -> None:
+    path = tmp_path / JOURNAL_FILE
+    _write_journal(path, header, _ev(1))
+    with pytest.raises(JournalError) as err:
+        read_journal(path)
+    assert str(err.value) == message.format(path=path)
+    with pytest.raises(JournalError) as err:
+        JournalTail(path).poll()
+    assert str(err.value) == message.format(path=path)
+
+
+def test_unreadable_journals_say_why(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL_FILE
+    with pytest.raises(JournalError) as err:
+        read_journal(tmp_path)
+    assert str(err.value) == f"{path}: no such journal (is this a tracking run folder?)"
+    path.write_bytes(b"not json\n")
+    with pytest.raises(JournalError) as err:
+        read_journal(path)
+    assert str(err.value) == f"{path}:1: not an insideLLMs tracking journal"
+    path.write_bytes(b'{"format": "insidellms-tra')
+    with pytest.raises(JournalError) as err:
+        read_journal(path)
+    assert str(err.value) == f"{path}:1: journal header is incomplete (the run was killed as it started)"
+    path.write_bytes(b"\n")
+    with pytest.raises(JournalError) as err:
+        read_journal(path)
+    assert str(err.value) == f"{path}: empty journal"
+    _write_journal(path, HEADER, _ev(1), _ev(2), _ev(5))
+    with pytest.raises(JournalError) as err:
+        read_journal(path)
+    assert str(err.value) == f"{path}:4: sequence jumps from 2 to 5"
+
+
+def test_a_duplicated_event_is_read_once_and_the_rest_still_follows(tmp_path: Path) -> None:
+    _write_journal(tmp_path / JOURNAL_FILE, HEADER, _ev(1), _ev(2), _ev(2, ts=99.0), _ev(3), _ev(4))
+    events = read_journal(tmp_path).events
+    assert [(e.seq, e.ts) for e in events] == [(1, 11.0), (2, 12.0), (3, 13.0), (4, 14.0)]
+
+
+def test_appends_are_written_in_batches_of_256_when_time_stands_still(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_journal, "_monotonic", lambda: float("-inf"))  # the time limit never passes
+    writer = JournalWriter(tmp_path / JOURNAL_FILE, "run_x")
+    for step in range(255):
+        writer.append_raw("metrics", {"metrics": {"a": 1.0}, "step": step}, 1.0)
+    assert read_journal(tmp_path).events == []
+    writer.append_raw("metrics", {"metrics": {"a": 1.0}, "step": 255}, 1.0)
+    assert len(read_journal(tmp_path).events) == 256
+    writer.close()
+
+
+def test_appends_are_flushed_once_half_a_second_has_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = JournalWriter(tmp_path / JOURNAL_FILE, "run_x")
+    monkeypatch.setattr(_journal, "_monotonic", lambda: writer._last_flush + 0.5)
+    writer.append_raw("metrics", {"metrics": {"a": 1.0}, "step": 0}, 1.0)
+    assert len(read_journal(tmp_path).events) == 1
+    monkeypatch.setattr(_journal, "_monotonic", lambda: writer._last_flush + 0.4)
+    writer.append_raw("metrics", {"metrics": {"a": 1.0}, "step": 1}, 1.0)
+    assert len(read_journal(tmp_path).events) == 1
+    writer.close()
+
+
+def test_tail_returns_each_new_event_once_across_partial_writes(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL_FILE
+    _write_journal(path, HEADER, _ev(1), _ev(2))
+    tail = JournalTail(path)
+    assert [e.seq for e in tail.poll()] == [1, 2]
+    assert tail.poll() == []
+    line3 = orjson.dumps(_ev(3)) + b"\n"
+    with open(path, "ab") as fh:
+        fh.write(b"\n" + line3[:7])  # a blank line, then half an event
+    assert tail.poll() == []
+    with open(path, "ab") as fh:
+        fh.write(line3[7:])
+    (event,) = tail.poll()
+    assert (event.seq, event.ts, event.data) == (3, 13.0, _ev(3)["data"])
+    with open(path, "ab") as fh:
+        fh.write(orjson.dumps(_ev(4)) + b"\n" + orjson.dumps(_ev(5)) + b"\n")
+    assert [e.seq for e in tail.poll()] == [4, 5]
+    assert tail.poll() == []
+    assert [e.seq for e in JournalTail(path, after_seq=3).poll()] == [4, 5]
+
+
+WRITE_ONLY = Path("/proc/sys/vm/drop_caches")  # a regular file nobody may read, root included
+
+
+@pytest.mark.skipif(not WRITE_ONLY.is_file(), reason="needs Linux /proc/sys")
+def test_a_journal_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
+    path = tmp_path / JOURNAL_FILE
+    path.symlink_to(WRITE_ONLY)
+    with pytest.raises(JournalError) as err:
+        read_journal(tmp_path)
+    assert str(err.value) == f"{path}: cannot read (Permission denied)"
