@@ -281,25 +281,22 @@ def test_bad_headers_are_named_with_the_file(tmp_path: Path, header: dict, messa
 
 def test_unreadable_journals_say_why(tmp_path: Path) -> None:
     path = tmp_path / JOURNAL_FILE
-    with pytest.raises(JournalError) as err:
-        read_journal(tmp_path)
-    assert str(err.value) == f"{path}: no such journal (is this a tracking run folder?)"
-    path.write_bytes(b"not json\n")
-    with pytest.raises(JournalError) as err:
-        read_journal(path)
-    assert str(err.value) == f"{path}:1: not an insideLLMs tracking journal"
-    path.write_bytes(b'{"format": "insidellms-tra')
-    with pytest.raises(JournalError) as err:
-        read_journal(path)
-    assert str(err.value) == f"{path}:1: journal header is incomplete (the run was killed as it started)"
-    path.write_bytes(b"\n")
-    with pytest.raises(JournalError) as err:
-        read_journal(path)
-    assert str(err.value) == f"{path}: empty journal"
+
+    def error(target: Path) -> str:
+        with pytest.raises(JournalError) as err:
+            read_journal(target)
+        return str(err.value)
+
+    assert error(tmp_path) == f"{path}: no such journal (is this a tracking run folder?)"
+    for content, message in (
+        (b"not json\n", ":1: not an insideLLMs tracking journal"),
+        (b'{"format": "insidellms-tra', ":1: journal header is incomplete (the run was killed as it started)"),
+        (b"\n", ": empty journal"),
+    ):
+        path.write_bytes(content)
+        assert error(path) == f"{path}{message}"
     _write_journal(path, HEADER, _ev(1), _ev(2), _ev(5))
-    with pytest.raises(JournalError) as err:
-        read_journal(path)
-    assert str(err.value) == f"{path}:4: sequence jumps from 2 to 5"
+    assert error(path) == f"{path}:4: sequence jumps from 2 to 5"
 
 
 def test_a_duplicated_event_is_read_once_and_the_rest_still_follows(tmp_path: Path) -> None:
