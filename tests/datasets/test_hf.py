@@ -47,7 +47,6 @@ def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
     assert line.startswith("error: hf:nobody/not-cached-anywhere:test: cannot load: it is not in the local cache (HF_HUB_OFFLINE=1)")
 
 
-@pytest.mark.slow
 def test_a_subset_of_a_local_dataset_its_limit_and_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder of data files with configs (subsets) in its README, as on the hub; ``id`` is the default id field."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -69,3 +68,35 @@ def test_a_subset_of_a_local_dataset_its_limit_and_its_name(tmp_path: Path, monk
     assert hard.name == "qa" and hard.source == "hf:sets/qa/hard:test"
     easy = PromptSet.from_hf("sets/qa", subset="easy", base_dir=tmp_path)
     assert [e.id for e in easy] == ["easy0", "easy1", "easy2", "easy3"] and easy.source == "hf:sets/qa/easy:test"
+
+
+def test_a_saved_dataset_by_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split ``test``, ids from ``id``, named by its folder relative to the working folder, every column kept."""
+    rows = [{"id": f"x{i}", "prompt": f"{i}+{i}?", "answer": str(2 * i)} for i in range(3)]
+    splits = {"test": datasets.Dataset.from_list(rows), "train": datasets.Dataset.from_list(rows[:1])}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "sets/qa"))
+    monkeypatch.chdir(tmp_path)
+    from insideLLMs.datasets import PromptSet
+
+    ps = PromptSet.from_hf("sets/qa")
+    assert (ps.name, ps.source, len(ps)) == ("qa", "hf:sets/qa:test", 3)
+    assert [(e.id, e.data) for e in ps] == [(f"x{i}", row) for i, row in enumerate(rows)]
+    train = PromptSet.from_hf("qa", split="train", base_dir="sets")
+    assert (train.name, train.source, [e.id for e in train]) == ("qa", "hf:qa:train", ["x0"])
+
+
+def test_renamed_columns_another_id_field_and_a_limit(tmp_path: Path) -> None:
+    """``fields`` (field -> column) wins over the older ``columns``; rows with no id field are numbered."""
+    rows = [{"qid": f"q{i}", "question": f"{i}?", "gold": str(i)} for i in range(4)]
+    datasets.DatasetDict({"dev": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "qa"))
+    from insideLLMs.datasets import PromptSet
+
+    ps = PromptSet.from_hf("qa", split="dev", id_field="qid", limit=2, base_dir=tmp_path,
+                           columns={"prompt": "gold"}, fields={"prompt": "question", "answer": "gold"})
+    assert [(e.id, e.data) for e in ps] == [("q0", {"qid": "q0", "prompt": "0?", "answer": "0"}),
+                                          ("q1", {"qid": "q1", "prompt": "1?", "answer": "1"})]
+    by_columns = PromptSet.from_hf("qa", split="dev", base_dir=tmp_path, columns={"prompt": "question"})
+    assert [e.id for e in by_columns] == ["0", "1", "2", "3"]
+    assert by_columns.examples[3].data == {"qid": "q3", "prompt": "3?", "gold": "3"}
+    assert by_columns.source == "hf:qa:dev" and by_columns.hash != ps.hash
+

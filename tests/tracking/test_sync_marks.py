@@ -255,3 +255,15 @@ def test_events_written_during_sync_do_not_count_against_it(
     assert outcomes == [SyncOutcome(run_dir, "jsonl", total, 0)]
     mark = DeliveryMark.load(run_dir, "jsonl")
     assert (mark.delivered_seq, mark.last_error) == (total, "server unreachable")
+
+
+def test_status_reports_a_torn_last_line_and_counts_only_whole_events(tmp_path: Path, sink_dir: Path) -> None:
+    """A writer that died mid-line leaves a torn tail: status says so, and it is neither counted nor delivered."""
+    run_dir = _local_run(tmp_path / "logs")
+    total = read_journal(run_dir).last_seq
+    with (run_dir / "journal.jsonl").open("ab") as fh:
+        fh.write(b'{"seq": ' + str(total + 1).encode() + b', "kind": "metr')
+    (status,) = delivery_status(tmp_path / "logs")
+    assert (status.events, status.sinks, status.torn_tail) == (total, [], True)
+    assert sync(run_dir, backends=[BACKEND], options={"log_dir": str(sink_dir)}) == [SyncOutcome(run_dir, "jsonl", total, 0)]
+    assert [e["seq"] for e in delivered(sink_dir, run_dir)] == list(range(1, total + 1))
