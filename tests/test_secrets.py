@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+import orjson
+
 from insideLLMs.secrets import (
-    REDACTED, is_secret_key, redact, redact_jsonl_line, redact_text, redact_text_file_content,
+    REDACTED, dumps_redacted, is_secret_key, may_hold_secret, redact, redact_jsonl_line, redact_text,
+    redact_text_file_content,
 )
 
 
@@ -72,3 +75,40 @@ def test_text_documents_redact_key_value_pairs_and_keep_counts() -> None:
         "token: null\nurl: https://[REDACTED]@h/x\n'secret': '[REDACTED]'\n")
     assert redact_text_file_content("model: gpt-4o\n") == "model: gpt-4o\n"
     assert redact_text_file_content("api_key: [REDACTED]\n") == "api_key: [REDACTED]\n"
+
+
+
+def test_the_values_a_text_document_keeps_under_secret_keys_and_the_ones_it_does_not() -> None:
+    """Nulls, flags, empty quotes, counts and the marker itself stay; anything else under a secret key goes,
+    whatever its first character, keeping its quotes."""
+    kept = ("api_key: None\napi_key: ~\ntoken: TRUE\npassword: False\napi_key: \"\"\napi_key: ''\ntoken: 3\n"
+            "timeout: 30, api_key: [REDACTED]\n")
+    assert redact_text_file_content(kept) == kept
+    assert redact_text_file_content("password: ab[cd\npassword: [REDACTEX\napi_key: Xyz, passwd: 'Xq'\n") == (
+        "password: [REDACTED]\npassword: [REDACTED]\napi_key: [REDACTED], passwd: '[REDACTED]'\n")
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b'{"auth": 1}', True), (b'{"Password": 1}', True), (b'{"x": "Bearer abc"}', True), (b'"me@host"', True),
+    (b'{"access_token": 1}', True), (b'{"TOKEN": 1}', True), (b'{"botTokenString": 1}', True),
+    (b'{"max_tokens": 3, "tokenizer": "bpe"}', False), (b'{"model": "gpt-4o"}', False), (b"", False),
+])
+def test_may_hold_secret_is_the_cheap_test_before_redaction(data: bytes, expected: bool) -> None:
+    assert may_hold_secret(data) is expected
+    if not expected:
+        assert redact(orjson.loads(data or b"null")) == orjson.loads(data or b"null")
+
+
+def test_dumps_redacted_keeps_the_orjson_options_given() -> None:
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+    assert dumps_redacted({"b": 1, "a": [2]}, option) == b'{\n  "a": [\n    2\n  ],\n  "b": 1\n}'
+    assert dumps_redacted({"b": 1, "api_key": "k"}, option) == b'{\n  "api_key": "[REDACTED]",\n  "b": 1\n}'
+    assert dumps_redacted({"b": 1, "api_key": "k"}) == b'{"b":1,"api_key":"[REDACTED]"}'
+
+
+def test_a_camel_case_token_key_is_redacted_on_every_path() -> None:
+    """``botTokenString`` lowercased reads as "tokens"; the cheap pre-checks must not wave it through."""
+    assert is_secret_key("botTokenString") and is_secret_key("apiTokenInfo")
+    assert dumps_redacted({"botTokenString": "abc"}) == b'{"botTokenString":"[REDACTED]"}'
+    assert redact_text_file_content("apiTokenInfo: abc\n") == "apiTokenInfo: [REDACTED]\n"
+    assert redact_jsonl_line(b'{"apiTokenInfo": "abc"}\n') == b'{"apiTokenInfo":"[REDACTED]"}\n'

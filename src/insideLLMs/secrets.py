@@ -53,14 +53,16 @@ _KEY_VALUE_RE = re.compile(
 )
 # Cheap pre-checks (plain substring tests run at C speed; the regexes above are only tried on a hit).
 _KEY_HINTS = ("key", "secret", "passw", "pwd", "authoriz", "cookie", "credential", "passphrase", "auth")
-_TOKEN_HINT_RE = re.compile(r"token(?![si])")  # token, access_token: yes; tokens, tokenizer: no
+# token, access_token, botTokenString: yes; tokens, tokenizer: no. Searched in the text as written: lowercased,
+# botTokenString would read as "tokens".
+_TOKEN_HINT_RE = re.compile(r"(?i:token)(?![si])")
 _VALUE_HINTS = ("Bearer", "bearer", "sk-", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AKIA",
                 "ASIA", "xox", "AIza", "eyJ", "@", "PRIVATE KEY")
 
 
 def _may_hold_secret_key(text: str) -> bool:
     low = text.lower()
-    return any(h in low for h in _KEY_HINTS) or ("token" in low and _TOKEN_HINT_RE.search(low) is not None)
+    return any(h in low for h in _KEY_HINTS) or ("token" in low and _TOKEN_HINT_RE.search(text) is not None)
 
 
 def _may_hold_secret_value(text: str) -> bool:
@@ -171,7 +173,7 @@ def redact_jsonl_line(line: bytes) -> bytes:
 
 _KEY_HINTS_B = tuple(h.encode() for h in _KEY_HINTS)
 _VALUE_HINTS_B = tuple(h.encode() for h in _VALUE_HINTS)
-_TOKEN_HINT_RE_B = re.compile(rb"token(?![si])")
+_TOKEN_HINT_RE_B = re.compile(rb"(?i:token)(?![si])")
 
 
 def may_hold_secret(data: bytes) -> bool:
@@ -179,7 +181,7 @@ def may_hold_secret(data: bytes) -> bool:
     if any(h in data for h in _VALUE_HINTS_B):
         return True
     low = data.lower()
-    return any(h in low for h in _KEY_HINTS_B) or (b"token" in low and _TOKEN_HINT_RE_B.search(low) is not None)
+    return any(h in low for h in _KEY_HINTS_B) or (b"token" in low and _TOKEN_HINT_RE_B.search(data) is not None)
 
 
 def dumps_redacted(obj: Any, option: int = 0) -> bytes:
