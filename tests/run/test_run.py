@@ -172,43 +172,64 @@ def test_response_cache_reuses_answers_across_runs(project: Path) -> None:
     assert (project / "a/records.jsonl").read_bytes() == (project / "b/records.jsonl").read_bytes()
 
 
-@pytest.mark.slow
 def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -> None:
     """Results are written in example order, so one slow answer keeps later ones in memory; the
-    runner stops starting new examples a window (4 x concurrency, at least 256) ahead of it."""
+    runner stops starting new examples a window (4 x concurrency, at least 256) ahead of the next to write."""
     import asyncio
 
     from insideLLMs import ProbeRunner, PromptSet, get_probe
     from insideLLMs.models.base import Completion, Model
 
-    class SlowFirst(Model):
+    class SlowFirstTwo(Model):
+        """q0 answers once the other workers have stopped starting examples; q1 answers after q0, once they
+        have stopped again (no new start for 200 turns of the event loop, where an unblocked worker would
+        start one at each turn)."""
+
         provider = "test"
 
         def __init__(self) -> None:
-            super().__init__("slow-first")
-            self.slow_running = False
-            self.started_while_slow = 0
+            super().__init__("slow-first-two")
+            self.q0_done = False
+            self.q1_done = False
+            self.started_before_q0 = 0
+            self.started_between = 0
+
+        async def _until_nothing_starts(self) -> None:
+            seen, still = -1, 0
+            while still < 200:
+                await asyncio.sleep(0)
+                started = self.started_before_q0 + self.started_between
+                still = still + 1 if started == seen else 0
+                seen = started
 
         async def agenerate(self, messages: list, **generation: object) -> Completion:
             prompt = messages[-1]["content"]
             if prompt.startswith("What is 0 plus"):
-                self.slow_running = True
-                await asyncio.sleep(0.5)
-                self.slow_running = False
-            elif self.slow_running:
-                self.started_while_slow += 1
+                await self._until_nothing_starts()
+                self.q0_done = True
+            elif prompt.startswith("What is 1 plus"):
+                while not self.q0_done:
+                    await asyncio.sleep(0)
+                await self._until_nothing_starts()
+                self.q1_done = True
+            elif not self.q0_done:
+                self.started_before_q0 += 1
+            elif not self.q1_done:
+                self.started_between += 1
             return Completion(text=f"Answer: {prompt.split()[2]}")
 
-    model = SlowFirst()
-    prompts = PromptSet.from_list([{"id": f"q{i:04d}", "prompt": f"What is {i} plus 0?", "answer": str(i)} for i in range(700)])
+    model = SlowFirstTwo()
+    prompts = PromptSet.from_list([{"id": f"q{i:04d}", "prompt": f"What is {i} plus 0?", "answer": str(i)} for i in range(300)])
     runner = ProbeRunner(model, get_probe("logic"), concurrency=8, run_dir=tmp_path / "run")
     records = runner.run(prompts)
-    assert [r.example_id for r in records] == [f"q{i:04d}" for i in range(700)]
+    assert [r.example_id for r in records] == [f"q{i:04d}" for i in range(300)]
     assert runner.success_rate == 1.0 and all(r.passed for r in records)
-    # q0 and the 255 after it fill the window of 256; none beyond it starts until q0 is written
-    assert 256 - 8 <= model.started_while_slow <= 255
+    # q0 to q255 fill the window of 256: q2..q255 start while q0 runs, nothing beyond
+    assert model.started_before_q0 == 254
+    # with q0 written, q1 is next to write: the window reaches q256 and only q256 starts
+    assert model.started_between == 1
     lines = (tmp_path / "run" / "records.jsonl").read_bytes().splitlines()
-    assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(700)]
+    assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(300)]
 
 
 def test_record_dict_has_exactly_the_record_fields() -> None:
