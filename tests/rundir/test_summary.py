@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from insideLLMs.rundir import summarize
+from typing import Any
+
+import pytest
+
+from insideLLMs.rundir import summarize, summary_settings
 from support.run_dirs import record
 
 
@@ -81,3 +85,85 @@ def test_epochs_are_reduced_per_example_before_the_mean_and_its_interval() -> No
             name: round(numpy.mean([numpy.var([run[i] for run in runs], ddof=1) for runs in epochs.values()]), 6)
             for i, name in enumerate(("pass_rate", "f1"))},
     }
+
+
+#: example -> each epoch's (passed, f1, exact), None for a request that failed; ``f1`` is a numeric score whose
+#: epochs agree on 0 or 1, ``exact`` a boolean one whose epochs agree
+TWO_EPOCHS: dict[str, list[tuple[bool, float, bool] | None]] = {
+    "a": [(True, 1.0, True), (True, 1.0, True)],
+    "b": [(True, 0.0, False), (False, 0.0, False)],
+    "c": [(False, 1.0, True), (True, 1.0, True)],
+    "d": [(False, 1.0, True), (False, 1.0, True)],
+    "e": [None, (False, 0.0, False)],
+}
+
+
+def _two_epoch_records() -> list[dict[str, Any]]:
+    records = []
+    for example_id, runs in TWO_EPOCHS.items():
+        for epoch, run in enumerate(runs):
+            if run is None:
+                rec = record(example_id, status="error", passed=None, scores={},
+                             error={"type": "ModelError", "message": "x"})
+            else:
+                rec = record(example_id, passed=run[0], scores={"f1": run[1], "exact": run[2]})
+            records.append(rec | {"epoch": epoch})
+    return records
+
+
+def test_epochs_keep_a_numeric_score_a_mean_and_a_boolean_score_a_proportion() -> None:
+    """Worked by hand (t quantiles from scipy, Wilson from statsmodels). Per example the passes reduce to
+    1, ½, ½, 0, 0 (fractions summed with the whole verdicts); ``f1`` reduces to 1, 0, 1, 1, 0 and stays a numeric
+    mean (t interval, not clipped), ``exact`` to the same values as booleans, a proportion (Wilson). The success rate
+    counts the ten requests, clustered by example: cluster sums 2, 2, 2, 2, 1 around 0.9 give
+    se = √(5/4 · (4 · 0.2² + 0.8²)) / 10 = 0.1."""
+    from scipy import stats as sps
+    from statsmodels.stats.proportion import proportion_confint
+
+    (group,) = summarize(_two_epoch_records(), epochs=2)["groups"]
+    assert (group["n"], group["scored"], group["passed"], group["pass_rate"]) == (10, 5, 2.0, 0.4)
+    assert group["scores"] == {"exact": 0.6, "f1": 0.6}
+
+    def t_interval(mean: float, se: float, df: int, clip: bool) -> dict[str, Any]:
+        half = float(sps.t.ppf(0.975, df)) * se
+        low, high = (max(0.0, mean - half), min(1.0, mean + half)) if clip else (mean - half, mean + half)
+        return {"se": round(se, 6), "low": round(low, 6), "high": round(high, 6), "method": "t"}
+
+    wilson = proportion_confint(3, 5, method="wilson")
+    assert group["intervals"] == {
+        "confidence": 0.95,
+        "success_rate": t_interval(0.9, 0.1, 4, True) | {"method": "cluster", "clusters": 5},
+        # passes 1, ½, ½, 0, 0: Σ(x − 0.4)² = 0.7, se = √(0.7 / 4 / 5)
+        "pass_rate": t_interval(0.4, (0.7 / 4 / 5) ** 0.5, 4, True),
+        "scores": {
+            # 1, 0, 1, 1, 0: Σ(x − 0.6)² = 1.2, se = √(1.2 / 4 / 5)
+            "f1": t_interval(0.6, (1.2 / 4 / 5) ** 0.5, 4, False),
+            "exact": {"se": round((0.6 * 0.4 / 5) ** 0.5, 6), "low": round(wilson[0], 6),
+                      "high": round(wilson[1], 6), "method": "wilson"},
+        },
+    }
+    assert group["intervals"]["scores"]["f1"]["low"] < 0  # a score's mean is not a rate: not kept inside [0, 1]
+    # within-example variances: passes 0, ½, ½, 0 (e has one epoch with a verdict); f1 and exact agree everywhere
+    assert group["epochs"] == {"k": 2, "examples": 5, "reducers": {"exact": "mean", "f1": "mean", "pass_rate": "mean"},
+                               "within_variance": {"exact": 0.0, "f1": 0.0, "pass_rate": 0.25}}
+
+
+def test_one_reducer_name_reduces_every_metric() -> None:
+    """``reducer="max"``: an example passes when one epoch passed (a, b, c of five), a whole count with Wilson."""
+    (group,) = summarize(_two_epoch_records(), epochs=2, reducer="max")["groups"]
+    assert (group["scored"], group["passed"], group["pass_rate"]) == (5, 3, 0.6)
+    assert group["intervals"]["pass_rate"]["method"] == "wilson"
+    assert group["epochs"]["reducers"] == {"exact": "max", "f1": "max", "pass_rate": "max"}
+
+
+@pytest.mark.parametrize("reducer", ["pass_at_3", {"pass_rate": "pass_at_3"}])
+def test_a_pass_at_k_reducer_needs_k_epochs(reducer: str | dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="^reducer 'pass_at_3' needs at least 3 epochs, the run has 2$"):
+        summarize(_two_epoch_records(), epochs=2, reducer=reducer)
+
+
+def test_summary_settings_are_the_manifests_epochs_reducer_and_prices() -> None:
+    prices = {"gpt-a": {"input": 2.0, "output": 8.0, "source": "table"}}
+    manifest = {"run_id": "r", "epochs": 3, "reducer": {"pass_rate": "all"}, "pricing": {"models": prices}}
+    assert summary_settings(manifest) == {"epochs": 3, "reducer": {"pass_rate": "all"}, "prices": prices}
+    assert summary_settings({"run_id": "r"}) == {"epochs": None, "reducer": None, "prices": None}

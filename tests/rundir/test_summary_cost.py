@@ -87,3 +87,14 @@ def test_the_judges_tokens_and_cost_are_apart_from_the_graded_models() -> None:
     unmetered = _judged(_rec("q4", "gpt-a", 10, 10), {"judge": verdict | {"usage": None}})
     assert summarize([unmetered], run_id="r", prices=PRICES)["totals"]["judge_cost_usd"] is None
     assert summarize([unmetered], run_id="r", prices=PRICES)["totals"]["cost_usd"] == 0.0001
+
+
+def test_a_records_cost_is_unknown_when_its_answer_or_a_verdict_is_unpriced_or_unmetered() -> None:
+    verdict = {"model": "judge-j", "grade": "A", "usage": {"prompt_tokens": 500, "completion_tokens": 50}}
+    assert record_cost(_rec("q1", "unpriced", 10, 10), PRICES) is None
+    assert record_cost(_rec("q1", "gpt-a", None), PRICES) is None  # answered without token counts
+    assert record_cost(_judged(_rec("q1", "gpt-a", 10, 10), {"judge": verdict | {"model": "unpriced"}}), PRICES) is None
+    assert record_cost(_judged(_rec("q1", "gpt-a", 10, 10), {"judge": verdict | {"usage": None}}), PRICES) is None
+    assert record_cost(_judged(_rec("q1", "unpriced", 10, 10), {"judge": verdict}), PRICES) is None
+    failed = _rec("q2", "gpt-a", None, output=None, status="error", error={"type": "ModelError", "message": "x"})
+    assert record_cost(failed, PRICES) == 0.0  # an error before any answer costs nothing

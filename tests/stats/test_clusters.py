@@ -149,6 +149,51 @@ def test_summary_without_clusters_is_unchanged_and_one_cluster_has_no_interval()
     assert "pass_rate" not in intervals and "f1" not in intervals["scores"]
 
 
+def test_epochs_cluster_examples_by_their_cluster_and_requests_by_theirs() -> None:
+    """Two epochs per example, three passages. The pass rate and ``f1`` are clustered over the examples (each one
+    its epochs' mean, in its passage), the success rate over the requests (each in its own record's passage)."""
+    #: passage -> example -> each epoch's (passed, f1), None for a request that failed
+    passages: dict[str, dict[str, list[tuple[bool, float] | None]]] = {
+        "p0": {"a": [(True, 0.8), (True, 0.6)], "b": [(False, 0.2), (True, 0.4)]},
+        "p1": {"c": [(False, 0.1), (False, 0.3)], "d": [None, (True, 0.9)]},
+        "p2": {"e": [(True, 1.0), (False, 0.5)], "f": [(True, 0.7), (True, 0.7)], "g": [(False, 0.0), (True, 0.6)]},
+    }
+    records, successes, request_labels = [], [], []
+    passes, f1s, example_labels = [], [], []
+    for passage, examples in passages.items():
+        for example_id, runs in examples.items():
+            for epoch, run in enumerate(runs):
+                if run is None:
+                    rec = record(example_id, status="error", passed=None, scores={},
+                                 error={"type": "ModelError", "message": "x"})
+                else:
+                    rec = record(example_id, passed=run[0], scores={"f1": run[1]})
+                records.append(rec | {"epoch": epoch, "cluster": passage})
+                successes.append(float(run is not None))
+                request_labels.append(passage)
+            answered = [run for run in runs if run is not None]
+            passes.append(float(np.mean([run[0] for run in answered])))
+            f1s.append(float(np.mean([run[1] for run in answered])))
+            example_labels.append(passage)
+    (group,) = summarize(records, epochs=2)["groups"]
+    assert (group["passed"], group["pass_rate"]) == (4.5, round(4.5 / 7, 6))
+
+    def clustered(ys: list[float], labels: list[str], rate: bool) -> dict[str, Any]:
+        se, low, high = statsmodels_fit(ys, labels)
+        if rate:
+            low, high = max(0.0, low), min(1.0, high)
+        return {"se": pytest.approx(se, abs=1e-6), "low": pytest.approx(low, abs=1e-6),
+                "high": pytest.approx(high, abs=1e-6), "method": "cluster", "clusters": 3}
+
+    assert group["intervals"] == {
+        "confidence": 0.95,
+        "success_rate": clustered(successes, request_labels, True),
+        "pass_rate": clustered(passes, example_labels, True),
+        "scores": {"f1": clustered(f1s, example_labels, False)},
+    }
+    assert group["intervals"]["success_rate"]["high"] == 1.0  # a rate's interval is kept inside [0, 1]
+
+
 # --- insidellms diff ------------------------------------------------------------------------------------
 
 
