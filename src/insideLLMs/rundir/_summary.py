@@ -160,15 +160,13 @@ class _Group:
                 if isinstance(value, (int, float)):
                     self._cluster(name).add(label, float(value))
 
-    def _count(self, record: dict[str, Any], label: Any = None) -> None:
-        """What is counted per record (request): status, tokens, judge tokens; the success rate's cluster is
-        ``label`` (an epochs run: the example), else the record's own cluster."""
+    def _count(self, record: dict[str, Any], label: Any) -> None:
+        """What is counted per record (request) of an epochs run: status, tokens, judge tokens; the success
+        rate is clustered by ``label`` (the record's cluster, else its example)."""
         self.n += 1
         status = record["status"]
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
-        label = record.get("cluster") if label is None else label
-        if label is not None:
-            self._cluster(SUCCESS_RATE).add(label, 1.0 if status == "success" else 0.0)
+        self._cluster(SUCCESS_RATE).add(label, 1.0 if status == "success" else 0.0)
         self._tokens(record)
 
     def _tokens(self, record: dict[str, Any]) -> None:
