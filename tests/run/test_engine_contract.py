@@ -1,0 +1,149 @@
+"""The engine through the Python API, in process: budgets to the cent, fatal errors, epoch seeds, and the
+``Executor`` contract (results handed back in any order, a second answer ignored).
+
+Models here are in-process ``Model`` subclasses: the engine's side of a model call is what is under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from insideLLMs import ProbeRunner, PromptSet, get_probe
+from insideLLMs.models import PriceTable
+from insideLLMs.models.base import AuthenticationFailed, Completion, Model, Usage
+from insideLLMs.run import BudgetReached, Harness, RunAborted, RunSettings
+
+PRICES = PriceTable.load({"m": {"input": 250_000.0, "output": 250_000.0}})  # $0.25 a token: sums stay exact
+
+
+class Scripted(Model):
+    """Answers "What is N plus 0?" with N, using N + 1 tokens (or none); fails fatally at ``fatal_at``."""
+
+    provider = "test"
+
+    def __init__(self, *, tokens: bool = True, fatal_at: int | None = None) -> None:
+        super().__init__("m")
+        self.tokens = tokens
+        self.fatal_at = fatal_at
+        self.seeds: list[tuple[str, Any]] = []
+
+    async def agenerate(self, messages: list, **generation: Any) -> Completion:
+        n = int(messages[-1]["content"].split()[2])
+        self.seeds.append((f"q{n}", generation.get("seed")))
+        if n == self.fatal_at:
+            raise AuthenticationFailed("401: bad key")
+        return Completion(text=f"Answer: {n}", usage=Usage(n, 1) if self.tokens else None)
+
+
+def _prompts(n: int) -> PromptSet:
+    return PromptSet.from_list([{"id": f"q{i}", "prompt": f"What is {i} plus 0?", "answer": str(i)} for i in range(n)])
+
+
+def test_a_budget_met_exactly_stops_the_run_there() -> None:
+    """Record i costs (i + 1) tokens x $0.25; after q0..q3 the run has spent $2.50, exactly its budget."""
+    runner = ProbeRunner(Scripted(), get_probe("logic"), concurrency=1, prices=PRICES, max_cost_usd=2.5)
+    with pytest.raises(BudgetReached) as stopped:
+        runner.run(_prompts(8))
+    assert str(stopped.value) == "budget reached: $2.500000 spent of max_cost_usd $2.5 after 4 of 8 examples"
+    assert (stopped.value.done, stopped.value.total, stopped.value.spent, stopped.value.budget) == (4, 8, 2.5, 2.5)
+
+
+def test_a_budget_cannot_be_kept_by_a_model_without_token_counts() -> None:
+    runner = ProbeRunner(Scripted(tokens=False), get_probe("logic"), concurrency=1, prices=PRICES, max_cost_usd=10)
+    with pytest.raises(BudgetReached) as stopped:
+        runner.run(_prompts(5))
+    assert str(stopped.value) == ("model 'm' answered example 'q0' without token counts, so the budget cannot be "
+                                  "kept: $0.000000 spent of max_cost_usd $10 after 1 of 5 examples")
+    assert (stopped.value.done, stopped.value.spent, stopped.value.budget) == (1, 0.0, 10)
+
+
+def test_a_fatal_error_stops_the_run_and_says_how_to_go_on(tmp_path: Path) -> None:
+    with pytest.raises(RunAborted) as stopped:
+        ProbeRunner(Scripted(fatal_at=2), get_probe("logic"), concurrency=1).run(_prompts(5))
+    assert str(stopped.value) == "run stopped after 2 of 5 examples: 401: bad key"
+    assert (stopped.value.done, stopped.value.total) == (2, 5)
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunAborted) as stopped:
+        ProbeRunner(Scripted(fatal_at=2), get_probe("logic"), concurrency=1, run_dir=run_dir).run(_prompts(5))
+    assert str(stopped.value) == (
+        f"run stopped after 2 of 5 examples: 401: bad key; continue later with --resume (run dir {run_dir})")
+    assert len((run_dir / "records.jsonl").read_bytes().splitlines()) == 2
+
+
+def test_each_epoch_is_sent_its_own_reproducible_seed() -> None:
+    """The seed of (configured seed, example id, epoch): the first 32 bits of the sha256 of their canonical JSON,
+    with the top bit cleared (a seed providers accept as a signed 32-bit integer)."""
+    model = Scripted()
+    ProbeRunner(model, get_probe("logic"), concurrency=1, epochs=2, generation={"seed": 7}).run(_prompts(2))
+    assert model.seeds == [("q0", 1839229255), ("q0", 1185248048), ("q1", 333539197), ("q1", 2107119594)]
+    for (example, seed), epoch in zip(model.seeds, [0, 1, 0, 1]):
+        digest = hashlib.sha256(f'[7,"{example}",{epoch}]'.encode()).hexdigest()
+        assert seed == int(digest[:8], 16) & 0x7FFFFFFF
+    unseeded = Scripted()
+    ProbeRunner(unseeded, get_probe("logic"), concurrency=1, epochs=2).run(_prompts(2))
+    assert unseeded.seeds[2:] == [("q1", 685175245), ("q1", 41845627)]  # from [null, "q1", epoch]
+    ProbeRunner(one := Scripted(), get_probe("logic"), concurrency=1, generation={"seed": 7}).run(_prompts(2))
+    assert one.seeds == [("q0", 7), ("q1", 7)]  # one epoch: the configured seed as it is
+
+
+class ReverseExecutor:
+    """Runs a run's examples in this process, last first, and hands each result back twice; like the Ray
+    executor, it starts nothing new once the engine has a reason to stop (its budget)."""
+
+    name = "reverse"
+
+    def __init__(self) -> None:
+        self.opened = self.closed = 0
+
+    def open(self, engine: Any) -> None:
+        self.opened += 1
+
+    async def execute(self, engine: Any, start: int) -> None:
+        for index in reversed(range(start, len(engine.items))):
+            if engine.stop_reason is not None:
+                return
+            record, timing = await engine.run_one(index)
+            engine.deliver(index, record, timing)
+            engine.deliver(index, record, timing)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_an_executor_may_hand_results_back_in_any_order_and_twice(tmp_path: Path) -> None:
+    probes = [(get_probe("logic"), _prompts(6))]
+    here = asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "here")).arun())
+    executor = ReverseExecutor()
+    there = asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "there",
+                                                                          executor=executor)).arun())
+    assert (executor.opened, executor.closed) == (1, 1)
+    assert there.run_id == here.run_id
+    assert (tmp_path / "there/records.jsonl").read_bytes() == (tmp_path / "here/records.jsonl").read_bytes()
+    ids = [orjson.loads(line)["example_id"] for line in (tmp_path / "there/records.jsonl").read_bytes().splitlines()]
+    assert ids == [f"q{i}" for i in range(6)]
+
+
+def test_a_fatal_error_on_an_executor_stops_the_run_as_it_would_here(tmp_path: Path) -> None:
+    executor = ReverseExecutor()
+    settings = RunSettings(run_dir=tmp_path / "run", executor=executor)
+    with pytest.raises(RunAborted) as stopped:
+        asyncio.run(Harness([Scripted(fatal_at=3)], [(get_probe("logic"), _prompts(6))], settings=settings).arun())
+    assert str(stopped.value) == (
+        f"run stopped after 0 of 6 examples: 401: bad key; continue later with --resume (run dir {tmp_path / 'run'})")
+    assert (executor.opened, executor.closed) == (1, 1)
+
+
+def test_a_result_handed_back_twice_is_paid_for_once() -> None:
+    """Last first, the examples cost $1.50, $1.25, $1.00, $0.75...: a $4 budget is reached by the fourth,
+    at $4.50, with nothing written yet (q0 comes last)."""
+    settings = RunSettings(executor=ReverseExecutor(), prices=PRICES, max_cost_usd=4)
+    with pytest.raises(BudgetReached) as stopped:
+        asyncio.run(Harness([Scripted()], [(get_probe("logic"), _prompts(6))], settings=settings).arun())
+    assert (stopped.value.done, stopped.value.spent) == (0, 4.5)
