@@ -35,7 +35,7 @@ PUBLIC: dict[str, set[str]] = {
         "Answer", "NamedScorer", "SCORERS", "Score", "ScoreContext", "ScoreValue", "Scorer", "build_scorer",
         "build_scorers", "get_scorer",
     },
-    "insideLLMs.run": {"BudgetError", "BudgetReached", "Executor", "Harness", "ProbeRunner", "RayExecutor",
+    "insideLLMs.run": {"BudgetError", "BudgetReached", "Executor", "FatalModelError", "Harness", "ProbeRunner", "RayExecutor",
                       "RayExecutorError", "RunAborted", "RunOutcome", "RunSettings", "Shard", "ShardError",
                       "build_harness", "merge_shards", "self_grading", "shard_key", "shard_of"},
     "insideLLMs.rundir": {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from insideLLMs import ProbeRunner, PromptSet, get_probe
 from insideLLMs.models import PriceTable
 from insideLLMs.models.base import AuthenticationFailed, Completion, Model, Usage
-from insideLLMs.run import BudgetReached, Harness, RunAborted, RunSettings
+from insideLLMs.run import BudgetReached, FatalModelError, Harness, RunAborted, RunSettings
 
 PRICES = PriceTable.load({"m": {"input": 250_000.0, "output": 250_000.0}})  # $0.25 a token: sums stay exact
 
@@ -147,3 +148,34 @@ def test_a_result_handed_back_twice_is_paid_for_once() -> None:
     with pytest.raises(BudgetReached) as stopped:
         asyncio.run(Harness([Scripted()], [(get_probe("logic"), _prompts(6))], settings=settings).arun())
     assert (stopped.value.done, stopped.value.spent) == (0, 4.5)
+
+
+def _judged(generation: dict[str, Any] | None = None) -> Any:
+    judge = {"type": "judge", "rubric": "Is it right?", "model": {"type": "support.counting_judge:CountingJudge"}}
+    if generation is not None:
+        judge["generation"] = generation
+    return get_probe("prompt", template="{{ prompt }}", scorers=[judge])
+
+
+def test_a_judge_is_closed_once_and_its_cached_verdicts_are_keyed_by_its_generation_settings(tmp_path: Path) -> None:
+    from support.counting_judge import CountingJudge
+
+    def run(probe: Any, name: str) -> list[Any]:
+        settings = RunSettings(run_dir=tmp_path / name, cache_dir=tmp_path / "cache")
+        outcome = asyncio.run(Harness([Scripted()], [(probe, _prompts(3))], settings=settings, collect=True).arun())
+        return outcome.records or []
+
+    CountingJudge.reset()
+    first = run(_judged(), "a")
+    assert [(r.status, r.passed) for r in first] == [("success", True)] * 3
+    assert (CountingJudge.calls, CountingJudge.closed) == (3, 1)
+    run(_judged(), "b")  # the same judge, rubric, answers and settings: every verdict from the cache
+    assert (CountingJudge.calls, CountingJudge.closed) == (3, 2)
+    run(_judged({"temperature": 0.7}), "c")  # other judge settings: asked again
+    assert CountingJudge.calls == 6
+
+
+def test_a_fatal_error_crosses_to_the_engine_from_a_worker_process_whole() -> None:
+    """An executor's worker raises ``FatalModelError``; pickled on the way back, it keeps its message and stays fatal."""
+    back = pickle.loads(pickle.dumps(FatalModelError("401: bad key")))
+    assert (type(back), str(back), back.fatal) == (FatalModelError, "401: bad key", True)

@@ -5,7 +5,9 @@ into one) and the executors that run examples elsewhere (``RayExecutor``)."""
 from __future__ import annotations
 
 from insideLLMs.run._assemble import build_harness, self_grading
-from insideLLMs.run._engine import BudgetError, BudgetReached, Executor, RunAborted, RunOutcome, RunSettings
+from insideLLMs.run._engine import (
+    BudgetError, BudgetReached, Executor, FatalModelError, RunAborted, RunOutcome, RunSettings,
+)
 from insideLLMs.run._merge import merge_shards
 from insideLLMs.run._ray import RayExecutor, RayExecutorError
 from insideLLMs.run._runner import Harness, ProbeRunner
@@ -15,6 +17,7 @@ __all__ = [
     "BudgetError",
     "BudgetReached",
     "Executor",
+    "FatalModelError",
     "Harness",
     "ProbeRunner",
     "RayExecutor",
