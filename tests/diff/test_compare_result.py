@@ -367,7 +367,9 @@ def test_epochs_are_reported_and_each_examples_epochs_are_one_cluster(make_run: 
         for e in ("e0", "e1", "e2")
         for k in (0, 1)
     ]
-    out = diff_runs(make_run("base", base), make_run("cand", cand), limit=1).to_dict()
+    result = diff_runs(make_run("base", base), make_run("cand", cand), limit=1)
+    out = result.to_dict()
+    assert result.limit == 1
     assert out["epochs"] == 2
     assert out["counts"] == {
         "regression": 1,

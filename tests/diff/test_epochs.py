@@ -108,3 +108,13 @@ def test_epochs_counted_from_records_include_candidate_rows_read_before_identica
         (run / "manifest.json").unlink()
     with pytest.raises(DiffInputError, match=r"cand: has 2 epoch\(s\) per example, the baseline .*base has 1"):
         diff_runs(base, cand)
+
+
+def test_an_interrupted_baseline_without_epochs_is_a_run_of_one_epoch(make_run: MakeRun) -> None:
+    """A baseline without a manifest (interrupted) and records without an epoch: one epoch, like the candidate's."""
+    base = make_run("base", [record("a"), record("b")])
+    (base / "manifest.json").unlink()
+    cand = make_run("cand", [record("a", run_id="b"), record("b", run_id="b", output="5", passed=False)])
+    result = diff_runs(base, cand)
+    assert (result.epochs, result.counts["regression"], result.counts["unchanged"]) == (1, 1, 1)
+    assert "epochs" not in result.to_dict()
