@@ -87,6 +87,7 @@ def test_a_baseline_example_missing_an_epoch_is_only_in_the_baseline(make_run: M
     cand = _with_epochs(make_run("cand", [record("a", run_id="b") | {"epoch": 0}]), 2)
     result = diff_runs(base, cand)
     assert (result.counts["only-in-baseline"], result.coverage.compared) == (1, 1)
+    assert result.epochs == 2 and result.to_dict()["epochs"] == 2  # the runs' epochs, not the candidate's one
     assert result.changes[0].kind == "only-in-baseline"
 
 
