@@ -367,7 +367,9 @@ def test_epochs_are_reported_and_each_examples_epochs_are_one_cluster(make_run: 
         for e in ("e0", "e1", "e2")
         for k in (0, 1)
     ]
-    out = diff_runs(make_run("base", base), make_run("cand", cand), limit=1).to_dict()
+    result = diff_runs(make_run("base", base), make_run("cand", cand), limit=1)
+    out = result.to_dict()
+    assert result.limit == 1
     assert out["epochs"] == 2
     assert out["counts"] == {
         "regression": 1,
@@ -404,12 +406,15 @@ def test_epochs_are_reported_and_each_examples_epochs_are_one_cluster(make_run: 
 
 
 def test_a_model_upgrade_merges_examples_seen_before_the_candidates_model(make_run: MakeRun) -> None:
-    """The candidate (model big) has e2 and e3 only: e1, read before any pair, is counted under "dummy" until the
-    candidate's model is known, then merged into the one "dummy → big" group."""
-    base = [record(e, scores={"correct": True, "len": 1}) for e in ("e0", "e5", "e1", "e2", "e3")]
+    """The candidate (model big) has e2, e3 and e4 only: e1, read before any pair, is counted under "dummy" until
+    the candidate's model is known, then merged into the one "dummy → big" group, with the regression (e2), the
+    improvement (e4) and the scores one side lacks (len: e2 in the candidate, e4 in the baseline)."""
+    base = [record(e, scores={"correct": True, "len": 1}) for e in ("e0", "e5", "e6", "e1", "e2", "e3")]
+    base.append(record("e4", output="5", passed=False, scores={"correct": False}))
     cand = [
         record("e2", model="big", output="5", passed=False, scores={"correct": False}, run_id="run-b"),
         record("e3", model="big", scores={"correct": True, "len": 1}, run_id="run-b"),
+        record("e4", model="big", scores={"correct": True, "len": 1}, run_id="run-b"),
     ]
     for r in base + cand:
         r["cluster"] = f"c{r['example_id']}"
@@ -417,24 +422,25 @@ def test_a_model_upgrade_merges_examples_seen_before_the_candidates_model(make_r
     [group] = out["groups"]
     counts = {
         "regression": 1,
-        "improvement": 0,
+        "improvement": 1,
         "changed": 0,
-        "only-in-baseline": 3,
+        "only-in-baseline": 4,
         "only-in-candidate": 0,
         "unchanged": 1,
     }
     assert out["counts"] == group["counts"] == counts
     assert (group["model"], group["baseline"], group["candidate"]) == (
         "dummy → big",
-        {"n": 5, "passed": 5, "pass_rate": 1.0},
-        {"n": 2, "passed": 1, "pass_rate": 0.5},
+        {"n": 7, "passed": 6, "pass_rate": 0.857143},
+        {"n": 3, "passed": 2, "pass_rate": 0.666667},
     )
-    assert (group["mcnemar"]["b"], group["mcnemar"]["c"]) == (1, 0)
-    assert group["paired"]["len"] == {"n": 1, "candidate_lacks": 1, "baseline_lacks": 0}  # e3; e2 lacks it
-    # pass differences -1 (ce2) and 0 (ce3), one cluster each: se √(Σ(d - mean)² × 2/1) / 2 = 0.5
+    assert (group["mcnemar"]["b"], group["mcnemar"]["c"]) == (1, 1)
+    assert group["paired"]["len"] == {"n": 1, "candidate_lacks": 1, "baseline_lacks": 1}  # e3 has it on both sides
+    # pass differences -1 (ce2), 0 (ce3) and +1 (ce4), one cluster each: se √(2 × 3/2) / 3 = 1/√3
     paired = group["paired"]["pass_rate"]["paired"]
-    assert (paired["method"], paired["clusters"], paired["se"], paired["estimate"]) == ("paired-cluster", 2, 0.5, -0.5)
-    assert [c["example_id"] for c in out["changes"]] == ["e2", "e1", "e0", "e5"]
+    assert (paired["method"], paired["clusters"], paired["se"], paired["estimate"]) == (
+        "paired-cluster", 3, round(3**-0.5, 6), 0.0)
+    assert [c["example_id"] for c in out["changes"]] == ["e2", "e4", "e1", "e0", "e5", "e6"]
     assert {c["model"] for c in out["changes"]} == {"dummy → big"}
 
 
@@ -548,3 +554,59 @@ def test_star_tolerance_sets_the_power_of_scores_and_runs_without_verdicts_have_
     assert (f1["n"], f1["paired"]["estimate"], f1["paired"]["se"]) == (2, 0.25, 0.0)
     assert (f1["mde"], f1["tolerance"], f1["n_needed"]) == (0.0, 0.1, 2)
     assert group["baseline"] == {"n": 2, "passed": 0, "pass_rate": None}
+
+
+def test_a_result_built_without_cost_rows_has_no_cost_total() -> None:
+    """``DiffResult.costs`` defaults to no rows (diff_runs fills it from the summaries): the payload then has no
+    cost groups and no total, rather than failing."""
+    from insideLLMs.diff import CLASSES, Coverage, DiffResult
+
+    counts = dict.fromkeys(CLASSES, 0)
+    result = DiffResult(
+        baseline=Path("base"), candidate=Path("cand"), baseline_run_id="run-a", candidate_run_id="run-b",
+        match_on="key", tolerances={}, counts=counts, groups=[], changes=[], limit=10,
+        coverage=Coverage(baseline_n=0, candidate_n=0, compared=0, candidate_complete=True),
+    )
+    assert result.to_dict() == {
+        "baseline": {"run_id": "run-a"},
+        "candidate": {"run_id": "run-b"},
+        "match_on": "key",
+        "tolerances": {},
+        "lower_is_better_suffixes": SUFFIXES,
+        "counts": counts,
+        "coverage": {"baseline_n": 0, "candidate_n": 0, "compared": 0, "candidate_complete": True},
+        "spec_changes": [],
+        "groups": [],
+        "changes": [],
+        "changes_total": 0,
+        "changes_truncated": False,
+        "cost": {"groups": [], "total": None},
+    }
+
+
+def test_a_group_whose_pairs_are_all_identical_still_has_its_pass_rate(make_run: MakeRun) -> None:
+    """Two models × two probes, the candidate the same but for its run id: by the time big / logic comes, its model
+    and its probe were both seen in earlier groups, so every pair of it is identical from the first; it still
+    counts its pairs and its paired pass rate (no change: an interval of zero width)."""
+    base = [record(f"e{i}", model=m, probe=p, passed=i != 1, output="4" if i != 1 else "5")
+            for m in ("dummy", "big") for p in ("factuality", "logic") for i in range(3)]
+    cand = [dict(r, run_id="run-b") for r in base]
+    result = diff_runs(make_run("base", base), make_run("cand", cand))
+    assert result.counts["unchanged"] == 12 and result.total_changes == 0
+    for g in result.to_dict()["groups"]:
+        assert (g["counts"]["unchanged"], g["baseline"], g["candidate"]) == (
+            3, {"n": 3, "passed": 2, "pass_rate": 0.666667}, {"n": 3, "passed": 2, "pass_rate": 0.666667})
+        assert g["paired"]["pass_rate"]["paired"] == interval(0.0, 0.0, 0.0, 0.0, "paired")
+        assert g["paired"]["pass_rate"]["n"] == 3
+    assert [(g["model"], g["probe"]) for g in result.to_dict()["groups"]] == [
+        ("big", "factuality"), ("big", "logic"), ("dummy", "factuality"), ("dummy", "logic")]
+
+
+def test_a_score_only_one_side_has_is_reported_with_no_pairs() -> None:
+    """``GroupStats.paired_dict`` of a score the candidate never gave: zero pairs, and how many pairs lack it."""
+    from insideLLMs.diff import GroupStats
+
+    g = GroupStats("dummy", "factuality")
+    for f1 in (0.5, 1.0):
+        g.add_pair({"passed": True, "scores": {"f1": f1}}, {"passed": True, "scores": {}})
+    assert g.paired_dict("f1", None) == {"n": 0, "candidate_lacks": 2, "baseline_lacks": 0}

@@ -138,6 +138,37 @@ def test_not_a_record_names_the_line(make_run: MakeRun) -> None:
     assert f"{cand / 'records.jsonl'}:2: not a record" in result.output
 
 
+def test_a_record_without_an_example_id_is_refused_even_where_both_runs_have_it(make_run: MakeRun) -> None:
+    """A record lacking its example_id is not a record, also when the candidate has the very same line (a pair
+    identical up to the run id is otherwise counted without parsing the candidate's line)."""
+    from insideLLMs.diff import DiffInputError, diff_runs
+
+    base = [record("a"), record("b")]
+    del base[1]["example_id"]
+    cand = [dict(r, run_id="run-b") for r in base]
+    base_dir, cand_dir = make_run("base", base, timings=[]), make_run("cand", cand, timings=[])
+    with pytest.raises(DiffInputError) as err:
+        diff_runs(base_dir, cand_dir)
+    assert str(err.value) == (f"{base_dir / 'records.jsonl'}:2: not a record "
+                              "(it needs model.id, probe.id and example_id)")
+
+
+@pytest.mark.parametrize("side", ["base", "cand"])
+def test_a_record_with_its_run_fields_nulled_is_refused_on_either_side(make_run: MakeRun, side: str) -> None:
+    """run_id, model and probe null on one side's second record, the rest as the other side has it: that line is
+    not a record, however closely it matches its partner."""
+    from insideLLMs.diff import DiffInputError, diff_runs
+
+    runs = {name: [record("a", run_id=run_id), record("b", run_id=run_id)]
+            for name, run_id in (("base", "run-a"), ("cand", "run-b"))}
+    runs[side][1].update(run_id=None, model=None, probe=None)
+    dirs = {name: make_run(name, records, timings=[], summary=False) for name, records in runs.items()}
+    with pytest.raises(DiffInputError) as err:
+        diff_runs(dirs["base"], dirs["cand"])
+    assert str(err.value) == (f"{dirs[side] / 'records.jsonl'}:2: not a record "
+                              "(it needs model.id, probe.id and example_id)")
+
+
 def test_match_on_example_gates_a_model_upgrade(make_run: MakeRun) -> None:
     base = make_run("base", [record(f"e{i}", model="model-v1") for i in range(4)])
     cand_records = [record(f"e{i}", model="model-v2", run_id="r2") for i in range(4)]

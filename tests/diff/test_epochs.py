@@ -87,6 +87,7 @@ def test_a_baseline_example_missing_an_epoch_is_only_in_the_baseline(make_run: M
     cand = _with_epochs(make_run("cand", [record("a", run_id="b") | {"epoch": 0}]), 2)
     result = diff_runs(base, cand)
     assert (result.counts["only-in-baseline"], result.coverage.compared) == (1, 1)
+    assert result.epochs == 2 and result.to_dict()["epochs"] == 2  # the runs' epochs, not the candidate's one
     assert result.changes[0].kind == "only-in-baseline"
 
 
@@ -96,3 +97,25 @@ def test_runs_with_other_epoch_counts_are_refused_even_without_a_manifest(make_r
     (cand / "manifest.json").unlink()  # an interrupted candidate: its records say how many epochs
     with pytest.raises(DiffInputError, match=r"has 2 epoch\(s\) per example, the baseline .* has 3"):
         diff_runs(base, cand)
+
+
+def test_epochs_counted_from_records_include_candidate_rows_read_before_identical_pairs(make_run: MakeRun) -> None:
+    """Neither run has a manifest: each side's epochs come from its own records. The candidate's second epoch of
+    e1, read alone before the identical pair of e1's first epoch, does not count as the baseline's."""
+    base = make_run("base", [record(e) | {"epoch": 0} for e in ("e0", "e1")])
+    cand = make_run("cand", [record(e, run_id="b") | {"epoch": k} for e, k in (("e0", 0), ("e0", 1), ("e1", 1),
+                                                                               ("e1", 0))])
+    for run in (base, cand):
+        (run / "manifest.json").unlink()
+    with pytest.raises(DiffInputError, match=r"cand: has 2 epoch\(s\) per example, the baseline .*base has 1"):
+        diff_runs(base, cand)
+
+
+def test_an_interrupted_baseline_without_epochs_is_a_run_of_one_epoch(make_run: MakeRun) -> None:
+    """A baseline without a manifest (interrupted) and records without an epoch: one epoch, like the candidate's."""
+    base = make_run("base", [record("a"), record("b")])
+    (base / "manifest.json").unlink()
+    cand = make_run("cand", [record("a", run_id="b"), record("b", run_id="b", output="5", passed=False)])
+    result = diff_runs(base, cand)
+    assert (result.epochs, result.counts["regression"], result.counts["unchanged"]) == (1, 1, 1)
+    assert "epochs" not in result.to_dict()

@@ -110,6 +110,7 @@ def test_a_regression_ci_verdict_without_correction_in_full(make_run: MakeRun) -
     assert gate.correction == "none"
     passing = evaluate_gate(result, fail_on_regression_ci={"f1": 0.5}, correction="holm")
     assert passing.passed and passing.reasons == ["--fail-on-regression-ci f1:0.5", "--correction holm"]
+    assert passing.correction == "holm" and passing.to_dict()["correction"] == "holm"  # a passing gate names it too
     plain = evaluate_gate(result, fail_on_regression_ci={"f1": 0.5}, fail_on_underpowered=True)
     assert plain.to_dict() | {"verdicts": []} == {
         "passed": True, "reasons": ["--fail-on-regression-ci f1:0.5", "--fail-on-underpowered"], "correction": "none",

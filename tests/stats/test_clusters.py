@@ -55,6 +55,32 @@ def test_running_cluster_sums_match_statsmodels_with_unlabelled_values_as_their_
     assert merged.standard_error(len(ys), float(ys.sum()), float((ys * ys).sum()))[0] == pytest.approx(se, rel=1e-9)
 
 
+def test_equal_values_added_with_a_count_are_that_many_values() -> None:
+    """``add(label, value, count)`` is ``count`` values in the cluster: the standard error, with unlabelled values
+    beside them (their own clusters), is statsmodels' on the values written out."""
+    labelled = [("a", 2.0, 3), ("a", 0.5, 1), ("b", -1.0, 2), ("c", 1.5, 4)]
+    singles = [0.25, 3.0, -0.5]
+    ys = [v for _, v, count in labelled for _ in range(count)] + singles
+    groups = [label for label, _, count in labelled for _ in range(count)] + ["s0", "s1", "s2"]
+    sums = ClusterSums()
+    for label, value, count in labelled:
+        sums.add(label, value, count)
+    se, g = sums.standard_error(len(ys), sum(ys), sum(y * y for y in ys))
+    assert se == pytest.approx(statsmodels_se(ys, groups), rel=1e-12)
+    assert g == 6
+
+
+def test_a_clustered_paired_difference_with_unchanged_pairs_matches_statsmodels() -> None:
+    """Pairs whose two values are equal (a difference of 0) count in their cluster like any other."""
+    baseline = [1.0, 0.0, 0.5, 1.0, 0.25, 0.75, 0.0]
+    candidate = [1.0, 1.0, 0.5, 0.0, 0.25, 1.0, 0.0]
+    clusters = ["p", "p", "q", "q", "r", "r", "s"]
+    d = paired_difference(baseline, candidate, clusters=clusters)
+    se, low, high = statsmodels_fit([c - b for b, c in zip(baseline, candidate)], clusters)
+    assert (d.paired.method, d.paired.clusters, d.paired.estimate) == ("paired-cluster", 4, pytest.approx(0.25 / 7))
+    assert (d.paired.se, d.paired.low, d.paired.high) == pytest.approx((se, low, high), rel=1e-9)
+
+
 def test_a_clustered_interval_names_its_method_and_clusters() -> None:
     iv = mean_interval([0.0, 1.0, 1.0, 0.0, 1.0], clusters=["a", "a", "b", "b", "c"])
     assert (iv.method, iv.clusters, iv.label) == ("cluster", 3, "cluster (CR1, 3 clusters)")
@@ -221,6 +247,30 @@ def test_diff_paired_difference_is_clustered_and_matches_statsmodels(
         assert got["se"] == pytest.approx(se, abs=1e-6)
         assert (got["low"], got["high"]) == pytest.approx((low, high), abs=1e-6)
     assert result.counts["changed"] == 0  # the cluster field is not a change
+
+
+def test_diff_pairs_without_a_cluster_are_clusters_of_one(make_run: Callable[..., Path]) -> None:
+    """Records of which only some carry a cluster: each pair without one is its own cluster, as statsmodels sees it
+    with a label of its own."""
+    base = clustered_records(seed=8, clusters=6)
+    for rec in base[::3]:
+        del rec["cluster"]
+    rng = random.Random(4)
+    cand = []
+    for rec in base:
+        c = json.loads(json.dumps(rec)) | {"run_id": "run-b"}
+        if rng.random() < 0.4:
+            c["passed"] = not rec["passed"]
+            c["scores"] = {"correct": c["passed"], "f1": rec["scores"]["f1"]}
+            c["output"] = "5"
+        cand.append(c)
+    group = diff_runs(make_run("base", base), make_run("cand", cand)).to_dict()["groups"][0]["paired"]
+    labels = [r.get("cluster", f"own-{i}") for i, r in enumerate(base)]
+    d = [float(c["passed"]) - float(b["passed"]) for b, c in zip(base, cand)]
+    se, low, high = statsmodels_fit(d, labels)
+    got = group["pass_rate"]["paired"]
+    assert (got["method"], got["clusters"]) == ("paired-cluster", len(set(labels)))
+    assert (got["se"], got["low"], got["high"]) == pytest.approx((se, low, high), abs=1e-6)
 
 
 def test_a_cluster_missing_on_one_side_still_pairs_and_clusters(make_run: Callable[..., Path]) -> None:

@@ -159,7 +159,8 @@ def streaming_pairs(
                 except orjson.JSONDecodeError:
                     b_row = _parse(base_path, b_cur[0], b_cur[2], key_fn)  # raises, naming the line
                     raise AssertionError("unreachable") from None
-                if c_row is None and b_rec.__class__ is dict and same(b_cur[2], b_rec, c_cur[2]):
+                if (c_row is None and b_rec.__class__ is dict and "example_id" in b_rec
+                        and same(b_cur[2], b_rec, c_cur[2])):
                     on_identical(b_rec)
                     b_cur, c_cur = next(b_lines, None), next(c_lines, None)
                     continue
