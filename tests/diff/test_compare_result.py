@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.regression.linear_model import OLS
 
 from insideLLMs.diff import diff_runs
 from support.run_dirs import record
@@ -610,3 +612,25 @@ def test_a_score_only_one_side_has_is_reported_with_no_pairs() -> None:
     for f1 in (0.5, 1.0):
         g.add_pair({"passed": True, "scores": {"f1": f1}}, {"passed": True, "scores": {}})
     assert g.paired_dict("f1", None) == {"n": 0, "candidate_lacks": 2, "baseline_lacks": 0}
+
+
+def test_the_baselines_cluster_labels_win_over_the_candidates(make_run: MakeRun) -> None:
+    """The baseline puts e0-e2 in cluster a and e3-e5 in b; the candidate labels each example on its own. The pairs
+    count in the baseline's clusters: two, not six. e0-e2 improve (differences 1, 1, 1), e3-e5 are unchanged."""
+    base = [record(f"e{i}", passed=i > 2, output="4" if i > 2 else "5") | {"cluster": "ab"[i // 3]} for i in range(6)]
+    cand = [record(f"e{i}", run_id="run-b") | {"cluster": f"c{i}"} for i in range(6)]
+    out = diff_runs(make_run("base", base), make_run("cand", cand)).to_dict()
+    assert out["counts"] == {
+        "regression": 0,
+        "improvement": 3,
+        "changed": 0,
+        "only-in-baseline": 0,
+        "only-in-candidate": 0,
+        "unchanged": 3,
+    }
+    d = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    se = OLS(d, np.ones(6)).fit(cov_type="cluster", cov_kwds={"groups": np.array([0, 0, 0, 1, 1, 1])}).bse[0]
+    low, high = stats.t.interval(0.95, 1, loc=0.5, scale=se)  # G - 1 = 1 degree of freedom
+    paired = out["groups"][0]["paired"]["pass_rate"]["paired"]
+    assert paired == {"estimate": 0.5, "se": round(se, 6), "low": round(low, 6), "high": round(high, 6),
+                      "method": "paired-cluster", "confidence": 0.95, "clusters": 2}
