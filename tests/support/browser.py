@@ -7,9 +7,11 @@ browser build) is never run. Without either, tests using the fixture skip, sayin
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +32,19 @@ def _ensure_chromium() -> str | None:
         return CHROMIUM
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        try:
-            if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+    # pytest-xdist workers may all get here at once: one installs while the others wait (dpkg's own lock would
+    # fail them, and their browser tests would skip)
+    with open(Path(tempfile.gettempdir()) / "insidellms-chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if Path(CHROMIUM).exists():
+            return CHROMIUM
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            try:
+                if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+                    return None
+            except subprocess.TimeoutExpired:  # a registry that does not answer: skip, do not stall CI
                 return None
-        except subprocess.TimeoutExpired:  # a registry that does not answer: skip, do not stall CI
-            return None
     return CHROMIUM if Path(CHROMIUM).exists() else None
 
 
