@@ -17,7 +17,7 @@ import pytest
 
 from insideLLMs import ProbeRunner, PromptSet, get_probe
 from insideLLMs.models import PriceTable
-from insideLLMs.models.base import AuthenticationFailed, Completion, Model, Usage
+from insideLLMs.models.base import AuthenticationFailed, Completion, Model, ModelError, Usage
 from insideLLMs.run import BudgetReached, FatalModelError, Harness, RunAborted, RunSettings
 
 PRICES = PriceTable.load({"m": {"input": 250_000.0, "output": 250_000.0}})  # $0.25 a token: sums stay exact
@@ -28,10 +28,11 @@ class Scripted(Model):
 
     provider = "test"
 
-    def __init__(self, *, tokens: bool = True, fatal_at: int | None = None) -> None:
+    def __init__(self, *, tokens: bool = True, fatal_at: int | None = None, failing: int | None = None) -> None:
         super().__init__("m")
         self.tokens = tokens
         self.fatal_at = fatal_at
+        self.failing = failing
         self.seeds: list[tuple[str, Any]] = []
 
     async def agenerate(self, messages: list, **generation: Any) -> Completion:
@@ -39,6 +40,8 @@ class Scripted(Model):
         self.seeds.append((f"q{n}", generation.get("seed")))
         if n == self.fatal_at:
             raise AuthenticationFailed("401: bad key")
+        if n == self.failing:
+            raise ModelError("400: no such thing")
         return Completion(text=f"Answer: {n}", usage=Usage(n, 1) if self.tokens else None)
 
 
@@ -179,3 +182,104 @@ def test_a_fatal_error_crosses_to_the_engine_from_a_worker_process_whole() -> No
     """An executor's worker raises ``FatalModelError``; pickled on the way back, it keeps its message and stays fatal."""
     back = pickle.loads(pickle.dumps(FatalModelError("401: bad key")))
     assert (type(back), str(back), back.fatal) == (FatalModelError, "401: bad key", True)
+
+
+def test_a_run_from_the_api_describes_itself_in_config_resolved_yaml(tmp_path: Path) -> None:
+    """With no config file, the run directory's config says what the run was given: models, probes, prompt sets,
+    generation and runner settings, keys sorted and text as written."""
+    from insideLLMs import get_model
+
+    probe = get_probe("prompt", template="¿{{ prompt }}?")
+    ProbeRunner(get_model("dummy"), probe, run_dir=tmp_path / "run", epochs=2, reducer="max", concurrency=2,
+                max_retries=1, timeout_s=9.5, generation={"temperature": 0, "seed": 3}).run(
+        PromptSet.from_list([{"id": "a", "prompt": "x"}], name="qa"))
+    digest = PromptSet.from_list([{"id": "a", "prompt": "x"}]).hash
+    assert (tmp_path / "run/config.resolved.yaml").read_text(encoding="utf-8") == f"""\
+datasets:
+- hash: {digest}
+  name: qa
+  probe: prompt
+  size: 1
+  source: null
+generation:
+  seed: 3
+  temperature: 0
+models:
+- args:
+    model_name: dummy
+  type: dummy
+probes:
+- args:
+    template: ¿{{{{ prompt }}}}?
+  type: prompt
+runner:
+  concurrency: 2
+  epochs: 2
+  max_retries: 1
+  reducer: max
+  timeout_s: 9.5
+"""
+
+
+def test_timings_say_how_each_epoch_went_errors_included(tmp_path: Path) -> None:
+    ProbeRunner(Scripted(failing=1), get_probe("logic"), concurrency=1, epochs=2, run_dir=tmp_path / "run").run(
+        _prompts(2))
+    kept = ("model", "probe", "example_id", "epoch", "attempts", "cache_hit")
+    timings = [orjson.loads(line) for line in (tmp_path / "run/timings.jsonl").read_bytes().splitlines()]
+    assert [tuple(t[k] for k in kept) for t in timings] == [
+        ("m", "logic", "q0", 0, 1, False), ("m", "logic", "q0", 1, 1, False),
+        ("m", "logic", "q1", 0, 1, False), ("m", "logic", "q1", 1, 1, False)]
+    records = [orjson.loads(line) for line in (tmp_path / "run/records.jsonl").read_bytes().splitlines()]
+    assert [(r["example_id"], r["epoch"], r["status"]) for r in records] == [
+        ("q0", 0, "success"), ("q0", 1, "success"), ("q1", 0, "error"), ("q1", 1, "error")]
+
+
+def test_a_report_that_cannot_be_written_is_a_warning_and_the_run_stands(tmp_path: Path) -> None:
+    import warnings
+
+    run_dir = tmp_path / "run"
+
+    class InTheWay:
+        """Puts a folder where report.html goes, once the run has started."""
+
+        def on_run_started(self, event: Any) -> None:
+            (run_dir / "report.html").mkdir()
+
+        def on_example_finished(self, event: Any) -> None: ...
+
+        def on_run_finished(self, event: Any) -> None: ...
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = ProbeRunner(Scripted(), get_probe("logic"), run_dir=run_dir, listeners=[InTheWay()]).run(_prompts(2))
+    assert [r.status for r in records] == ["success", "success"]
+    (warning,) = caught
+    assert warning.category is RuntimeWarning
+    assert str(warning.message).startswith("could not write report.html: [Errno 21] Is a directory: ")
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.resolved.yaml", "manifest.json", "records.jsonl", "report.html", "summary.json", "timings.jsonl"]
+
+
+class _ScoredByAModel(type(get_probe("logic"))):  # type: ignore[misc]
+    """The logic probe, scored by a model call that fails: non-fatally for q0, fatally (bad key) for q1."""
+
+    async def ascore_all(self, example: Any, completions: Any, context: Any) -> Any:
+        if example.id == "q1":
+            raise AuthenticationFailed("401: the grader's key")
+        raise ModelError("400: the grader refused")
+
+
+def test_a_model_error_while_scoring_is_the_examples_error_and_a_fatal_one_stops_the_run() -> None:
+    probe = _ScoredByAModel()
+    with pytest.raises(RunAborted) as stopped:
+        ProbeRunner(Scripted(), probe, concurrency=1).run(_prompts(3))
+    assert str(stopped.value) == "run stopped after 1 of 3 examples: 401: the grader's key"
+    records = ProbeRunner(Scripted(), probe, concurrency=1).run(_prompts(1))
+    assert [(r.status, r.error, r.passed) for r in records] == [
+        ("error", {"type": "ProbeError", "message": "ModelError: 400: the grader refused"}, None)]
+
+
+def test_the_progress_bar_counts_the_examples_that_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    ProbeRunner(Scripted(failing=1), get_probe("logic"), concurrency=1, progress=True).run(_prompts(3))
+    shown = capsys.readouterr().err
+    assert "3/3" in shown and "1 errors" in shown and "0 errors" not in shown.rsplit("3/3", 1)[-1]
