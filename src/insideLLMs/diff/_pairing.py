@@ -27,6 +27,8 @@ KeyFn = Callable[[dict[str, Any]], Key]
 Row = tuple[Key, int, dict[str, Any]]
 
 DEFAULT_MAX_PENDING = 200_000
+#: the whitespace JSON allows after a value (bytes.rstrip() would also take a form feed, which makes a line malformed)
+_JSON_SPACE = b" \t\r\n"
 
 
 class DiffInputError(UserError):
@@ -113,7 +115,7 @@ class LineMatcher:
                 if b_line.count(sub[1]) != 1:
                     return False
                 b_line = b_line.replace(sub[1], sub[2])
-        return b_line == c_line or b_line.rstrip() == c_line.rstrip()
+        return b_line == c_line or b_line.rstrip(_JSON_SPACE) == c_line.rstrip(_JSON_SPACE)
 
 
 def _ident(value: Any) -> Any:
