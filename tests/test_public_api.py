@@ -77,7 +77,7 @@ PUBLIC: dict[str, set[str]] = {
         "pass_at_k", "percentile", "probability_below", "proportion_interval", "sample_size_for",
         "within_variance",
     },
-    "insideLLMs.jsonl": {"iter_lines", "iter_objects", "json_problem", "parse_object"},
+    "insideLLMs.jsonl": {"iter_lines", "iter_objects", "json_problem", "open_binary", "parse_object"},
     "insideLLMs.backoff": {"backoff_s"},
 }
 

@@ -9,7 +9,7 @@ raw lines before parsing them, and the journal because a line without its newlin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import orjson
 
@@ -23,15 +23,20 @@ def json_problem(line: bytes) -> str:
     return "not valid JSON"
 
 
+def open_binary(path: Path, error: type[Exception]) -> BinaryIO:
+    """``path`` opened for reading bytes; a file that cannot be opened raises ``error("file: cannot read (...)")``."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def iter_lines(path: Path, error: type[Exception]) -> Iterator[tuple[int, int, bytes]]:
     """Yield (line number, byte offset, raw line) for each non-blank line.
 
     A file that cannot be opened raises ``error("file: cannot read (...)")``.
     """
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    fh = open_binary(path, error)
     offset = 0
     with fh:
         for lineno, line in enumerate(fh, start=1):
@@ -57,4 +62,4 @@ def iter_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict
         yield lineno, parse_object(path, lineno, line, error)
 
 
-__all__ = ["iter_lines", "iter_objects", "json_problem", "parse_object"]
+__all__ = ["iter_lines", "iter_objects", "json_problem", "open_binary", "parse_object"]

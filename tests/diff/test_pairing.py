@@ -206,3 +206,31 @@ def test_a_candidate_line_that_is_not_json_is_refused_however_close_to_its_basel
     with pytest.raises(DiffInputError) as err:
         diff_runs(base, cand)
     assert str(err.value) == f"{cand / 'records.jsonl'}:2: malformed JSON: {problem}"
+
+
+def test_a_records_file_that_cannot_be_read_is_one_line() -> None:
+    """Run as a user who may not read it (root may read anything: the diff runs as nobody, on runs in a folder
+    nobody may enter)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from support.run_dirs import write_run_dir
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to read as another user")
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        root.chmod(0o755)
+        base = write_run_dir(root / "base", [record("e1")])
+        cand = write_run_dir(root / "cand", [record("e1")])
+        (cand / "records.jsonl").chmod(0o600)
+        code = ("import sys; from insideLLMs.diff import diff_runs\ntry:\n    diff_runs(sys.argv[1], sys.argv[2])\n"
+                "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                                 "-c", code, str(base), str(cand)], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": src})
+    assert result.stdout == f"DiffInputError {cand / 'records.jsonl'}: cannot read (Permission denied)\n", result.stderr

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from insideLLMs.errors import UserError
-from insideLLMs.jsonl import iter_lines, parse_object
+from insideLLMs.jsonl import iter_lines, open_binary, parse_object
 
 Key = tuple[str, ...]
 KeyFn = Callable[[dict[str, Any]], Key]
@@ -65,7 +65,7 @@ class _Reread:
 
     def __init__(self, path: Path, key_fn: KeyFn) -> None:
         self.path, self.key_fn = path, key_fn
-        self.f = open(path, "rb")
+        self.f = open_binary(path, DiffInputError)
 
     def line(self, offset: int) -> bytes:
         self.f.seek(offset)
