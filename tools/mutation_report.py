@@ -32,7 +32,9 @@ def still_changes(name: str, line: str) -> bool:
     return any(out[1:].strip() == line for out in shown.stdout.splitlines() if out.startswith("+ "))
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """The table and the survivors; with ``--survivors``, only the survivors' names (to run them again after new
+    tests: mutmut keeps a result until the mutated function itself changes)."""
     listed = equivalent_mutants(ROOT / "docs" / "testing.md")
     metas = sorted((ROOT / "mutants" / "src").rglob("*.py.meta"))
     if not metas:
@@ -63,6 +65,9 @@ def main() -> int:
         module = str(meta.relative_to(ROOT / "mutants" / "src")).removesuffix(".meta")
         rows.append((module, len(codes), count["killed"], count["survived"], count["equivalent"], count["unchecked"],
                      rate))
+    if "--survivors" in argv:
+        print("\n".join(survivors))
+        return 0
     header = ("module", "mutants", "killed", "survived", "equivalent", "not run", "kill rate")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -80,4 +85,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
