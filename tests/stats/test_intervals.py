@@ -472,3 +472,14 @@ def test_pairs_added_as_the_same_value_count_once_by_default() -> None:
     sums.add_same(1.0)
     sums.add(0.0, 1.0)
     assert (sums.n, sums.sum_a, sums.sum_b) == (2, 1.0, 2.0)
+
+
+def test_a_mean_from_running_sums_is_scipys_t_interval_with_its_confidence_and_df() -> None:
+    values = [0.2, 0.9, 0.4, 0.75, 0.1]
+    got = mean_interval_from_sums(len(values), math.fsum(values), math.fsum(v * v for v in values), 0.9)
+    sem = sps.sem(values)
+    low, high = sps.t.interval(0.9, len(values) - 1, loc=np.mean(values), scale=sem)
+    assert (got.method, got.confidence, got.df, got.clusters) == ("t", 0.9, 4, None)
+    assert [got.estimate, got.se, got.low, got.high] == pytest.approx([np.mean(values), sem, low, high], abs=1e-12)
+    with pytest.raises(ValueError, match=r"^a standard error needs at least two values$"):
+        mean_interval_from_sums(1, 0.5, 0.25)
