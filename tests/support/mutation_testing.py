@@ -27,9 +27,16 @@ def _under_mutmut() -> bool:
     return Path.cwd().name == "mutants" and (Path.cwd() / "src" / "insideLLMs").is_dir()
 
 
+#: seconds a test may take under mutmut (pytest-timeout): mutmut stops a child only after so much CPU time, so a
+#: mutant that leaves a run waiting forever (a worker never woken) would otherwise stall its child for good
+TEST_TIMEOUT_S = "60"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads PYTEST_TIMEOUT
 def pytest_configure(config: pytest.Config) -> None:
     if not _under_mutmut():
         return
+    os.environ.setdefault("PYTEST_TIMEOUT", TEST_TIMEOUT_S)
     paths = [str(_CHILD_HOOK), str(Path.cwd() / "src"), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.environ.setdefault(HITS_DIR_ENV, tempfile.mkdtemp(prefix="insidellms-mutmut-hits-"))
