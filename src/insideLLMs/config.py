@@ -409,9 +409,8 @@ def _substitute_env(value: Any, where: str, env: dict[str, str]) -> tuple[Any, A
 
 
 def redact_config(value: Any) -> Any:
-    """The config as it may be written to disk: secrets redacted, ``${ENV}`` references kept as written."""
-    if _is_env_ref(value):
-        return value
+    """The config as it may be written to disk: secrets redacted, ``${ENV}`` references kept as written (but for
+    a credential written as a default, ``${KEY:-sk-...}``: a literal in the file like any other)."""
     if isinstance(value, dict):
         return {
             k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") and not _is_env_ref(v) else redact_config(v))
@@ -419,6 +418,8 @@ def redact_config(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [redact_config(v) for v in value]
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: f"${{{m[1]}:-{redact(m[2])}}}" if m[2] else m[0], redact(value))
     return redact(value)
 
 

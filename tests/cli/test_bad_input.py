@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 import pytest
+from click.testing import CliRunner
 
+from insideLLMs.cli.main import cli as insidellms
 from support.cli import qa_rows, run_cli, write_jsonl
 from support.run_dirs import record, write_run_dir
 from support.shards import run_in_process, shard_dirs
@@ -196,12 +200,37 @@ CASES: dict[str, Case] = {
         "error: eval.yaml:1: environment variable INSIDELLMS_TEST_UNSET_KEY is not set (export it, or write ${INSIDELLMS_TEST_UNSET_KEY:-default})",
     ),
     "duplicate-model-names": config(
-        "models:\n  - @MODEL@\n  - @MODEL@\nprobe: {type: logic}\n",
-        "error: eval.yaml:1: two models are named 'm'; give each a distinct model_name",
+        "probe: {type: logic}\nmodels:\n  - @MODEL@\n  - @MODEL@\n",
+        "error: eval.yaml:2: two models are named 'm'; give each a distinct model_name",
+    ),
+    "bad-args-of-the-second-model": config(  # at the line of its type
+        "models:\n  - @MODEL@\n  - args: {temprature: 1}\n    type: dummy\nprobe: {type: logic}\n",
+        "error: eval.yaml:4: bad args for model type 'dummy': got an unexpected keyword argument 'temprature'",
+    ),
+    "model-arg-value-refused": config(
+        "model:\n  type: dummy\n  args: {fail_with: boom}\nprobe: {type: logic}\n",
+        "error: eval.yaml:2: bad args for model type 'dummy': fail_with must be one of ['auth', 'error', "
+        "'rate_limited', 'timeout', 'transient'], not 'boom'",
+    ),
+    "same-probe-twice": config(
+        "models: [@MODEL@]\nprobes:\n  - {type: logic}\n  - {type: logic}\n",
+        "error: eval.yaml:4: two probes are named 'logic'; list each probe once",
+    ),
+    "probe-without-a-bundled-set": config(
+        "models: [@MODEL@]\nprobes:\n  - {type: logic}\n  - {type: prompt, args: {template: '{{ q }}'}}\n",
+        "error: eval.yaml:4: probe 'prompt' has no bundled prompt set; give a dataset in the config",
     ),
     "max-examples-zero": config(
         BASE + "runner: {max_examples: 0}\n",
         "error: eval.yaml:3: runner.max_examples: expected an integer >= 1, got 0",
+    ),
+    "concurrency-null": config(
+        BASE + "runner:\n  concurrency: ~\n",
+        "error: eval.yaml:4: runner.concurrency: expected an integer, got nothing (null)",
+    ),
+    "name-is-a-date": config(  # YAML reads an unquoted date as a date; a type without a plain name keeps its own
+        BASE + "name: 2024-06-01\n",
+        "error: eval.yaml:3: name: expected a string or nothing (null), got date (datetime.date(2024, 6, 1))",
     ),
     # -- prices and budgets ------------------------------------------------------------------------
     "budget-negative": config(
@@ -380,6 +409,41 @@ CASES: dict[str, Case] = {
         BASE + "dataset:\n  format: inline\n  items:\n    - {id: a, prompt: p, answer: a}\n    - {id: a, prompt: p, answer: a}\n",
         "error: inline: duplicate example id 'a' (dataset at eval.yaml:3)",
     ),
+    "jsonl-empty": config(WITH_DATA, "error: data.jsonl: the file holds no examples (dataset at eval.yaml:3)", ""),
+    "csv-empty": config(
+        BASE + "dataset: {format: csv, path: d.csv}\n",
+        "error: d.csv: the file holds no examples (dataset at eval.yaml:3)",
+        "id,prompt,answer\n", data_name="d.csv",
+    ),
+    "inline-empty": config(
+        BASE + "dataset: {format: inline, items: []}\n",
+        "error: inline: 'items' holds no examples (dataset at eval.yaml:3)",
+    ),
+    "inline-empty-named": config(
+        BASE + "dataset: {format: inline, name: smoke, items: []}\n",
+        "error: smoke: 'items' holds no examples (dataset at eval.yaml:3)",
+    ),
+    "dataset-of-the-second-probe-missing": config(
+        "models: [@MODEL@]\nprobes:\n  - {type: logic}\n  - type: factuality\n    dataset: {path: nope.jsonl}\n",
+        "error: nope.jsonl: prompt set file not found (dataset at eval.yaml:5)",
+    ),
+    "inline-item-of-the-second-probe-missing-field": config(
+        "models: [@MODEL@]\nprobes:\n  - {type: logic}\n  - type: factuality\n    dataset:\n      format: inline\n"
+        "      items:\n        - {prompt: p}\n",
+        "error: eval.yaml:8: field 'answer' missing for probe factuality (the row has: prompt)",
+    ),
+    "cluster-field-missing": config(
+        BASE + "dataset: {path: data.jsonl, cluster: passage}\n",
+        "error: data.jsonl:2: example '1' has no field 'passage' (dataset.cluster); give every row a string or "
+        "integer there, or remove dataset.cluster",
+        '{"prompt": "p", "answer": "a", "passage": "x"}\n{"prompt": "p", "answer": "a"}\n',
+    ),
+    "cluster-field-not-a-string": config(
+        BASE + "dataset:\n  format: inline\n  cluster: passage\n  items:\n    - {prompt: p, answer: a, passage: x}\n"
+        "    - {prompt: p, answer: a, passage: [1]}\n",
+        "error: eval.yaml:8: example '1' has list [1] in field 'passage' (dataset.cluster); give every row a string "
+        "or integer there, or remove dataset.cluster",
+    ),
     "hf-missing-split": config(
         BASE + "dataset: {format: hf, name: qa, split: train}\n",
         "error: hf:qa:train: no split 'train'; the dataset has: test (dataset at eval.yaml:3)",
@@ -393,6 +457,25 @@ CASES: dict[str, Case] = {
     "hf-without-name": config(
         BASE + "dataset: {format: hf}\n",
         "error: eval.yaml:3: dataset.format: format hf needs 'name' (the dataset id)",
+    ),
+    "hf-missing-field": config(
+        BASE + "dataset: {format: hf, name: qa}\n",
+        "error: hf:qa:test row 0: fields 'prompt' and 'answer' missing for probe logic "
+        "(the row has: id, question, gold)",
+        setup=hf_folder,
+    ),
+    "missing-field-in-a-config-folder": Case(  # the file is named from where the command runs
+        "error: project/data.jsonl:4: field 'answer' missing for probe logic (the row has: id, prompt)",
+        files={"project/eval.yaml": WITH_DATA, "project/data.jsonl": GOOD_DATA + '{"id": "q9", "prompt": "p"}\n'},
+        config="project/eval.yaml",
+    ),
+    "missing-field-in-a-bundled-set": config(  # named by the package resource, wherever the package is installed
+        "model: @MODEL@\nprobe: {type: 'needy_probe:NeedsAHint'}\n",
+        "error: insideLLMs:data/logic.jsonl:1: field 'hint' missing for probe needs_a_hint (the row has: id, category, "
+        "prompt, answer)",
+        files={"site": None, "site/needy_probe.py": (
+            "from insideLLMs.probes.logic import LogicProbe\n\n\n"
+            "class NeedsAHint(LogicProbe):\n    name = 'needs_a_hint'\n    required_fields = ('prompt', 'hint')\n")},
     ),
     # -- the prompt probe and its scorers (checked on every row before any request) ------------------
     "prompt-template-field-missing": config(
@@ -495,6 +578,19 @@ CASES: dict[str, Case] = {
         "error: eval.yaml:5: two probes are named 'prompt'; give each a distinct 'name' in its args",
         GOOD_DATA,
     ),
+    "prompt-template-of-the-second-probe-does-not-parse": config(
+        "models: [@MODEL@]\ndataset: {path: data.jsonl}\nprobes:\n  - {type: logic}\n  - type: prompt\n    args:\n"
+        "      name: p2\n      template: '{{ q '\n",
+        "error: eval.yaml:8: probes.1.args.template: template does not parse: unexpected end of template, "
+        "expected 'end of print statement'.",
+        GOOD_DATA,
+    ),
+    "prompt-few-shot-of-the-second-probe-too-few": config(
+        "models: [@MODEL@]\ndataset: {path: data.jsonl}\nprobes:\n  - {type: logic}\n  - type: prompt\n    args:\n"
+        "      name: p2\n      template: '{{ prompt }}'\n      few_shot: {path: data.jsonl, k: 5}\n",
+        "error: data.jsonl: holds 3 example(s); few_shot.k is 5 (probe args at eval.yaml:6)",
+        GOOD_DATA,
+    ),
     "dataset-fields-and-columns": config(
         BASE + "dataset: {path: data.jsonl, fields: {prompt: q}, columns: {prompt: q}}\n",
         "error: eval.yaml:3: dataset.columns: give 'fields' (example field -> column), not both 'fields' and 'columns'",
@@ -567,6 +663,10 @@ CASES: dict[str, Case] = {
     "tracking-unknown-key": config(
         BASE + "tracking:\n  backend: mlflow\n  experiment: e\n",
         "error: eval.yaml:5: tracking.experiment: unknown setting 'experiment'",
+    ),
+    "tracking-tag-not-a-string": config(
+        BASE + "tracking:\n  tags: {team: 1}\n",
+        "error: eval.yaml:4: tracking.tags: expected a string, got an integer",
     ),
     "run-harness-config": command(
         "run", "eval.yaml",
@@ -938,6 +1038,7 @@ def _prepare(tmp_path: Path, case: Case, server: Any) -> tuple[dict[str, str], C
         case.setup(tmp_path)
     for name, content in case.files.items():
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if content is None:
             path.mkdir(parents=True, exist_ok=True)
         elif isinstance(content, bytes):
@@ -988,6 +1089,27 @@ def test_a_config_mistake_is_one_line_in_run_and_validate(tmp_path: Path, fake_l
         result = run_cli(*args, cwd=tmp_path, env=env)
         said[args[0]] = _assert_refused(result, spec, fake_llm_server, tmp_path, before)
     assert len(set(said.values())) == 1, said
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_a_config_mistake_is_the_same_line_in_process(
+    tmp_path: Path, fake_llm_server: Any, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """``validate`` in this process says each config mistake's line as the command does, and writes nothing
+    (the fast twin of the table above, which starts two processes a case)."""
+    spec = CASES[case]
+    env, _ = _prepare(tmp_path, spec, fake_llm_server)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    for name, value in env.items():
+        if name != "PYTHONPATH":
+            monkeypatch.setenv(name, value)
+    before = _snapshot(tmp_path)
+    result = CliRunner().invoke(insidellms, ["validate", spec.config])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    shown = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+    _assert_refused(shown, spec, fake_llm_server, tmp_path, before)
 
 
 def _run_args(config: str, text: str) -> tuple[str, ...]:
