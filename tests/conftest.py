@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 _HERE = Path(__file__).parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
+
+# Hugging Face libraries read their cache folders from the environment once, at import: a test that sets HF_HOME
+# later changes nothing, and their caches would land in ~/.cache. Every test process (and the CLIs it starts) gets
+# a throwaway one instead.
+_HF_HOME = tempfile.mkdtemp(prefix="insidellms-tests-hf-")
+os.environ["HF_HOME"] = _HF_HOME
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 
 pytest_plugins = sorted(
     f"support.{p.stem}" for p in (_HERE / "support").glob("*.py") if not p.stem.startswith("_")
