@@ -34,6 +34,7 @@ class Scripted(Model):
         self.fatal_at = fatal_at
         self.failing = failing
         self.seeds: list[tuple[str, Any]] = []
+        self.closed = 0
 
     async def agenerate(self, messages: list, **generation: Any) -> Completion:
         n = int(messages[-1]["content"].split()[2])
@@ -43,6 +44,9 @@ class Scripted(Model):
         if n == self.failing:
             raise ModelError("400: no such thing")
         return Completion(text=f"Answer: {n}", usage=Usage(n, 1) if self.tokens else None)
+
+    async def aclose(self) -> None:
+        self.closed += 1
 
 
 def _prompts(n: int) -> PromptSet:
@@ -283,3 +287,77 @@ def test_the_progress_bar_counts_the_examples_that_failed(capsys: pytest.Capture
     ProbeRunner(Scripted(failing=1), get_probe("logic"), concurrency=1, progress=True).run(_prompts(3))
     shown = capsys.readouterr().err
     assert "3/3" in shown and "1 errors" in shown and "0 errors" not in shown.rsplit("3/3", 1)[-1]
+
+
+def _interrupted(run_dir: Path, n: int = 5) -> None:
+    """A run of ``n`` examples stopped by a fatal error after q0 and q1 were written."""
+    with pytest.raises(RunAborted):
+        ProbeRunner(Scripted(fatal_at=2), get_probe("logic"), concurrency=1, run_dir=run_dir).run(_prompts(n))
+
+
+def test_resume_asks_the_model_only_for_the_examples_not_yet_written(tmp_path: Path) -> None:
+    _interrupted(tmp_path / "cut")
+    model = Scripted()
+    ProbeRunner(model, get_probe("logic"), concurrency=1, run_dir=tmp_path / "cut", resume=True).run(_prompts(5))
+    assert [example for example, _ in model.seeds] == ["q2", "q3", "q4"]
+    ProbeRunner(Scripted(), get_probe("logic"), concurrency=1, run_dir=tmp_path / "full").run(_prompts(5))
+    for name in ("records.jsonl", "manifest.json"):  # summary.json holds latencies
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+
+    again = Scripted()  # a finished run resumed: nothing left to ask
+    records = ProbeRunner(again, get_probe("logic"), concurrency=1, run_dir=tmp_path / "cut", resume=True).run(
+        _prompts(5))
+    assert again.seeds == [] and [r.example_id for r in records] == [f"q{i}" for i in range(5)]
+    assert (tmp_path / "cut/records.jsonl").read_bytes() == (tmp_path / "full/records.jsonl").read_bytes()
+
+
+def test_resume_refuses_records_in_another_order_and_asks_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "cut"
+    _interrupted(run_dir)
+    lines = (run_dir / "records.jsonl").read_bytes().splitlines(keepends=True)
+    (run_dir / "records.jsonl").write_bytes(lines[1] + lines[0])
+    model = Scripted()
+    with pytest.raises(RunAborted) as refused:
+        ProbeRunner(model, get_probe("logic"), concurrency=1, run_dir=run_dir, resume=True).run(_prompts(5))
+    assert str(refused.value) == f"{run_dir}/records.jsonl:1: does not match this run's example order; pass --overwrite"
+    assert (refused.value.done, refused.value.total, model.seeds) == (2, 5, [])
+
+
+def test_every_model_of_a_run_is_closed_once_even_when_one_fails_to_close() -> None:
+    class BadClose(Scripted):
+        async def aclose(self) -> None:
+            self.closed += 1
+            raise OSError("connection already gone")
+
+    good, bad = Scripted(), BadClose()
+    probes = [(get_probe("logic"), _prompts(2))]
+    asyncio.run(Harness([bad, good], probes, settings=RunSettings()).arun())
+    assert (bad.closed, good.closed) == (1, 1)
+
+
+def test_a_failing_listener_is_warned_about_once_and_never_stops_the_run() -> None:
+    import warnings
+
+    class Broken:
+        def __init__(self) -> None:
+            self.finished = 0
+
+        def on_run_started(self, event: Any) -> None: ...
+
+        def on_example_finished(self, event: Any) -> None:
+            raise ValueError("boom")
+
+        def on_run_finished(self, event: Any) -> None:
+            self.finished += 1
+
+    class AlsoBroken(Broken):
+        pass
+
+    first, second = Broken(), AlsoBroken()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = ProbeRunner(Scripted(), get_probe("logic"), listeners=[first, second]).run(_prompts(3))
+    assert len(records) == 3 and (first.finished, second.finished) == (1, 1)
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (RuntimeWarning, "Broken.on_example_finished failed: boom"),
+        (RuntimeWarning, "AlsoBroken.on_example_finished failed: boom")]
