@@ -98,3 +98,16 @@ def test_a_records_cost_is_unknown_when_its_answer_or_a_verdict_is_unpriced_or_u
     assert record_cost(_judged(_rec("q1", "unpriced", 10, 10), {"judge": verdict}), PRICES) is None
     failed = _rec("q2", "gpt-a", None, output=None, status="error", error={"type": "ModelError", "message": "x"})
     assert record_cost(failed, PRICES) == 0.0  # an error before any answer costs nothing
+
+
+def test_without_a_run_id_the_summary_takes_the_records_and_keeps_the_runs_settings() -> None:
+    """``summarize`` as ``insidellms report`` rebuilds summary.json: the run id from the records when not given,
+    the prices, epochs and reducer as given, and for no records at all an empty run id."""
+    records = [_rec("q1", "gpt-a", 1000, 200, run_id="run-7") | {"epoch": e} for e in range(2)]
+    told = summarize(records, run_id="run-7", epochs=2, reducer="max", prices=PRICES)
+    assert summarize(records, epochs=2, reducer="max", prices=PRICES) == told
+    assert told["run_id"] == "run-7" and told["totals"]["cost_usd"] == 2 * (1000 * 2.0 + 200 * 8.0) / 1e6
+    assert told["totals"]["epochs"]["k"] == 2
+    empty = summarize([], epochs=3, reducer="max", prices=PRICES)
+    assert (empty["run_id"], empty["totals"]["epochs"], empty["totals"]["cost_usd"]) == (
+        "", {"k": 3, "examples": 0, "reducers": {}, "within_variance": {}}, 0.0)
