@@ -108,6 +108,8 @@ def test_without_a_run_id_the_summary_takes_the_records_and_keeps_the_runs_setti
     assert summarize(records, epochs=2, reducer="max", prices=PRICES) == told
     assert told["run_id"] == "run-7" and told["totals"]["cost_usd"] == 2 * (1000 * 2.0 + 200 * 8.0) / 1e6
     assert told["totals"]["epochs"]["k"] == 2
+    interrupted = summarize(records, run_id="from-manifest", epochs=3, reducer="max", prices=PRICES)
+    assert (interrupted["run_id"], interrupted["totals"]["epochs"]["k"]) == ("from-manifest", 3)
     empty = summarize([], epochs=3, reducer="max", prices=PRICES)
     assert (empty["run_id"], empty["totals"]["epochs"], empty["totals"]["cost_usd"]) == (
         "", {"k": 3, "examples": 0, "reducers": {}, "within_variance": {}}, 0.0)
