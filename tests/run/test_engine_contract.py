@@ -28,8 +28,9 @@ class Scripted(Model):
 
     provider = "test"
 
-    def __init__(self, *, tokens: bool = True, fatal_at: int | None = None, failing: int | None = None) -> None:
-        super().__init__("m")
+    def __init__(self, *, tokens: bool = True, fatal_at: int | None = None, failing: int | None = None,
+                 name: str = "m") -> None:
+        super().__init__(name)
         self.tokens = tokens
         self.fatal_at = fatal_at
         self.failing = failing
@@ -361,3 +362,40 @@ def test_a_failing_listener_is_warned_about_once_and_never_stops_the_run() -> No
     assert [(w.category, str(w.message)) for w in caught] == [
         (RuntimeWarning, "Broken.on_example_finished failed: boom"),
         (RuntimeWarning, "AlsoBroken.on_example_finished failed: boom")]
+
+
+def test_the_answer_cache_is_keyed_by_model_prompt_generation_settings_and_epoch(tmp_path: Path) -> None:
+    def run(model: Scripted, name: str, epochs: int = 1, **generation: Any) -> int:
+        settings = RunSettings(run_dir=tmp_path / name, cache_dir=tmp_path / "cache", epochs=epochs,
+                               generation=generation, concurrency=1)
+        asyncio.run(Harness([model], [(get_probe("logic"), _prompts(3))], settings=settings).arun())
+        return len(model.seeds)
+
+    assert run(Scripted(), "a", temperature=0) == 3
+    assert run(Scripted(), "b", temperature=0) == 0  # the same requests: all answered from the cache
+    hits = [orjson.loads(line)["cache_hit"] for line in (tmp_path / "b/timings.jsonl").read_bytes().splitlines()]
+    assert hits == [True, True, True]
+    assert (tmp_path / "a/records.jsonl").read_bytes() == (tmp_path / "b/records.jsonl").read_bytes()
+    assert run(Scripted(), "c", temperature=0.5) == 3  # other generation settings
+    assert run(Scripted(name="m2"), "d", temperature=0) == 3  # another model
+    assert run(Scripted(), "e", epochs=2, temperature=0) == 6  # each epoch its own answer
+    assert run(Scripted(), "f", epochs=2, temperature=0) == 0
+
+
+def test_a_probe_that_cannot_build_its_prompt_makes_an_error_record_without_a_request(tmp_path: Path) -> None:
+    class Unbuildable(type(get_probe("logic"))):  # type: ignore[misc]
+        def build_all(self, example: Any) -> Any:
+            if example.id == "q1":
+                raise KeyError("question")
+            return super().build_all(example)
+
+    model = Scripted()
+    records = ProbeRunner(model, Unbuildable(), concurrency=1, epochs=2, run_dir=tmp_path / "run").run(_prompts(2))
+    assert [e for e, _ in model.seeds] == ["q0", "q0"]
+    broken = [r.to_dict() for r in records if r.example_id == "q1"]
+    assert [(r["epoch"], r["status"], r["error"], r["messages"], r["output"], r["scores"], r["passed"]) for r in broken] == [
+        (e, "error", {"type": "ProbeError", "message": "KeyError: 'question'"}, [], None, {}, None) for e in (0, 1)]
+    timings = [orjson.loads(line) for line in (tmp_path / "run/timings.jsonl").read_bytes().splitlines()]
+    assert [(t["example_id"], t["epoch"], t["attempts"], t["cache_hit"]) for t in timings] == [
+        ("q0", 0, 1, False), ("q0", 1, 1, False), ("q1", 0, 0, False), ("q1", 1, 0, False)]
+    assert all(t["latency_ms"] >= 0 and t["finished_at"] >= t["started_at"] > 1.7e9 for t in timings)
