@@ -10,24 +10,10 @@ from typing import Any, Callable
 import pytest
 
 from insideLLMs.diff import DiffInputError, diff_runs
+from support.diff_expectations import NO_JUDGE, SUFFIXES
 from support.run_dirs import record
 
 MakeRun = Callable[..., Path]
-
-SUFFIXES = [
-    "error",
-    "errors",
-    "loss",
-    "latency",
-    "latency_ms",
-    "bias",
-    "toxicity",
-    "distance",
-    "perplexity",
-    "timed_out",
-    "violations",
-]
-NO_JUDGE = {"judge_prompt_tokens": None, "judge_completion_tokens": None, "cost_usd": None, "judge_cost_usd": None}
 
 
 def _rec(example_id: str, epoch: int, output: str, **kwargs: Any) -> dict[str, Any]:

@@ -11,24 +11,10 @@ from scipy import stats
 from statsmodels.regression.linear_model import OLS
 
 from insideLLMs.diff import diff_runs
+from support.diff_expectations import NO_JUDGE, SUFFIXES
 from support.run_dirs import record
 
 MakeRun = Callable[..., Path]
-
-SUFFIXES = [
-    "error",
-    "errors",
-    "loss",
-    "latency",
-    "latency_ms",
-    "bias",
-    "toxicity",
-    "distance",
-    "perplexity",
-    "timed_out",
-    "violations",
-]
-NO_JUDGE = {"judge_prompt_tokens": None, "judge_completion_tokens": None, "cost_usd": None, "judge_cost_usd": None}
 
 
 def side(line: int, passed: bool, scores: dict[str, Any], output: str) -> dict[str, Any]:
