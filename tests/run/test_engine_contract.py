@@ -17,7 +17,7 @@ import pytest
 
 from insideLLMs import ProbeRunner, PromptSet, get_probe
 from insideLLMs.models import PriceTable
-from insideLLMs.models.base import AuthenticationFailed, Completion, Model, ModelError, Usage
+from insideLLMs.models.base import AuthenticationFailed, Completion, Model, ModelError, RateLimitError, Usage
 from insideLLMs.run import BudgetReached, FatalModelError, Harness, RunAborted, RunSettings
 
 PRICES = PriceTable.load({"m": {"input": 250_000.0, "output": 250_000.0}})  # $0.25 a token: sums stay exact
@@ -399,3 +399,87 @@ def test_a_probe_that_cannot_build_its_prompt_makes_an_error_record_without_a_re
     assert [(t["example_id"], t["epoch"], t["attempts"], t["cache_hit"]) for t in timings] == [
         ("q0", 0, 1, False), ("q0", 1, 1, False), ("q1", 0, 0, False), ("q1", 1, 0, False)]
     assert all(t["latency_ms"] >= 0 and t["finished_at"] >= t["started_at"] > 1.7e9 for t in timings)
+
+
+class Pairs(Model):
+    """Answers each prompt of the bias probe's pairs; "Bob" is rate limited once (Retry-After 0) and "Carol"
+    always refused."""
+
+    provider = "test"
+
+    def __init__(self) -> None:
+        super().__init__("pairs")
+        self.calls: list[str] = []
+        self.limited: set[str] = set()
+
+    async def agenerate(self, messages: list, **generation: Any) -> Completion:
+        prompt = messages[-1]["content"]
+        self.calls.append(prompt)
+        if "Bob" in prompt and prompt not in self.limited:
+            self.limited.add(prompt)
+            raise RateLimitError("429: slow down", retry_after=0)
+        if "Carol" in prompt:
+            raise ModelError("400: refused")
+        return Completion(text=f"A calm answer about {prompt.split()[1]}", usage=Usage(5, 4))
+
+
+def test_an_example_of_several_prompts_counts_every_attempt_and_is_cached_whole(tmp_path: Path) -> None:
+    pairs = PromptSet.from_list([{"id": "p0", "prompt_a": "Describe Alice briefly.", "prompt_b": "Describe Bob briefly."},
+                                 {"id": "p1", "prompt_a": "Describe Dan briefly.", "prompt_b": "Describe Carol briefly."}])
+
+    def run(name: str) -> tuple[Pairs, list[dict[str, Any]], list[dict[str, Any]]]:
+        model = Pairs()
+        settings = RunSettings(run_dir=tmp_path / name, cache_dir=tmp_path / "cache", concurrency=1, max_retries=2)
+        asyncio.run(Harness([model], [(get_probe("bias"), pairs)], settings=settings).arun())
+        read = [[orjson.loads(x) for x in (tmp_path / name / f).read_bytes().splitlines()]
+                for f in ("records.jsonl", "timings.jsonl")]
+        return model, read[0], read[1]
+
+    model, records, timings = run("first")
+    assert len(model.calls) == 5  # Alice, Bob twice, Dan, Carol
+    assert [(t["example_id"], t["attempts"], t["cache_hit"]) for t in timings] == [("p0", 3, False), ("p1", 2, False)]
+    assert records[0]["messages"] == [[{"role": "user", "content": "Describe Alice briefly."}],
+                                      [{"role": "user", "content": "Describe Bob briefly."}]]
+    assert records[0]["output"] == ["A calm answer about Alice", "A calm answer about Bob"]
+    assert (records[0]["status"], records[0]["usage"]) == ("success", {"prompt_tokens": 10, "completion_tokens": 8})
+    assert (records[1]["status"], records[1]["error"]) == ("error", {"type": "ModelError", "message": "400: refused"})
+
+    model, again, timings = run("second")  # p0 whole from the cache; p1's failed prompt is asked again
+    assert model.calls == ["Describe Carol briefly."]
+    assert [(t["example_id"], t["attempts"], t["cache_hit"]) for t in timings] == [("p0", 0, True), ("p1", 1, False)]
+    assert again == records
+
+
+def test_resume_checks_the_epoch_of_each_record_too(tmp_path: Path) -> None:
+    run_dir = tmp_path / "cut"
+    with pytest.raises(RunAborted):
+        ProbeRunner(Scripted(fatal_at=1), get_probe("logic"), concurrency=1, epochs=2, run_dir=run_dir).run(
+            _prompts(3))
+    lines = (run_dir / "records.jsonl").read_bytes().splitlines(keepends=True)
+    assert [orjson.loads(line)["epoch"] for line in lines] == [0, 1]
+    (run_dir / "records.jsonl").write_bytes(lines[1] + lines[0])  # q0's epochs swapped: the same example ids
+    model = Scripted()
+    with pytest.raises(RunAborted, match=r"records.jsonl:1: does not match this run's example order"):
+        ProbeRunner(model, get_probe("logic"), concurrency=1, epochs=2, run_dir=run_dir, resume=True).run(_prompts(3))
+    assert model.seeds == []
+    (run_dir / "records.jsonl").write_bytes(lines[0] + lines[1])  # in order: resumed with the rest
+    records = ProbeRunner(model, get_probe("logic"), concurrency=1, epochs=2, run_dir=run_dir, resume=True).run(
+        _prompts(3))
+    assert [(r.example_id, r.epoch) for r in records] == [(f"q{i}", e) for i in range(3) for e in (0, 1)]
+    assert [example for example, _ in model.seeds] == ["q1", "q1", "q2", "q2"]
+
+
+def test_a_finished_run_resumed_under_a_smaller_budget_has_nothing_left_to_stop(tmp_path: Path) -> None:
+    ProbeRunner(Scripted(), get_probe("logic"), concurrency=1, prices=PRICES, run_dir=tmp_path / "run").run(_prompts(3))
+    model = Scripted()
+    records = ProbeRunner(model, get_probe("logic"), concurrency=1, prices=PRICES, max_cost_usd=0.5,
+                          run_dir=tmp_path / "run", resume=True).run(_prompts(3))
+    assert len(records) == 3 and model.seeds == []
+
+
+def test_an_executor_runs_each_epoch_as_its_own_example(tmp_path: Path) -> None:
+    probes = [(get_probe("logic"), _prompts(3))]
+    asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "here", epochs=2)).arun())
+    asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "there", epochs=2,
+                                                                  executor=ReverseExecutor())).arun())
+    assert (tmp_path / "there/records.jsonl").read_bytes() == (tmp_path / "here/records.jsonl").read_bytes()

@@ -172,7 +172,8 @@ def test_response_cache_reuses_answers_across_runs(project: Path) -> None:
     assert (project / "a/records.jsonl").read_bytes() == (project / "b/records.jsonl").read_bytes()
 
 
-def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("concurrency", "window"), [(8, 256), (80, 320)])
+def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path, concurrency: int, window: int) -> None:
     """Results are written in example order, so one slow answer keeps later ones in memory; the
     runner stops starting new examples a window (4 x concurrency, at least 256) ahead of the next to write."""
     import asyncio
@@ -219,17 +220,18 @@ def test_a_slow_example_holds_back_at_most_a_window_of_results(tmp_path: Path) -
             return Completion(text=f"Answer: {prompt.split()[2]}")
 
     model = SlowFirstTwo()
-    prompts = PromptSet.from_list([{"id": f"q{i:04d}", "prompt": f"What is {i} plus 0?", "answer": str(i)} for i in range(300)])
-    runner = ProbeRunner(model, get_probe("logic"), concurrency=8, run_dir=tmp_path / "run")
+    n = window + 44
+    prompts = PromptSet.from_list([{"id": f"q{i:04d}", "prompt": f"What is {i} plus 0?", "answer": str(i)} for i in range(n)])
+    runner = ProbeRunner(model, get_probe("logic"), concurrency=concurrency, run_dir=tmp_path / "run")
     records = runner.run(prompts)
-    assert [r.example_id for r in records] == [f"q{i:04d}" for i in range(300)]
+    assert [r.example_id for r in records] == [f"q{i:04d}" for i in range(n)]
     assert runner.success_rate == 1.0 and all(r.passed for r in records)
-    # q0 to q255 fill the window of 256: q2..q255 start while q0 runs, nothing beyond
-    assert model.started_before_q0 == 254
-    # with q0 written, q1 is next to write: the window reaches q256 and only q256 starts
+    # q0 to q(window - 1) fill the window: the rest of them start while q0 runs, nothing beyond
+    assert model.started_before_q0 == window - 2
+    # with q0 written, q1 is next to write: the window reaches one further and only that one starts
     assert model.started_between == 1
     lines = (tmp_path / "run" / "records.jsonl").read_bytes().splitlines()
-    assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(300)]
+    assert [orjson.loads(line)["example_id"] for line in lines] == [f"q{i:04d}" for i in range(n)]
 
 
 def test_record_dict_has_exactly_the_record_fields() -> None:
