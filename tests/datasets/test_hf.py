@@ -83,6 +83,20 @@ def test_a_saved_dataset_by_the_defaults(tmp_path: Path, monkeypatch: pytest.Mon
     assert [(e.id, e.data) for e in ps] == [(f"x{i}", row) for i, row in enumerate(rows)]
     train = PromptSet.from_hf("qa", split="train", base_dir="sets")
     assert (train.name, train.source, [e.id for e in train]) == ("qa", "hf:qa:train", ["x0"])
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "data/sets/qa"))
+    nested = PromptSet.from_hf("data/sets/qa")
+    assert (nested.name, nested.source) == ("qa", "hf:data/sets/qa:test")
+
+
+def test_a_hub_id_not_in_the_cache_names_its_subset_and_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run with HF_HUB_OFFLINE=1 (tests/conftest.py): a hub id must come from the local cache."""
+    monkeypatch.chdir(tmp_path)
+    from insideLLMs.datasets import DatasetError, PromptSet
+
+    with pytest.raises(DatasetError) as caught:
+        PromptSet.from_hf("nobody/not-cached", subset="easy", split="dev")
+    assert str(caught.value) == (
+        "hf:nobody/not-cached/easy:dev: cannot load: it is not in the local cache (HF_HUB_OFFLINE=1) (ConnectionError)")
 
 
 def test_renamed_columns_another_id_field_and_a_limit(tmp_path: Path) -> None:

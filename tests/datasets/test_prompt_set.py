@@ -75,3 +75,22 @@ def test_a_row_without_a_usable_cluster_is_named_by_file_and_line(tmp_path: Path
     assert _error(lambda: ps.clustered_by("doc", locate=lambda i: f"row {i}")) == f"row 1: example 'b' {what} 'doc' {hint}"
     inline = PromptSet.from_list([{"doc": 1}, row], name="mine")
     assert _error(lambda: inline.clustered_by("doc")) == f"mine: item 1: example 'b' {what} 'doc' {hint}"
+
+
+def test_a_field_renamed_from_a_column_the_row_lacks_keeps_the_rows_own_value() -> None:
+    ps = PromptSet.from_list([{"prompt": "own"}, {"prompt": "own", "question": "renamed"}], fields={"prompt": "question"})
+    assert [e.data for e in ps] == [{"prompt": "own"}, {"prompt": "renamed"}]
+
+
+def test_csv_names_every_missing_column_and_counts_lines_from_the_first_byte(tmp_path: Path) -> None:
+    (tmp_path / "qa.csv").write_text("id,text\na1,x\n", encoding="utf-8")
+    assert _error(lambda: PromptSet.from_csv(tmp_path / "qa.csv", fields={"prompt": "question", "answer": "gold"})) == (
+        f"{tmp_path / 'qa.csv'}:1: column(s) question, gold not in header ['id', 'text']")
+    (tmp_path / "blank.csv").write_bytes(b"\nid,prompt\na1,caf\xe9\n")
+    assert _error(lambda: PromptSet.from_csv(tmp_path / "blank.csv")) == (
+        f"{tmp_path / 'blank.csv'}:3: not UTF-8 text (invalid continuation byte)")
+
+
+def test_csv_with_carriage_returns_alone_as_line_ends_loads(tmp_path: Path) -> None:
+    (tmp_path / "mac.csv").write_bytes(b'id,prompt\ra1,"x\ry"\ra2,z\r')
+    assert [(e.id, e.data["prompt"]) for e in PromptSet.from_csv(tmp_path / "mac.csv")] == [("a1", "x\ry"), ("a2", "z")]
