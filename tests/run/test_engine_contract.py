@@ -483,3 +483,35 @@ def test_an_executor_runs_each_epoch_as_its_own_example(tmp_path: Path) -> None:
     asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "there", epochs=2,
                                                                   executor=ReverseExecutor())).arun())
     assert (tmp_path / "there/records.jsonl").read_bytes() == (tmp_path / "here/records.jsonl").read_bytes()
+
+
+class Faulty(Model):
+    """q0 hits a bug in the provider code (a plain exception); q1 is rate limited every time (Retry-After 0)."""
+
+    provider = "test"
+
+    def __init__(self) -> None:
+        super().__init__("faulty")
+
+    async def agenerate(self, messages: list, **generation: Any) -> Completion:
+        if "What is 0 plus" in messages[-1]["content"]:
+            raise RuntimeError("provider bug")
+        raise RateLimitError("429: slow down", retry_after=0)
+
+
+def test_a_provider_bug_and_exhausted_retries_are_error_records_and_the_run_goes_on(tmp_path: Path) -> None:
+    ProbeRunner(Faulty(), get_probe("logic"), concurrency=1, max_retries=1, epochs=2, run_dir=tmp_path / "run").run(
+        _prompts(2))
+    records = [orjson.loads(x) for x in (tmp_path / "run/records.jsonl").read_bytes().splitlines()]
+    timings = [orjson.loads(x) for x in (tmp_path / "run/timings.jsonl").read_bytes().splitlines()]
+    built = {e.id: get_probe("logic").build_all(e)[0] for e in _prompts(2)}
+    shown = [(r["example_id"], r["epoch"], r["status"], r["error"], r["output"], r["scores"], r["passed"]) for r in records]
+    assert shown == [
+        ("q0", 0, "error", {"type": "RuntimeError", "message": "provider bug"}, None, {}, None),
+        ("q0", 1, "error", {"type": "RuntimeError", "message": "provider bug"}, None, {}, None),
+        ("q1", 0, "rate_limited", {"type": "RateLimitError", "message": "429: slow down"}, None, {}, None),
+        ("q1", 1, "rate_limited", {"type": "RateLimitError", "message": "429: slow down"}, None, {}, None)]
+    assert [r["messages"] for r in records] == [built["q0"], built["q0"], built["q1"], built["q1"]]
+    assert [(t["example_id"], t["epoch"], t["attempts"], t["cache_hit"]) for t in timings] == [
+        ("q0", 0, 1, False), ("q0", 1, 1, False), ("q1", 0, 2, False), ("q1", 1, 2, False)]
+    assert all(t["finished_at"] >= t["started_at"] > 1.7e9 and t["latency_ms"] >= 0 for t in timings)
