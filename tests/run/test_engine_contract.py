@@ -515,3 +515,22 @@ def test_a_provider_bug_and_exhausted_retries_are_error_records_and_the_run_goes
     assert [(t["example_id"], t["epoch"], t["attempts"], t["cache_hit"]) for t in timings] == [
         ("q0", 0, 1, False), ("q0", 1, 1, False), ("q1", 0, 2, False), ("q1", 1, 2, False)]
     assert all(t["finished_at"] >= t["started_at"] > 1.7e9 and t["latency_ms"] >= 0 for t in timings)
+
+
+def test_a_budget_met_by_the_last_example_is_a_finished_run() -> None:
+    """Three examples cost $0.25 + $0.50 + $0.75: a $1.50 budget is spent exactly as the run ends."""
+    records = ProbeRunner(Scripted(), get_probe("logic"), concurrency=1, prices=PRICES, max_cost_usd=1.5).run(
+        _prompts(3))
+    assert [r.status for r in records] == ["success"] * 3
+
+
+@pytest.mark.parametrize(("override", "method"), [("score", "score"), ("score_all", "score_all")])
+def test_a_probe_that_returns_no_verdict_is_named_in_the_error(override: str, method: str) -> None:
+    def nothing(self: Any, *args: Any) -> None:
+        return None
+
+    probe_type = type(get_probe("logic"))
+    broken = type("Broken", (probe_type,), {override: nothing})()
+    (record,) = ProbeRunner(Scripted(), broken, concurrency=1).run(_prompts(1))
+    assert (record.status, record.error) == (
+        "error", {"type": "ProbeError", "message": f"probe 'logic' {method}() returned None, expected a Verdict"})
