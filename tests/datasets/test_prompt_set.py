@@ -94,3 +94,24 @@ def test_csv_names_every_missing_column_and_counts_lines_from_the_first_byte(tmp
 def test_csv_with_carriage_returns_alone_as_line_ends_loads(tmp_path: Path) -> None:
     (tmp_path / "mac.csv").write_bytes(b'id,prompt\ra1,"x\ry"\ra2,z\r')
     assert [(e.id, e.data["prompt"]) for e in PromptSet.from_csv(tmp_path / "mac.csv")] == [("a1", "x\ry"), ("a2", "z")]
+
+
+def test_head_is_the_first_n_examples_with_their_own_hash_and_lines(tmp_path: Path) -> None:
+    """``--max-examples``: the first ``n`` rows, named and located as before (errors still name the file's line),
+    hashed as those rows alone (a new run id); ``n`` at or past the end, or None, is the whole set."""
+    rows = [{"id": "a", "doc": "d"}, {"id": "b", "doc": "d"}, {"id": "c"}]
+    (tmp_path / "qa.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    ps = PromptSet.from_jsonl(tmp_path / "qa.jsonl", base_dir=tmp_path)
+    assert ps.head(None) is ps and ps.head(3) is ps and ps.head(4) is ps
+    two = ps.head(2)
+    assert [e.id for e in two] == ["a", "b"]
+    assert (two.name, two.source, list(two.lines or [])) == ("qa", "qa.jsonl", [1, 2])
+    assert two.hash == PromptSet.from_list(rows[:2]).hash != ps.hash
+    assert ps.head(0).examples == () and list(ps.head(0).lines or []) == []
+    clustered = ps.head(2).clustered_by("doc")
+    assert clustered.head(1).cluster == "doc" and clustered.head(1).examples == clustered.examples[:1]
+    assert _error(lambda: ps.clustered_by("doc")) == (
+        "qa.jsonl:3: example 'c' has no field 'doc' (dataset.cluster); "
+        "give every row a string or integer there, or remove dataset.cluster")
+    inline = PromptSet.from_list(rows, name="qa").head(2)
+    assert (inline.name, inline.source, inline.lines) == ("qa", None, None)
