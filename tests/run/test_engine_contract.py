@@ -324,6 +324,21 @@ def test_resume_refuses_records_in_another_order_and_asks_nothing(tmp_path: Path
     assert (refused.value.done, refused.value.total, model.seeds) == (2, 5, [])
 
 
+def test_resume_refuses_a_run_directory_with_more_records_than_the_run_has_examples(tmp_path: Path) -> None:
+    """A records.jsonl grown past its run (lines copied in by hand, a stray append) is refused, not trimmed."""
+    run_dir = tmp_path / "cut"
+    _interrupted(run_dir)
+    grown = {name: (run_dir / name).read_bytes() * 3 for name in ("records.jsonl", "timings.jsonl")}
+    for name, data in grown.items():
+        (run_dir / name).write_bytes(data)
+    model = Scripted()
+    with pytest.raises(RunAborted) as refused:
+        ProbeRunner(model, get_probe("logic"), concurrency=1, run_dir=run_dir, resume=True).run(_prompts(5))
+    assert str(refused.value) == f"{run_dir}: holds 6 records but this run has only 5; pass --overwrite"
+    assert (refused.value.done, refused.value.total, model.seeds) == (6, 5, [])
+    assert {name: (run_dir / name).read_bytes() for name in grown} == grown
+
+
 def test_every_model_of_a_run_is_closed_once_even_when_one_fails_to_close() -> None:
     class BadClose(Scripted):
         async def aclose(self) -> None:
