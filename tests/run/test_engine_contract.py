@@ -549,3 +549,74 @@ def test_a_probe_that_returns_no_verdict_is_named_in_the_error(override: str, me
     (record,) = ProbeRunner(Scripted(), broken, concurrency=1).run(_prompts(1))
     assert (record.status, record.error) == (
         "error", {"type": "ProbeError", "message": f"probe 'logic' {method}() returned None, expected a Verdict"})
+
+
+class _Events:
+    """A listener that keeps the run's start and finish events."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.finished: list[Any] = []
+
+    def on_run_started(self, event: Any) -> None:
+        self.started.append(event)
+
+    def on_example_finished(self, event: Any) -> None: ...
+
+    def on_run_finished(self, event: Any) -> None:
+        self.finished.append(event)
+
+
+def test_the_start_and_finish_events_describe_the_run_as_its_files_do(tmp_path: Path) -> None:
+    """What trackers log: the run as manifest.json names it, the runner settings, the records to come, the
+    summary and manifest written and every file of the run directory."""
+    from insideLLMs import __version__
+
+    events, run_dir = _Events(), tmp_path / "run"
+    settings = RunSettings(run_dir=run_dir, concurrency=3, max_retries=2, timeout_s=7.5, epochs=2, reducer="max",
+                           generation={"temperature": 0}, name="nightly", listeners=[events])
+    asyncio.run(Harness([Scripted()], [(get_probe("logic"), _prompts(3))], settings=settings).arun())
+    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    (started,) = events.started
+    assert (started.run_id, started.run_dir, started.name) == (manifest["run_id"], run_dir, "nightly")
+    assert (started.models, started.probes, started.datasets, started.generation) == (
+        manifest["models"], manifest["probes"], manifest["datasets"], {"temperature": 0})
+    assert started.runner == {"concurrency": 3, "max_retries": 2, "timeout_s": 7.5, "epochs": 2, "reducer": "max"}
+    assert (started.total, started.library_version, started.config, started.resumed, started.shard) == (
+        6, __version__, None, 0, None)
+    (finished,) = events.finished
+    assert (finished.run_id, finished.run_dir, finished.status, finished.error) == (
+        manifest["run_id"], run_dir, "finished", None)
+    assert finished.manifest == manifest
+    written = orjson.loads((run_dir / "summary.json").read_bytes())
+    assert {k: v for k, v in finished.summary.items() if k != "volatile"} == {
+        k: v for k, v in written.items() if k != "volatile"}
+    assert finished.artifacts == {name: run_dir / name for name in (
+        "records.jsonl", "timings.jsonl", "manifest.json", "summary.json", "config.resolved.yaml", "report.html")}
+
+
+def test_the_events_of_a_stopped_then_resumed_shard_say_so(tmp_path: Path) -> None:
+    from insideLLMs.run import Shard
+
+    run_dir, shard = tmp_path / "run", Shard(0, 2)
+    mine = [e.id for e in _prompts(8) if shard.holds("logic", e.id)]
+    assert len(mine) >= 2  # the shard has a first example that is written and one that stops the run
+    events = _Events()
+    stopping = Scripted(fatal_at=int(mine[1][1:]))
+    with pytest.raises(RunAborted):
+        asyncio.run(Harness([stopping], [(get_probe("logic"), _prompts(8))], settings=RunSettings(
+            run_dir=run_dir, shard=shard, concurrency=1, listeners=[events])).arun())
+    (started,), (stopped,) = events.started, events.finished
+    assert (started.shard, started.total, started.resumed, started.runner) == (
+        "0/2", len(mine), 0, {"concurrency": 1, "max_retries": 4, "timeout_s": 60.0})
+    assert (stopped.status, stopped.manifest, stopped.artifacts) == ("failed", None, {})
+    assert stopped.error == (
+        f"run stopped after 1 of {len(mine)} examples: 401: bad key; continue later with --resume (run dir {run_dir})")
+    assert stopped.summary["totals"]["n"] == 1
+
+    events = _Events()
+    asyncio.run(Harness([Scripted()], [(get_probe("logic"), _prompts(8))], settings=RunSettings(
+        run_dir=run_dir, shard=shard, concurrency=1, resume=True, listeners=[events])).arun())
+    (started,), (finished,) = events.started, events.finished
+    assert (started.shard, started.total, started.resumed) == ("0/2", len(mine), 1)
+    assert (finished.status, finished.summary["totals"]["n"]) == ("finished", len(mine))
