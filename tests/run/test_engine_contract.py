@@ -620,3 +620,48 @@ def test_the_events_of_a_stopped_then_resumed_shard_say_so(tmp_path: Path) -> No
     (started,), (finished,) = events.started, events.finished
     assert (started.shard, started.total, started.resumed) == ("0/2", len(mine), 1)
     assert (finished.status, finished.summary["totals"]["n"]) == ("finished", len(mine))
+
+
+def test_a_resumed_runs_report_counts_the_records_written_before_the_stop(tmp_path: Path) -> None:
+    from insideLLMs.report import render_report
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunAborted):  # q1 fails, q3 stops the run: q0–q2 are written
+        ProbeRunner(Scripted(failing=1, fatal_at=3), get_probe("logic"), concurrency=1, run_dir=run_dir).run(
+            _prompts(6))
+    ProbeRunner(Scripted(failing=4), get_probe("logic"), concurrency=1, run_dir=run_dir, resume=True).run(_prompts(6))
+    page = (run_dir / "report.html").read_bytes()
+    assert b"6 records" in page
+    assert page == render_report(run_dir)  # as `insidellms report` rebuilds it from the files
+
+
+def test_a_cancelled_run_says_it_was_interrupted_and_can_be_resumed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+
+    class CancelAfterTwo(_Events):
+        task: asyncio.Task[Any]
+        seen = 0
+
+        def on_example_finished(self, event: Any) -> None:
+            self.seen += 1
+            if self.seen == 2:
+                self.task.cancel()
+
+    events = CancelAfterTwo()
+
+    async def run() -> None:
+        harness = Harness([Scripted()], [(get_probe("logic"), _prompts(5))],
+                          settings=RunSettings(run_dir=run_dir, concurrency=1, listeners=[events]))
+        events.task = asyncio.ensure_future(harness.arun())
+        with pytest.raises(asyncio.CancelledError):
+            await events.task
+
+    asyncio.run(run())
+    (finished,) = events.finished
+    assert (finished.status, finished.error, finished.manifest, finished.artifacts) == (
+        "interrupted", "interrupted", None, {})
+    assert not (run_dir / "manifest.json").exists()
+    written = len((run_dir / "records.jsonl").read_bytes().splitlines())
+    model = Scripted()
+    ProbeRunner(model, get_probe("logic"), concurrency=1, run_dir=run_dir, resume=True).run(_prompts(5))
+    assert written >= 2 and [example for example, _ in model.seeds] == [f"q{i}" for i in range(written, 5)]
