@@ -20,9 +20,8 @@ from typing import Any, Callable
 
 import yaml
 
-from insideLLMs.rundir import RunReader
 from insideLLMs.events import RunStarted
-from insideLLMs.rundir import Record, Timing, record_key
+from insideLLMs.rundir import RUN_FILES, Record, RunReader, Timing, record_key
 from insideLLMs.tracking.store._journal import JOURNAL_FILE, JournalWriter, read_journal
 from insideLLMs.tracking._evaluation import (
     default_run_name,
@@ -41,7 +40,6 @@ from insideLLMs.tracking.sink import RECORDS_FORMAT
 from insideLLMs.tracking._loggable import flatten_params, sha256_file
 from insideLLMs.tracking.delivery._worker import check_backend
 
-RUN_FILES = ("records.jsonl", "timings.jsonl", "manifest.json", "summary.json", "config.resolved.yaml", "report.html")
 DEFAULT_OUTPUT_DIR = "./tracking_logs"
 
 
