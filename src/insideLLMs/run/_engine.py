@@ -235,21 +235,16 @@ class Engine:
         settings = self.settings
         writer = RunWriter(settings.run_dir, self.run_id, resume=settings.resume, overwrite=settings.overwrite) if settings.run_dir else None
         done = writer.prepare() if writer else 0
-        self._check_resumable(writer, done)
         self.summary = SummaryBuilder(self.run_id, self.epochs, settings.reducer, self.prices)
         self.report_data = _report_data() if writer and settings.report else None
         self.records: list[Record] | None = [] if self.collect else None
         if writer and done:
-            for rec in writer.existing_records():
-                self.summary.add_record(rec)
-                if self.budget is not None:
-                    self._spend(rec)
-                if self.report_data is not None:
-                    self.report_data.add_record(rec)
-                if self.records is not None:
-                    self.records.append(Record.from_dict(rec))
-            for timing in writer.existing_timings():
-                self.summary.add_timing(timing)
+            try:
+                self._check_resumable(writer, done)
+                self._take_in_written(writer)
+            except BaseException:  # a refused or unreadable resume leaves the files as they were, and closed
+                writer.close()
+                raise
         self.writer = writer
         self.next_write = done
         self.pending: dict[int, tuple[Record, Timing]] = {}
@@ -292,9 +287,20 @@ class Engine:
         closing += [m for m in self.score_models if all(m is not c for c in closing)]
         await asyncio.gather(*(m.aclose() for m in closing), return_exceptions=True)
 
-    def _check_resumable(self, writer: RunWriter | None, done: int) -> None:
-        if not writer or not done:
-            return
+    def _take_in_written(self, writer: RunWriter) -> None:
+        """Count what a resumed run had already written: in the summary, the budget, the report and the records."""
+        for rec in writer.existing_records():
+            self.summary.add_record(rec)
+            if self.budget is not None:
+                self._spend(rec)
+            if self.report_data is not None:
+                self.report_data.add_record(rec)
+            if self.records is not None:
+                self.records.append(Record.from_dict(rec))
+        for timing in writer.existing_timings():
+            self.summary.add_timing(timing)
+
+    def _check_resumable(self, writer: RunWriter, done: int) -> None:
         if done > len(self.items):
             raise RunAborted(
                 f"{writer.run_dir}: holds {done} records but this run has only {len(self.items)}; pass --overwrite",
