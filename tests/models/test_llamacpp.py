@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from insideLLMs.models import Completion, ModelNotAvailable, get_model
+from insideLLMs.models.llamacpp import AMX_BUILD_HINT, AMX_BUILD_MARK
 from insideLLMs.probes import Verdict, get_probe
 
 pytest.importorskip("llama_cpp", reason="needs the local extra: pip install 'insidellms[local]'")
@@ -109,6 +110,26 @@ def test_missing_library_says_how_to_install(monkeypatch: pytest.MonkeyPatch, mo
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
     with pytest.raises(ModelNotAvailable, match=r"pip install 'insidellms\[local\]'"):
         fresh.generate("hi")
+
+
+def test_the_installed_build_has_no_amx_kernels() -> None:
+    """`make setup-test` builds llama.cpp portable: with AMX kernels the embedded model's Q4_1 weights crash it."""
+    import llama_cpp
+
+    assert AMX_BUILD_MARK not in llama_cpp.llama_print_system_info()
+
+
+def test_a_build_with_amx_kernels_is_refused_with_how_to_rebuild(monkeypatch: pytest.MonkeyPatch, model) -> None:
+    import llama_cpp
+
+    fresh = get_model("llamacpp")
+    native = llama_cpp.llama_print_system_info() + b"AMX_INT8 = 1 | "
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: native)  # what a -march=native build reports
+    with pytest.raises(ModelNotAvailable) as refused:
+        fresh.generate("hi")
+    assert str(refused.value) == AMX_BUILD_HINT
+    assert "CMAKE_ARGS=-DGGML_NATIVE=OFF pip install --no-cache-dir --force-reinstall" in AMX_BUILD_HINT
+    assert fresh._llm is None  # refused before llama.cpp loaded the model
 
 
 def test_missing_embedded_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

