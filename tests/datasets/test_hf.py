@@ -88,6 +88,30 @@ def test_a_saved_dataset_by_the_defaults(tmp_path: Path, monkeypatch: pytest.Mon
     assert (nested.name, nested.source) == ("qa", "hf:data/sets/qa:test")
 
 
+def test_a_split_saved_with_no_rows_is_named_and_the_other_splits_still_load(tmp_path: Path) -> None:
+    """datasets itself fails on a saved split with no rows (IndexError), even when another split is asked for."""
+    from insideLLMs.datasets import DatasetError, PromptSet
+
+    rows = [{"id": "x0", "prompt": "0+0?"}]
+    splits = {"test": datasets.Dataset.from_list([]), "train": datasets.Dataset.from_list(rows)}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "qa"))
+    assert [e.id for e in PromptSet.from_hf(str(tmp_path / "qa"), split="train")] == ["x0"]
+    with pytest.raises(DatasetError) as caught:
+        PromptSet.from_hf(str(tmp_path / "qa"))
+    assert str(caught.value) == f"hf:{tmp_path}/qa:test: the split holds no examples"
+    with pytest.raises(DatasetError) as caught:
+        PromptSet.from_hf(str(tmp_path / "qa"), split="dev")
+    assert str(caught.value) == f"hf:{tmp_path}/qa:dev: no split 'dev'; the dataset has: test, train"
+
+
+def test_a_saved_dataset_without_splits_is_the_split_asked_for(tmp_path: Path) -> None:
+    from insideLLMs.datasets import PromptSet
+
+    datasets.Dataset.from_list([{"id": "x0", "prompt": "0+0?"}]).save_to_disk(str(tmp_path / "one"))
+    ps = PromptSet.from_hf(str(tmp_path / "one"), split="dev")
+    assert (ps.source, [(e.id, e.data) for e in ps]) == ("hf:one:dev", [("x0", {"id": "x0", "prompt": "0+0?"})])
+
+
 def test_a_hub_id_not_in_the_cache_names_its_subset_and_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run with HF_HUB_OFFLINE=1 (tests/conftest.py): a hub id must come from the local cache."""
     monkeypatch.chdir(tmp_path)

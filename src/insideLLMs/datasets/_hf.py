@@ -12,6 +12,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from insideLLMs.datasets._prompt_set import DatasetError
 
 _HUB_TIMEOUTS = {"HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "10"}
@@ -35,13 +37,18 @@ def load_hf_rows(
     datasets.disable_progress_bars()  # stderr holds one line per problem, never a progress bar
     try:
         local = Path(dataset)
-        if local.is_dir() and any((local / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
-            loaded = datasets.load_from_disk(str(local))
-            if isinstance(loaded, datasets.DatasetDict) and split not in loaded:
-                raise KeyError(f"no split {split!r}; the dataset has: {', '.join(loaded)}")
-            data = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        if local.is_dir() and (local / "dataset_dict.json").exists():  # save_to_disk of a DatasetDict
+            # only the split asked for: datasets cannot read a split saved with no rows, even one not asked for
+            splits = orjson.loads((local / "dataset_dict.json").read_bytes()).get("splits", [])
+            if split not in splits:
+                raise KeyError(f"no split {split!r}; the dataset has: {', '.join(splits)}")
+            data = _load_saved(datasets, local / split, label)
+        elif local.is_dir() and (local / "dataset_info.json").exists():  # save_to_disk of one Dataset
+            data = _load_saved(datasets, local, label)
         else:
             data = datasets.load_dataset(dataset, subset, split=split, revision=revision)
+    except DatasetError:
+        raise
     except (ConnectionError, TimeoutError, OSError) as exc:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = (
@@ -56,3 +63,10 @@ def load_hf_rows(
         raise DatasetError(f"{label}: {exc}") from None
     rows = data if limit is None else islice(data, limit)
     return [dict(row) for row in rows]
+
+
+def _load_saved(datasets: Any, folder: Path, label: str) -> Any:
+    try:
+        return datasets.load_from_disk(str(folder))
+    except IndexError:  # datasets' own failure on a split saved with no rows (it has no data file to read)
+        raise DatasetError(f"{label}: the split holds no examples") from None
