@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
 from insideLLMs.config import (
     Config,
@@ -73,6 +74,9 @@ def test_type_errors_name_types_in_words_and_show_plain_values() -> None:
         ({"temperature": "hot"}, "expected a number or nothing (null), got a string ('hot')"),
         ({"stop": "END"}, "expected a list or nothing (null), got a string ('END')"),
         ({"max_tokens": None, "seed": {"a": 1}}, "expected an integer or nothing (null), got a mapping"),
+        (yaml.safe_load("stop: [2026-01-01]"), "expected a string, got a date (2026-01-01; quote it to keep it as text)"),
+        (yaml.safe_load("seed: 2026-01-01 10:30:00"),
+         "expected an integer or nothing (null), got a date and time (2026-01-01T10:30:00; quote it to keep it as text)"),
     ]:
         with pytest.raises(SchemaError) as caught:
             validate(data, GenerationConfig)

@@ -8,6 +8,7 @@ Values that came from ``${ENV}`` are never written back: the resolved config kee
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 _FIELD = re.compile(r"^@(?P<name>\w+): ")  # see field_error
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "array": "a list", "object": "a mapping", "null": "nothing (null)"}
+               "array": "a list", "object": "a mapping", "null": "nothing (null)", "date": "a date",
+               "datetime": "a date and time"}
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -85,7 +87,10 @@ def _schema_error(text: str, data: Any) -> SchemaError:
         message = _readable_types(message)
         value = _value_at(data, loc)
         if value is not _ABSENT and value is not None and not isinstance(value, (dict, list)):
-            message += f" ({value!r})" if ", got " in message else f", got {value!r}"
+            shown = repr(value)
+            if isinstance(value, datetime.date):  # YAML reads an unquoted 2026-01-01 as a date
+                shown = f"{value.isoformat()}; quote it to keep it as text"
+            message += f" ({shown})" if ", got " in message else f", got {shown}"
     elif message.startswith("Invalid enum value "):
         message = f"invalid value {message[len('Invalid enum value '):]}"
     return SchemaError(tuple(loc), message)
