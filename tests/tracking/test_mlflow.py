@@ -103,6 +103,8 @@ def test_delivering_the_same_events_again_leaves_one_copy(tmp_path: Path, mlflow
     deliver_in_batches(second, log.events, size=17)
     third = make_sink(run_dir, mlflow_server.url, "idem", state=json.loads(json.dumps(second.ctx.state)))
     third.deliver(log.events)
+    for sink in (first, second, third):
+        sink.close()
 
     client = MlflowClient(mlflow_server.url)
     runs = client.search_runs([client.get_experiment_by_name("idem").experiment_id])
@@ -118,9 +120,12 @@ def test_crash_after_the_run_was_created_resumes_that_run(tmp_path: Path, mlflow
     """The state with the run id was never saved: the run is found again by its run key."""
     run_dir = tmp_path / "run_ccc333"
     log = sample_run(run_dir, steps=10)
-    make_sink(run_dir, mlflow_server.url, "crash-create").deliver(log.events[:5])
+    crashed = make_sink(run_dir, mlflow_server.url, "crash-create")
+    crashed.deliver(log.events[:5])
+    crashed.close()  # its state, holding the run id, is not kept
     again = make_sink(run_dir, mlflow_server.url, "crash-create")  # empty state
     again.deliver(log.events)
+    again.close()
     client = MlflowClient(mlflow_server.url)
     runs = client.search_runs([client.get_experiment_by_name("crash-create").experiment_id])
     assert [r.info.run_id for r in runs] == [again.ctx.state["run_id"]]
