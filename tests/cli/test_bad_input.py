@@ -228,9 +228,10 @@ CASES: dict[str, Case] = {
         BASE + "runner:\n  concurrency: ~\n",
         "error: eval.yaml:4: runner.concurrency: expected an integer, got nothing (null)",
     ),
-    "name-is-a-date": config(  # YAML reads an unquoted date as a date; a type without a plain name keeps its own
+    "name-is-a-date": config(  # YAML reads an unquoted date as a date
         BASE + "name: 2024-06-01\n",
-        "error: eval.yaml:3: name: expected a string or nothing (null), got date (datetime.date(2024, 6, 1))",
+        "error: eval.yaml:3: name: expected a string or nothing (null), got a date (2024-06-01; quote it to keep it "
+        "as text)",
     ),
     # -- prices and budgets ------------------------------------------------------------------------
     "budget-negative": config(

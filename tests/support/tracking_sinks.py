@@ -68,18 +68,20 @@ class JsonlSink(Sink):
 
 def receipts(log_dir: Path, run_dir: Path) -> list[list[int]]:
     """The seqs of every deliver() call the test sink got, batch by batch."""
-    out = log_dir / f"{run_dir.name}.receipts"
-    if not out.exists():
-        return []
-    return [[int(s) for s in line.split()] for line in out.read_text().splitlines()]
+    return [[int(s) for s in line.split()] for line in _complete_lines(log_dir / f"{run_dir.name}.receipts")]
 
 
 def delivered(log_dir: Path, run_dir: Path) -> list[dict]:
     """What the test sink holds for a run, in arrival order."""
-    out = log_dir / f"{run_dir.name}.jsonl"
-    if not out.exists():
+    return [json.loads(line) for line in _complete_lines(log_dir / f"{run_dir.name}.jsonl") if line.strip()]
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """The lines written whole: a test polls these files while a sync process is still appending to them."""
+    if not path.exists():
         return []
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines()
 
 
 @pytest.fixture
