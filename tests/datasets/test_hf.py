@@ -98,7 +98,7 @@ def test_a_split_saved_with_no_rows_is_named_and_the_other_splits_still_load(tmp
     assert [e.id for e in PromptSet.from_hf(str(tmp_path / "qa"), split="train")] == ["x0"]
     with pytest.raises(DatasetError) as caught:
         PromptSet.from_hf(str(tmp_path / "qa"))
-    assert str(caught.value) == f"hf:{tmp_path}/qa:test: the split holds no examples"
+    assert str(caught.value) == f"hf:{tmp_path}/qa:test: the dataset split holds no rows"
     with pytest.raises(DatasetError) as caught:
         PromptSet.from_hf(str(tmp_path / "qa"), split="dev")
     assert str(caught.value) == f"hf:{tmp_path}/qa:dev: no split 'dev'; the dataset has: test, train"

@@ -74,8 +74,7 @@ def load_dataset(dataset: DatasetConfig, base_dir: Path) -> PromptSet:
     """Load a prompt set; relative paths are relative to the config file's folder. An empty one is a mistake."""
     prompt_set = _load(dataset, base_dir)
     if not len(prompt_set):
-        what = {"inline": "'items' holds no examples", "hf": "the dataset split holds no rows"}.get(
-            dataset.format, "the file holds no examples")
+        what = "'items' holds no examples" if dataset.format == "inline" else "the file holds no examples"
         raise DatasetError(f"{dataset.path or dataset.name or 'inline'}: {what}")
     return prompt_set
 
