@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,11 @@ class ReverseExecutor:
 
     def __init__(self) -> None:
         self.opened = self.closed = 0
+        self.engine: Any = None
 
     def open(self, engine: Any) -> None:
         self.opened += 1
+        self.engine = engine
 
     async def execute(self, engine: Any, start: int) -> None:
         for index in reversed(range(start, len(engine.items))):
@@ -131,11 +134,15 @@ class ReverseExecutor:
 def test_an_executor_may_hand_results_back_in_any_order_and_twice(tmp_path: Path) -> None:
     probes = [(get_probe("logic"), _prompts(6))]
     here = asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "here")).arun())
-    executor = ReverseExecutor()
-    there = asyncio.run(Harness([Scripted()], probes, settings=RunSettings(run_dir=tmp_path / "there",
-                                                                          executor=executor)).arun())
-    assert (executor.opened, executor.closed) == (1, 1)
+    executor, events = ReverseExecutor(), _Events()
+    config = {"runner": {"executor": {"type": "reverse"}}}  # what a CLI run hands its listeners
+    settings = RunSettings(run_dir=tmp_path / "there", executor=executor, listeners=[events], config=config)
+    there = asyncio.run(Harness([Scripted()], probes, settings=settings).arun())
+    assert (executor.opened, executor.closed, executor.engine.run_id) == (1, 1, there.run_id)
     assert there.run_id == here.run_id
+    (started,) = events.started
+    assert (started.runner, started.config) == (
+        {"concurrency": 16, "max_retries": 4, "timeout_s": 60.0, "executor": "reverse"}, config)
     assert (tmp_path / "there/records.jsonl").read_bytes() == (tmp_path / "here/records.jsonl").read_bytes()
     ids = [orjson.loads(line)["example_id"] for line in (tmp_path / "there/records.jsonl").read_bytes().splitlines()]
     assert ids == [f"q{i}" for i in range(6)]
@@ -179,6 +186,10 @@ def test_a_judge_is_closed_once_and_its_cached_verdicts_are_keyed_by_its_generat
     first = run(_judged(), "a")
     assert [(r.status, r.passed) for r in first] == [("success", True)] * 3
     assert (CountingJudge.calls, CountingJudge.closed) == (3, 1)
+    verdict = {"grade": "PASS", "model": "judge", "passed": True, "reason": "fine",
+               "usage": {"completion_tokens": 2, "prompt_tokens": 3}}
+    written = [orjson.loads(line) for line in (tmp_path / "a/records.jsonl").read_bytes().splitlines()]
+    assert [r["judge"] for r in written] == [{"judge": verdict}] * 3
     run(_judged(), "b")  # the same judge, rubric, answers and settings: every verdict from the cache
     assert (CountingJudge.calls, CountingJudge.closed) == (3, 2)
     run(_judged({"temperature": 0.7}), "c")  # other judge settings: asked again
@@ -689,3 +700,64 @@ def test_a_cancelled_run_says_it_was_interrupted_and_can_be_resumed(tmp_path: Pa
     model = Scripted()
     ProbeRunner(model, get_probe("logic"), concurrency=1, run_dir=run_dir, resume=True).run(_prompts(5))
     assert written >= 2 and [example for example, _ in model.seeds] == [f"q{i}" for i in range(written, 5)]
+
+
+def test_epochs_are_part_of_the_run_id_and_manifest_and_one_epoch_is_a_run_without_epochs(tmp_path: Path) -> None:
+    def manifest(name: str, **epochs: int) -> dict[str, Any]:
+        ProbeRunner(Scripted(), get_probe("logic"), concurrency=1, run_dir=tmp_path / name, **epochs).run(_prompts(2))
+        return orjson.loads((tmp_path / name / "manifest.json").read_bytes())
+
+    default, one, two, three = manifest("d"), manifest("1", epochs=1), manifest("2", epochs=2), manifest("3", epochs=3)
+    assert default == one and "epochs" not in one
+    assert len({one["run_id"], two["run_id"], three["run_id"]}) == 3
+    assert len({one["config_hash"], two["config_hash"], three["config_hash"]}) == 3
+    assert (two["epochs"], three["epochs"], two["reducer"]) == (2, 3, "mean")
+    assert sorted(set(two) ^ set(one)) == ["epochs", "reducer"]
+
+
+class Sleepy(Model):
+    """Answers after ``delay_s``: slower than the run's ``timeout_s``."""
+
+    provider = "test"
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__("sleepy")
+        self.delay_s = delay_s
+        self.calls = 0
+
+    async def agenerate(self, messages: list, **generation: Any) -> Completion:
+        self.calls += 1
+        await asyncio.sleep(self.delay_s)
+        return Completion(text="Answer: 0", usage=Usage(1, 1))
+
+
+def test_a_model_slower_than_timeout_s_gives_timeout_records() -> None:
+    model = Sleepy(delay_s=20)
+    records = ProbeRunner(model, get_probe("logic"), timeout_s=0.05, max_retries=0).run(_prompts(2))
+    assert [(r.status, r.output, r.error["type"]) for r in records] == [("timeout", None, "ModelTimeout")] * 2
+    assert model.calls == 2
+
+
+def test_the_outcome_names_its_run_and_the_summary_its_wall_time(tmp_path: Path) -> None:
+    started = time.monotonic()
+    outcome = Harness([Scripted()], [(get_probe("logic"), _prompts(3))],
+                      settings=RunSettings(run_dir=tmp_path / "run")).run()
+    elapsed = time.monotonic() - started
+    manifest = orjson.loads((tmp_path / "run/manifest.json").read_bytes())
+    assert (outcome.run_id, outcome.run_dir, outcome.records) == (manifest["run_id"], tmp_path / "run", None)
+    wall = outcome.summary["volatile"]["wall_time_s"]
+    assert 0 < wall <= elapsed and wall == round(wall, 3)
+    assert orjson.loads((tmp_path / "run/summary.json").read_bytes())["volatile"]["wall_time_s"] == wall
+
+
+def test_a_record_keeps_what_the_provider_said_it_served_and_no_usage_when_it_gave_none(tmp_path: Path) -> None:
+    class Served(Scripted):
+        async def agenerate(self, messages: list, **generation: Any) -> Completion:
+            answer = await super().agenerate(messages, **generation)
+            return Completion(text=answer.text, usage=answer.usage, served_model="m-2026-01-01",
+                              system_fingerprint="fp_0001")
+
+    ProbeRunner(Served(tokens=False), get_probe("logic"), run_dir=tmp_path / "run").run(_prompts(2))
+    lines = [orjson.loads(line) for line in (tmp_path / "run/records.jsonl").read_bytes().splitlines()]
+    assert [(r["served_model"], r["system_fingerprint"], r["usage"]) for r in lines] == [
+        ("m-2026-01-01", "fp_0001", None)] * 2

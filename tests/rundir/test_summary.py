@@ -167,3 +167,54 @@ def test_summary_settings_are_the_manifests_epochs_reducer_and_prices() -> None:
     manifest = {"run_id": "r", "epochs": 3, "reducer": {"pass_rate": "all"}, "pricing": {"models": prices}}
     assert summary_settings(manifest) == {"epochs": 3, "reducer": {"pass_rate": "all"}, "prices": prices}
     assert summary_settings({"run_id": "r"}) == {"epochs": None, "reducer": None, "prices": None}
+
+
+def _epochs(example: str, passes: list[bool], **scores: list[float]) -> list[dict[str, Any]]:
+    out = []
+    for epoch, passed in enumerate(passes):
+        rec = record(example, passed=passed, scores={name: values[epoch] for name, values in scores.items()})
+        out.append(rec | {"epoch": epoch})
+    return out
+
+
+def test_latency_is_rounded_to_the_microsecond_and_a_group_without_timings_has_none() -> None:
+    from support.run_dirs import timing
+
+    timed = [record(e, model="timed") for e in ("a", "b", "c")]
+    untimed = record("a", model="untimed")
+    latencies = [1.23456, 2.34567, 3.45678]
+    summary = summarize(timed + [untimed], [timing(r, ms) for r, ms in zip(timed, latencies)], run_id="r")
+    latency = summary["volatile"]["latency_ms"]
+    # nearest rank: p50 is the 2nd of 3, p95 the 3rd; the mean is 7.03701 / 3
+    assert latency["timed/factuality"] == {"p50": 2.346, "p95": 3.457, "mean": 2.346}
+    assert latency["untimed/factuality"] == {"p50": None, "p95": None, "mean": None}
+
+
+def test_totals_keep_what_any_group_has_numeric_scores_and_judges() -> None:
+    """The totals of a group with fractional ``f1`` scores and judge verdicts, then one with neither."""
+    first = [record(e, model="m1", scores={"f1": f1}) for e, f1 in (("a", 0.5), ("b", 0.25), ("c", 1.0))]
+    for rec in first:
+        rec["judge"] = {"judge": {"model": "j", "grade": "A", "usage": {"prompt_tokens": 7, "completion_tokens": 1}}}
+    second = [record(e, model="m2", scores={}) for e in ("a", "b")]
+    totals = summarize(first + second, run_id="r")["totals"]
+    assert totals["intervals"]["scores"]["f1"]["method"] == "t"  # a mean of fractions, not a proportion
+    assert totals["judge_tokens"] == {"prompt": 21, "completion": 3}
+
+
+def test_a_fractional_pass_count_is_rounded_and_two_examples_have_an_interval_one_has_none() -> None:
+    """Three epochs reduced by the mean: example a passed 1 of 3 (1/3), b 2 of 3."""
+    one = summarize(_epochs("a", [True, False, False], f1=[0.5, 0.25, 0.0]), run_id="r")["groups"][0]
+    assert (one["passed"], one["scored"]) == (0.333333, 1)
+    assert "pass_rate" not in one["intervals"] and "f1" not in one["intervals"]["scores"]
+    two = summarize(_epochs("a", [True, False, False], f1=[0.5, 0.25, 0.0])
+                    + _epochs("b", [True, True, False], f1=[1.0, 0.5, 0.75]), run_id="r")["groups"][0]
+    assert (two["passed"], two["scored"]) == (1.0, 2)
+    assert two["intervals"]["pass_rate"]["method"] == "t" and two["intervals"]["scores"]["f1"]["method"] == "t"
+
+
+def test_a_reducer_given_without_the_epoch_count_is_still_applied() -> None:
+    """``summarize(records, reducer=...)`` with k taken from the records (`insidellms report` on an old manifest)."""
+    records = _epochs("a", [True, False, False]) + _epochs("b", [True, True, False])
+    group = summarize(records, run_id="r", reducer="max")["groups"][0]
+    assert group["epochs"]["reducers"]["pass_rate"] == "max" and group["epochs"]["k"] == 3
+    assert (group["passed"], group["pass_rate"]) == (2, 1.0)

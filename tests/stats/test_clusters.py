@@ -336,3 +336,15 @@ def test_the_cluster_reaches_records_manifest_and_summary_and_only_when_named(tm
     out = json.loads(diff.stdout)
     assert out["counts"]["unchanged"] == 12
     assert out["groups"][0]["paired"]["pass_rate"]["paired"]["clusters"] == 3
+
+
+def test_a_clustered_success_rate_counts_each_failed_request_in_its_cluster() -> None:
+    """One epoch: the success rate over the requests, errors as zeros, clustered by each record's cluster."""
+    records = clustered_records()
+    for index in (0, 1, 7, 30):
+        records[index] = record(records[index]["example_id"], status="error", passed=None, scores={}, output=None,
+                                error={"type": "ModelError", "message": "x"}) | {"cluster": records[index]["cluster"]}
+    shown = summarize(records)["groups"][0]["intervals"]["success_rate"]
+    se, low, high = statsmodels_fit([float(r["status"] == "success") for r in records], [r["cluster"] for r in records])
+    assert (shown["method"], shown["clusters"]) == ("cluster", 12)
+    assert (shown["se"], shown["low"], shown["high"]) == pytest.approx((se, max(0.0, low), min(1.0, high)), abs=1e-6)
