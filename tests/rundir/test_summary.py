@@ -218,3 +218,14 @@ def test_a_reducer_given_without_the_epoch_count_is_still_applied() -> None:
     group = summarize(records, run_id="r", reducer="max")["groups"][0]
     assert group["epochs"]["reducers"]["pass_rate"] == "max" and group["epochs"]["k"] == 3
     assert (group["passed"], group["pass_rate"]) == (2, 1.0)
+
+
+def test_totals_of_fractional_passes_stay_fractional_when_a_later_group_has_no_verdicts() -> None:
+    """Epochs reduced by the mean make pass counts fractions; a group whose every request failed has none."""
+    answered = _epochs("a", [True, False, False]) + _epochs("b", [True, True, False]) + _epochs("c", [True] * 3)
+    failed = [record(e, model="down", status="error", passed=None, scores={}, output=None,
+                     error={"type": "ModelError", "message": "x"}) | {"epoch": epoch}
+              for e in ("a", "b") for epoch in range(3)]
+    totals = summarize(answered + failed, run_id="r")["totals"]
+    assert (totals["passed"], totals["scored"]) == (2.0, 3)
+    assert totals["intervals"]["pass_rate"]["method"] == "t"
