@@ -32,6 +32,11 @@ def test_an_inline_row_of_the_wrong_kind_or_id_names_the_list_and_item() -> None
         "inline: item 1: field 'id' must be a string or an integer")
 
 
+def test_a_duplicate_id_is_named_whichever_row_repeats_it() -> None:
+    assert _error(lambda: PromptSet.from_list([{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "b"}])) == (
+        "inline: duplicate example id 'b'")
+
+
 def test_csv_defaults_to_the_id_column_and_keeps_a_quoted_line_break(tmp_path: Path) -> None:
     (tmp_path / "qa.csv").write_bytes(b'id,prompt\r\na1,"two\r\nlines"\r\na2,one\r\n')
     ps = PromptSet.from_csv(tmp_path / "qa.csv", name="mine")

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from insideLLMs import ProbeRunner, PromptSet, get_probe
+from insideLLMs.canonical import compute_run_id
 from insideLLMs.models import PriceTable
 from insideLLMs.models.base import AuthenticationFailed, Completion, Model, ModelError, RateLimitError, Usage
 from insideLLMs.run import BudgetReached, FatalModelError, Harness, RunAborted, RunSettings
@@ -709,6 +710,8 @@ def test_epochs_are_part_of_the_run_id_and_manifest_and_one_epoch_is_a_run_witho
 
     default, one, two, three = manifest("d"), manifest("1", epochs=1), manifest("2", epochs=2), manifest("3", epochs=3)
     assert default == one and "epochs" not in one
+    dataset_hashes = [d["hash"] for d in one["datasets"]]  # a run without clusters: its id has none either
+    assert one["run_id"] == compute_run_id(one["models"], one["probes"], dataset_hashes, one["generation"])
     assert len({one["run_id"], two["run_id"], three["run_id"]}) == 3
     assert len({one["config_hash"], two["config_hash"], three["config_hash"]}) == 3
     assert (two["epochs"], three["epochs"], two["reducer"]) == (2, 3, "mean")
@@ -761,3 +764,10 @@ def test_a_record_keeps_what_the_provider_said_it_served_and_no_usage_when_it_ga
     lines = [orjson.loads(line) for line in (tmp_path / "run/records.jsonl").read_bytes().splitlines()]
     assert [(r["served_model"], r["system_fingerprint"], r["usage"]) for r in lines] == [
         ("m-2026-01-01", "fp_0001", None)] * 2
+
+
+def test_a_pass_at_k_reducer_needs_k_epochs() -> None:
+    with pytest.raises(ValueError) as refused:
+        RunSettings(epochs=2, reducer={"pass_rate": "pass_at_3"})
+    assert str(refused.value) == "reducer 'pass_at_3' needs at least 3 epochs, the run has 2"
+    assert RunSettings(epochs=3, reducer={"pass_rate": "pass_at_3"}).epochs == 3

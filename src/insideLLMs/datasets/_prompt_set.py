@@ -197,7 +197,8 @@ class PromptSet:
             named, folder = dataset, Path(dataset)
         rows = load_hf_rows(str(folder), split=split, subset=subset, limit=limit, revision=revision)
         rename = field_renamer(fields or columns)
-        examples = [_example(rename(row), index, id_field) for index, row in enumerate(rows)]
+        given = f"hf:{folder}{'/' + subset if subset else ''}:{split}"  # as the loader's errors name it
+        examples = [_example(rename(row), index, id_field, f"{given}: row {index}") for index, row in enumerate(rows)]
         label = f"{named}{'/' + subset if subset else ''}:{split}"
         return cls(tuple(examples), name=named.rsplit("/", 1)[-1], source=f"hf:{label}")
 
@@ -252,12 +253,13 @@ def _content_hash(examples: tuple[Example, ...]) -> str:
     return digest.hexdigest()
 
 
-def _example(row: dict[str, Any], index: int, id_field: str, where: str | None = None) -> Example:
+def _example(row: dict[str, Any], index: int, id_field: str, where: str) -> Example:
+    """The row as an example: its id from ``id_field``, else its index; ``where`` names the row in an error."""
     raw_id = row.get(id_field)
     if raw_id is None:
         return Example(id=str(index), data=row)
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
-        raise DatasetError(f"{where or 'row ' + str(index)}: field {id_field!r} must be a string or an integer")
+        raise DatasetError(f"{where}: field {id_field!r} must be a string or an integer")
     return Example(id=str(raw_id), data=row)
 
 
