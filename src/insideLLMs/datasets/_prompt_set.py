@@ -197,9 +197,8 @@ class PromptSet:
             named, folder = dataset, Path(dataset)
         rows = load_hf_rows(str(folder), split=split, subset=subset, limit=limit, revision=revision)
         rename = field_renamer(fields or columns)
-        given = f"hf:{folder}{'/' + subset if subset else ''}:{split}"  # as the loader's errors name it
-        examples = [_example(rename(row), index, id_field, f"{given}: row {index}") for index, row in enumerate(rows)]
         label = f"{named}{'/' + subset if subset else ''}:{split}"
+        examples = [_example(rename(row), index, id_field, f"hf:{label}: row {index}") for index, row in enumerate(rows)]
         return cls(tuple(examples), name=named.rsplit("/", 1)[-1], source=f"hf:{label}")
 
 
