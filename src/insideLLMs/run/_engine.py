@@ -240,8 +240,7 @@ class Engine:
         self.records: list[Record] | None = [] if self.collect else None
         if writer and done:
             try:
-                self._check_resumable(writer, done)
-                self._take_in_written(writer)
+                self._take_in_written(writer, done)
             except BaseException:  # a refused or unreadable resume leaves the files as they were, and closed
                 writer.close()
                 raise
@@ -287,20 +286,9 @@ class Engine:
         closing += [m for m in self.score_models if all(m is not c for c in closing)]
         await asyncio.gather(*(m.aclose() for m in closing), return_exceptions=True)
 
-    def _take_in_written(self, writer: RunWriter) -> None:
-        """Count what a resumed run had already written: in the summary, the budget, the report and the records."""
-        for rec in writer.existing_records():
-            self.summary.add_record(rec)
-            if self.budget is not None:
-                self._spend(rec)
-            if self.report_data is not None:
-                self.report_data.add_record(rec)
-            if self.records is not None:
-                self.records.append(Record.from_dict(rec))
-        for timing in writer.existing_timings():
-            self.summary.add_timing(timing)
-
-    def _check_resumable(self, writer: RunWriter, done: int) -> None:
+    def _take_in_written(self, writer: RunWriter, done: int) -> None:
+        """Count what a resumed run had already written (in the summary, the budget, the report and the records),
+        in one read that also checks each record is the example this run has at its place."""
         if done > len(self.items):
             raise RunAborted(
                 f"{writer.run_dir}: holds {done} records but this run has only {len(self.items)}; pass --overwrite",
@@ -314,6 +302,15 @@ class Engine:
                     f"{writer.run_dir}/records.jsonl:{index + 1}: does not match this run's example order; pass --overwrite",
                     done=done, total=len(self.items),
                 )
+            self.summary.add_record(rec)
+            if self.budget is not None:
+                self._spend(rec)
+            if self.report_data is not None:
+                self.report_data.add_record(rec)
+            if self.records is not None:
+                self.records.append(Record.from_dict(rec))
+        for timing in writer.existing_timings():
+            self.summary.add_timing(timing)
 
     async def _execute(self, start: int) -> None:
         if start >= len(self.items):
