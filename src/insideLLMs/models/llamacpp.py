@@ -98,13 +98,12 @@ class LlamaCppModel(Model):
         if self._llm is None:
             try:
                 import llama_cpp
-                from llama_cpp import Llama
             except ImportError:
                 raise ModelNotAvailable(f"the llamacpp model needs llama-cpp-python: {INSTALL_HINT}") from None
             if AMX_BUILD_MARK in llama_cpp.llama_print_system_info():
                 raise ModelNotAvailable(AMX_BUILD_HINT)
             try:
-                self._llm = Llama(
+                self._llm = llama_cpp.Llama(
                     model_path=str(self.model_path),
                     n_ctx=self._n_ctx,
                     n_threads=self._n_threads,
