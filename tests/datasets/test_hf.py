@@ -104,6 +104,18 @@ def test_a_split_saved_with_no_rows_is_named_and_the_other_splits_still_load(tmp
     assert str(caught.value) == f"hf:{tmp_path}/qa:dev: no split 'dev'; the dataset has: test, train"
 
 
+@pytest.mark.slow
+def test_a_run_of_an_empty_split_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    splits = {"test": datasets.Dataset.from_list([]), "train": datasets.Dataset.from_list([{"id": "x0", "prompt": "0"}])}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "qa"))
+    (tmp_path / "eval.yaml").write_text("model: {type: dummy}\nprobe: {type: logic}\ndataset: {format: hf, name: qa}\n",
+                                        encoding="utf-8")
+    result = run_cli("run", "eval.yaml", "--no-track", "--run-dir", "out", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "error: hf:qa:test: the dataset split holds no rows (dataset at eval.yaml:3)\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_row_whose_id_is_not_text_or_a_number_is_named_by_its_row(tmp_path: Path) -> None:
     from insideLLMs.datasets import DatasetError, PromptSet
 
